@@ -1,0 +1,34 @@
+# Two entry points for a fresh machine with nothing but Python: `make demo` and `make test`.
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+UV_VERSION := 0.13.9
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := .venv
+
+.PHONY: install demo test lint bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+install: .venv/.synced
+
+demo: install
+	.venv/bin/modelwatch demo --out demo-output
+
+lint: install
+	.venv/bin/ruff check .
+
+test: install lint
+	.venv/bin/pytest -q
+
+bench: install
+	.venv/bin/python -m benchmarks.data_quality
+
+clean:
+	rm -rf .venv $(TOOLS) demo-output modelwatch-store .pytest_cache

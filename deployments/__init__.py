@@ -1,0 +1,1 @@
+"""Builds Prefect deployments (schedules, triggers) from the registry."""

@@ -1,0 +1,1 @@
+"""Prefect flows that compose the tasks: baseline suggestion, monitoring executions, the demo."""

@@ -1,0 +1,97 @@
+"""Baseline suggestion flow: profile a training dataset and write SageMaker-shaped statistics.json and
+constraints.json (plus a reference sample for reports) under baselines/<model>/<version>/<type>/."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from modelwatch.errors import UserError
+from tasks.baselines import baseline_prefix
+from tasks.capture import PREDICTION, read_dataset
+from tasks.constraints import suggest_constraints
+from tasks.documents import Constraints, Statistics
+from tasks.profile import profile_table, to_statistics
+from tasks.reports import sample_frame
+from tasks.store import Store, check_slug, default_store_uri
+
+REFERENCE_SAMPLE_ROWS = 5000
+
+
+@task(name="read-dataset", cache_policy=NO_CACHE)
+def read_dataset_task(dataset: str) -> pa.Table:
+    return read_dataset(dataset)
+
+
+@task(name="profile-dataset", cache_policy=NO_CACHE)
+def profile_dataset_task(table: pa.Table, label: str | None) -> Statistics:
+    exclude = {label} if label else set()
+    return to_statistics(profile_table(table, exclude=exclude, seed=17),
+                         order=[c for c in table.column_names if c not in exclude])
+
+
+@task(name="suggest-constraints", cache_policy=NO_CACHE)
+def suggest_constraints_task(statistics: Statistics, categorical_drift_method: str) -> Constraints:
+    return suggest_constraints(statistics, categorical_drift_method=categorical_drift_method)
+
+
+@task(name="write-baseline", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])
+def write_baseline_task(store_uri: str, prefix: str, statistics: Statistics,
+                        constraints: Constraints, table: pa.Table, manifest: dict) -> dict[str, str]:
+    store = Store(store_uri)
+    features = manifest["features"]
+    sample = sample_frame(table.select(features).to_pandas(), REFERENCE_SAMPLE_ROWS, seed=17)
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(sample, preserve_index=False), buffer)
+    return {
+        "sample": store.write_bytes(f"{prefix}/sample.parquet", buffer.getvalue()),
+        "statistics": store.write_json(f"{prefix}/statistics.json", statistics.dump()),
+        "constraints": store.write_json(f"{prefix}/constraints.json", constraints.dump()),
+        "baseline": store.write_json(f"{prefix}/baseline.json", manifest),
+    }
+
+
+@flow(name="baseline-suggest", log_prints=True)
+def suggest_baseline(
+    model: str,
+    dataset: str,
+    monitor_type: str = "data-quality",
+    label: str | None = None,
+    version: str = "1",
+    store: str | None = None,
+    categorical_drift_method: str = "LInfinity",
+) -> dict[str, str]:
+    """Suggest a data-quality baseline for a model version from its training dataset.
+
+    Returns the URIs written: statistics, constraints, baseline (manifest) and sample.
+    """
+    check_slug(model, "model name")
+    check_slug(version, "model version")
+    if monitor_type != "data-quality":
+        raise UserError(f"monitor type {monitor_type!r} is not supported yet: expected data-quality")
+    store_uri = store or default_store_uri()
+    table = read_dataset_task(dataset)
+    if label is not None and label not in table.column_names:
+        raise UserError(
+            f"dataset {dataset}: label column {label!r} not found; columns are "
+            f"{', '.join(table.column_names)}"
+        )
+    if table.num_rows == 0:
+        raise UserError(f"dataset {dataset}: no rows")
+    statistics = profile_dataset_task(table, label)
+    constraints = suggest_constraints_task(statistics, categorical_drift_method)
+    features = [c for c in table.column_names if c != label]
+    manifest = {
+        "model": model, "version": version, "monitor_type": monitor_type, "dataset": dataset,
+        "label": label, "features": features,
+        # CSV captures carry inputs only; a `prediction` feature comes from the endpoint output.
+        "input_features": [f for f in features if f != PREDICTION],
+        "item_count": table.num_rows, "created_at": datetime.now(UTC).isoformat(),
+    }
+    return write_baseline_task(store_uri, baseline_prefix(model, version, monitor_type),
+                               statistics, constraints, table, manifest)

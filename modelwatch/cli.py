@@ -1,0 +1,199 @@
+"""The `modelwatch` console script. Commands that print JSON print only that JSON on stdout; logs and
+progress go to stderr. Exit codes: 0 done, 1 an execution failed, 2 a user error."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from modelwatch.errors import UserError
+from modelwatch.runtime import configure_prefect
+
+configure_prefect()
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Self-hosted model monitoring on Prefect (SageMaker-compatible files).")
+baseline_app = typer.Typer(no_args_is_help=True, help="Suggest baselines.")
+monitor_app = typer.Typer(no_args_is_help=True, help="Run monitoring executions.")
+app.add_typer(baseline_app, name="baseline")
+app.add_typer(monitor_app, name="monitor")
+
+StoreOption = Annotated[str | None, typer.Option(
+    "--store", help="Store root URI: a folder or s3://bucket/prefix "
+                    "[default: $MODELWATCH_STORE, else ./modelwatch-store]")]
+SUPPORTED_TYPES = ("data-quality",)
+
+
+class Failed(Exception):
+    """An execution ran and failed; its document is still printed."""
+
+    def __init__(self, document: dict[str, Any]):
+        super().__init__(document.get("failure_reason"))
+        self.document = document
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to fd 1 (ours, Prefect's, child processes') to stderr meanwhile."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def emit_json(document: Any) -> None:
+    from tasks.store import json_dumps
+
+    sys.stdout.write(json_dumps(document) + "\n")
+    sys.stdout.flush()
+
+
+def check_type(monitor_type: str) -> str:
+    if monitor_type not in SUPPORTED_TYPES:
+        raise UserError(
+            f"monitor type {monitor_type!r} is not supported: expected one of "
+            f"{', '.join(SUPPORTED_TYPES)}"
+        )
+    return monitor_type
+
+
+def parse_window(start: str, end: str) -> tuple[datetime, datetime]:
+    from tasks.capture import parse_time
+
+    begin, finish = parse_time(start, "--start"), parse_time(end, "--end")
+    if finish <= begin:
+        raise UserError(f"--end {end} must be after --start {start}")
+    return begin, finish
+
+
+@baseline_app.command("suggest")
+def baseline_suggest(
+    model: Annotated[str, typer.Option(help="Model name (a slug).")],
+    dataset: Annotated[str, typer.Option(help="Training dataset: CSV or Parquet, path or URI.")],
+    monitor_type: Annotated[str, typer.Option("--type", help="Monitor type.")] = "data-quality",
+    label: Annotated[str | None, typer.Option(help="Label column, left out of the features.")] = None,
+    version: Annotated[str, typer.Option(help="Model version the baseline belongs to.")] = "1",
+    categorical_drift_method: Annotated[str, typer.Option(
+        help="LInfinity (default) or ChiSquared.")] = "LInfinity",
+    store: StoreOption = None,
+) -> None:
+    """Profile a dataset and write statistics.json and constraints.json to the store."""
+    check_type(monitor_type)
+    if categorical_drift_method not in ("LInfinity", "ChiSquared"):
+        raise UserError(f"--categorical-drift-method {categorical_drift_method!r}: "
+                        "expected LInfinity or ChiSquared")
+    from tasks.store import check_slug
+
+    check_slug(model, "model name")
+    check_slug(version, "model version")
+    with stdout_to_stderr():
+        from flows.baseline import suggest_baseline
+
+        uris = suggest_baseline(model=model, dataset=dataset, monitor_type=monitor_type,
+                                label=label, version=version, store=store,
+                                categorical_drift_method=categorical_drift_method)
+    emit_json({"statistics": uris["statistics"], "constraints": uris["constraints"],
+               "baseline": uris["baseline"], "sample": uris["sample"]})
+
+
+@monitor_app.command("run")
+def monitor_run(
+    model: Annotated[str, typer.Option(help="Model name (a slug).")],
+    capture: Annotated[str, typer.Option(
+        help="Capture root (<root>/<variant>/YYYY/MM/DD/HH/*.jsonl) or a CSV/Parquet dataset.")],
+    start: Annotated[str, typer.Option(help="Window start, ISO-8601 (UTC if no zone).")],
+    end: Annotated[str, typer.Option(help="Window end (exclusive), ISO-8601.")],
+    monitor_type: Annotated[str, typer.Option("--type", help="Monitor type.")] = "data-quality",
+    version: Annotated[str | None, typer.Option(help="Baseline version [default: latest].")] = None,
+    max_malformed_share: Annotated[float, typer.Option(
+        help="Share of malformed capture records above which the window is a violation.")] = 0.05,
+    report: Annotated[bool, typer.Option(help="Render the Evidently HTML report.")] = True,
+    store: StoreOption = None,
+) -> None:
+    """Run one monitoring execution over [start, end) and print its execution.json."""
+    check_type(monitor_type)
+    begin, finish = parse_window(start, end)
+    from tasks.store import check_slug
+
+    check_slug(model, "model name")
+    if not 0 <= max_malformed_share <= 1:
+        raise UserError(f"--max-malformed-share {max_malformed_share}: expected a share in [0, 1]")
+    with stdout_to_stderr():
+        from flows.monitor import monitor_data_quality
+
+        state = monitor_data_quality(model=model, capture=capture, start=begin, end=finish,
+                                     store=store, version=version,
+                                     max_malformed_share=max_malformed_share, report=report,
+                                     return_state=True)
+        document = _execution_of(state, model, begin, finish, store)
+    emit_json(document)
+    if document.get("status") == "Failed":
+        raise typer.Exit(1)
+
+
+def _execution_of(state: Any, model: str, begin: datetime, finish: datetime,
+                  store: str | None) -> dict[str, Any]:
+    if not state.is_failed():
+        return state.result()
+    try:
+        state.result()
+    except UserError:
+        raise
+    except Exception as problem:  # noqa: BLE001 - read what the flow recorded, if anything
+        from flows.monitor import execution_prefix
+        from tasks.store import Store, default_store_uri
+
+        the_store = Store(store or default_store_uri())
+        key = f"{execution_prefix(model, 'data-quality', begin, finish)}/execution.json"
+        if the_store.exists(key):
+            return the_store.read_json(key)
+        return {"model": model, "status": "Failed", "failure_reason": str(problem)}
+    return {"model": model, "status": "Failed", "failure_reason": "unknown"}
+
+
+@app.command("demo")
+def demo(
+    out: Annotated[str, typer.Option(help="Folder for the demo's data and store.")] = "demo-output",
+) -> None:
+    """Generate a drifting credit-default case and monitor two days of its traffic."""
+    from flows.demo import run_demo
+
+    run_demo(out)
+
+
+def main() -> None:
+    try:
+        code = app(standalone_mode=False)
+    except UserError as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(1)
+    except Exception as problem:  # click's usage errors and the like
+        import click
+
+        if isinstance(problem, click.ClickException):
+            problem.show()
+            sys.exit(problem.exit_code)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
+

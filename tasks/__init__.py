@@ -1,0 +1,1 @@
+"""The units of work: plain functions returning pydantic documents, plus thin Prefect task wrappers."""

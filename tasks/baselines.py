@@ -1,0 +1,117 @@
+"""Where baselines live and how they load: the store's suggested files, overridden by reviewed files
+committed in the project's `baselines/` folder.
+
+Store keys: baselines/<model>/<version>/<monitor-type>/{statistics,constraints,baseline}.json and a
+reference sample (sample.parquet) for reports. Project overrides: baselines/<model>/<version>/<type>/
+or baselines/<model>/<type>/ under MODELWATCH_BASELINES (default ./baselines).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import ValidationError
+
+from modelwatch.errors import UserError
+from tasks.documents import Constraints, Statistics
+from tasks.store import Store, check_slug
+
+
+def baseline_prefix(model: str, version: str, monitor_type: str) -> str:
+    return f"baselines/{check_slug(model, 'model name')}/{check_slug(version, 'model version')}/" \
+           f"{monitor_type}"
+
+
+def project_baselines_dir() -> Path:
+    return Path(os.environ.get("MODELWATCH_BASELINES") or "baselines")
+
+
+def latest_version(store: Store, model: str) -> str:
+    """The highest baseline version of a model (numeric order where versions are numbers)."""
+    versions = store.list_dirs(f"baselines/{check_slug(model, 'model name')}")
+    if not versions:
+        raise UserError(
+            f"model {model!r} has no baseline in {store.root}: run "
+            f"`modelwatch baseline suggest --model {model} ...` first"
+        )
+    return max(versions, key=lambda v: (0, int(v)) if v.isdigit() else (1, v))
+
+
+@dataclass
+class Baseline:
+    """A loaded data-quality baseline and where each part came from."""
+
+    version: str
+    statistics: Statistics | None
+    constraints: Constraints
+    features: list[str]
+    sources: dict[str, str]
+    sample: pd.DataFrame | None = None
+
+
+def parse_document(model_class: type, data: bytes | str | Any, source: str):
+    """Validate a JSON document, naming the file and the first bad field on failure."""
+    try:
+        raw = json.loads(data) if isinstance(data, bytes | str) else data
+        return model_class.model_validate(raw)
+    except json.JSONDecodeError as problem:
+        raise UserError(f"{source}: not valid JSON ({problem})") from None
+    except ValidationError as problem:
+        first = problem.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UserError(
+            f"{source}: not a valid {model_class.__name__} document: {where}: {first['msg']}"
+        ) from None
+
+
+def _override_file(model: str, version: str, monitor_type: str, name: str) -> Path | None:
+    root = project_baselines_dir()
+    for candidate in (root / model / version / monitor_type / name, root / model / monitor_type / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_baseline(store: Store, model: str, monitor_type: str, version: str | None = None,
+                  with_sample: bool = True) -> Baseline:
+    version = version or latest_version(store, model)
+    prefix = baseline_prefix(model, version, monitor_type)
+    sources: dict[str, str] = {}
+    override = _override_file(model, version, monitor_type, "constraints.json")
+    if override is not None:
+        constraints = parse_document(Constraints, override.read_bytes(), str(override))
+        sources["constraints"] = str(override.resolve())
+    elif store.exists(f"{prefix}/constraints.json"):
+        uri = store.uri(f"{prefix}/constraints.json")
+        constraints = parse_document(Constraints, store.read_bytes(f"{prefix}/constraints.json"), uri)
+        sources["constraints"] = uri
+    else:
+        raise UserError(
+            f"model {model!r} version {version} has no {monitor_type} baseline "
+            f"(no {store.uri(prefix)}/constraints.json and no project override)"
+        )
+    statistics = None
+    stats_override = _override_file(model, version, monitor_type, "statistics.json")
+    if stats_override is not None:
+        statistics = parse_document(Statistics, stats_override.read_bytes(), str(stats_override))
+        sources["statistics"] = str(stats_override.resolve())
+    elif store.exists(f"{prefix}/statistics.json"):
+        uri = store.uri(f"{prefix}/statistics.json")
+        statistics = parse_document(Statistics, store.read_bytes(f"{prefix}/statistics.json"), uri)
+        sources["statistics"] = uri
+    features = [f.name for f in constraints.features]
+    if store.exists(f"{prefix}/baseline.json"):
+        manifest = store.read_json(f"{prefix}/baseline.json")
+        ordered = [f for f in manifest.get("features", []) if f in set(features)]
+        features = ordered + [f for f in features if f not in set(ordered)]
+    sample = None
+    if with_sample and store.exists(f"{prefix}/sample.parquet"):
+        sample = pd.read_parquet(io.BytesIO(store.read_bytes(f"{prefix}/sample.parquet")))
+        sources["sample"] = store.uri(f"{prefix}/sample.parquet")
+    return Baseline(version, statistics, constraints, features, sources, sample)

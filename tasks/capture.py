@@ -1,0 +1,382 @@
+"""Read SageMaker data-capture JSONL (CSV, JSON and BASE64 encodings) and plain datasets into columns.
+
+Every capture line either becomes one or more rows or goes to quarantine with its reason; nothing is
+dropped silently. Values stay strings here: typing them (Integral, Fractional, String) is profiling's
+job, so a changed type is seen rather than coerced away.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from modelwatch.errors import UserError
+from tasks.store import filesystem_for
+
+PREDICTION = "prediction"
+NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
+_YEAR = re.compile(r"^\d{4}$")
+# Keys of a JSON prediction object that name the predicted value, best first.
+_PREDICTION_KEYS = ("predicted_label", "label", "prediction", "score", "probability")
+
+
+@dataclass
+class CaptureBatch:
+    """Rows parsed from capture lines: string columns plus what was read, quarantined or skipped."""
+
+    columns: dict[str, pa.Array] = field(default_factory=dict)
+    num_rows: int = 0
+    records_read: int = 0
+    records_outside_window: int = 0
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def records_malformed(self) -> int:
+        return len(self.quarantine)
+
+
+def iso_z(moment: datetime) -> str:
+    """UTC second-precision ISO-8601 with a Z, as SageMaker writes inferenceTime."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str, what: str = "time") -> datetime:
+    """Parse an ISO-8601 time; naive times are UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"{what} {text!r} is not an ISO-8601 time such as 2026-11-23T00:00:00Z") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def hour_prefixes(start: datetime, end: datetime) -> list[str]:
+    """YYYY/MM/DD/HH folders of the hours that overlap [start, end)."""
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    out = []
+    while hour < end:
+        out.append(hour.strftime("%Y/%m/%d/%H"))
+        hour += timedelta(hours=1)
+    return out
+
+
+def list_capture_files(capture_uri: str, start: datetime, end: datetime) -> list[str]:
+    """URIs of capture files under <capture_uri>/<variant>/YYYY/MM/DD/HH/ for the window's hours.
+
+    A root whose sub-folders are years is read as a single variant's folder.
+    """
+    fs, base = filesystem_for(capture_uri)
+    protocol = "s3://" if capture_uri.startswith("s3://") else ""
+    try:
+        children = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(base, detail=False)]
+    except FileNotFoundError:
+        raise UserError(f"capture location {capture_uri} does not exist") from None
+    variant_roots = [base] if any(_YEAR.match(c) for c in children) else [
+        f"{base}/{c}" for c in sorted(children)
+    ]
+    files: list[str] = []
+    for root in variant_roots:
+        for prefix in hour_prefixes(start, end):
+            try:
+                entries = fs.ls(f"{root}/{prefix}", detail=True)
+            except FileNotFoundError:
+                continue
+            files.extend(
+                protocol + e["name"] for e in entries
+                if e.get("type") == "file" and e["name"].endswith((".jsonl", ".json"))
+            )
+    return sorted(files)
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _decode_payload(event: Any, side: str) -> tuple[str, str]:
+    """(encoding kind 'csv' or 'json', text) of an endpointInput/endpointOutput object."""
+    if not isinstance(event, dict):
+        raise _Malformed(f"captureData.{side} is not an object")
+    data = event.get("data")
+    if not isinstance(data, str):
+        raise _Malformed(f"captureData.{side}.data is missing or not a string")
+    encoding = str(event.get("encoding", "")).upper()
+    content_type = str(event.get("observedContentType") or "").lower()
+    if encoding == "BASE64":
+        try:
+            data = base64.b64decode(data, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise _Malformed(f"captureData.{side}.data is not valid base64 of UTF-8 text") from None
+        if "json" in content_type:
+            return "json", data
+        if "csv" in content_type:
+            return "csv", data
+        return ("json", data) if data.lstrip()[:1] in ("{", "[") else ("csv", data)
+    if encoding == "CSV":
+        return "csv", data
+    if encoding == "JSON":
+        return "json", data
+    raise _Malformed(f"captureData.{side}.encoding {event.get('encoding')!r} is not CSV, JSON or BASE64")
+
+
+def _csv_rows(text: str) -> list[str]:
+    return [row for row in text.replace("\r\n", "\n").strip("\n").split("\n")]
+
+
+def _split_csv_row(row: str) -> list[str]:
+    if '"' in row:
+        return next(csv.reader([row]))
+    return row.split(",")
+
+
+def _json_body(text: str, side: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise _Malformed(f"captureData.{side}.data is not valid JSON") from None
+
+
+def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _json_input_rows(body: Any, features: list[str]) -> list[dict[str, Any] | list[Any]]:
+    """Rows of a JSON request: dicts keyed by feature, or positional lists."""
+    if isinstance(body, dict) and "instances" in body:
+        body = body["instances"]
+    elif isinstance(body, dict) and isinstance(body.get("features"), list):
+        body = [body]
+    if isinstance(body, dict):
+        return [body]
+    if not isinstance(body, list):
+        body = [body]
+    if body and all(not isinstance(item, dict | list) for item in body):
+        # A flat list is one positional row, unless the model has a single feature.
+        return [[item] for item in body] if len(features) == 1 else [body]
+    rows: list[dict[str, Any] | list[Any]] = []
+    for item in body:
+        if isinstance(item, dict) and isinstance(item.get("features"), list) and len(item) == 1:
+            rows.append(item["features"])
+        elif isinstance(item, dict | list):
+            rows.append(item)
+        else:
+            raise _Malformed("a JSON instance is neither an object nor a list")
+    return rows
+
+
+def _json_outputs(body: Any) -> list[Any]:
+    if isinstance(body, dict) and "predictions" in body:
+        body = body["predictions"]
+    return body if isinstance(body, list) else [body]
+
+
+def _output_values(event: Any) -> list[Any]:
+    kind, text = _decode_payload(event, "endpointOutput")
+    if kind == "csv":
+        return [row.split(",")[0] if "," in row else row for row in _csv_rows(text)]
+    return _json_outputs(_json_body(text, "endpointOutput"))
+
+
+def _text(value: Any) -> str | None:
+    """A JSON value as the text a CSV capture would carry (None for missing)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value if value != "" else None
+    if isinstance(value, int | float):
+        return repr(value) if isinstance(value, float) else str(value)
+    return orjson.dumps(value).decode()
+
+
+def _prediction_text(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for key in _PREDICTION_KEYS:
+            if key in value:
+                return _text(value[key])
+        return _text(next(iter(value.values()), None))
+    return _text(value)
+
+
+def parse_capture(
+    data: bytes,
+    source: str,
+    features: list[str],
+    window: tuple[datetime, datetime] | None = None,
+) -> CaptureBatch:
+    """Parse one capture file's bytes into string columns named after `features` (+ prediction).
+
+    CSV rows map by position and must carry len(features) values; JSON rows map by key, keeping keys
+    the baseline does not know (the extra-column check needs them). Records whose inferenceTime lies
+    outside the window are counted and skipped.
+    """
+    batch = CaptureBatch()
+    lo, hi = (iso_z(window[0]), iso_z(window[1])) if window else (None, None)
+    csv_rows: list[str] = []
+    csv_predictions: list[str | None] = []
+    json_rows: list[dict[str, Any]] = []
+    json_predictions: list[str | None] = []
+    n_features = len(features)
+    for line_no, raw in enumerate(data.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        batch.records_read += 1
+        try:
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise _Malformed("line is not valid JSON") from None
+            capture = record.get("captureData") if isinstance(record, dict) else None
+            if not isinstance(capture, dict) or "endpointInput" not in capture:
+                raise _Malformed("record has no captureData.endpointInput")
+            if lo is not None:
+                moment = (record.get("eventMetadata") or {}).get("inferenceTime")
+                if isinstance(moment, str) and moment[:1].isdigit() and not lo <= moment < hi:
+                    batch.records_outside_window += 1
+                    continue
+            kind, text = _decode_payload(capture["endpointInput"], "endpointInput")
+            outputs = (
+                _output_values(capture["endpointOutput"]) if "endpointOutput" in capture else None
+            )
+            if kind == "csv":
+                rows = _csv_rows(text)
+                for row in rows:
+                    count = len(_split_csv_row(row))
+                    if count != n_features:
+                        raise _Malformed(
+                            f"CSV row has {count} values, expected {n_features} "
+                            f"({', '.join(features[:5])}{', ...' if n_features > 5 else ''})"
+                        )
+                _check_outputs(outputs, len(rows))
+                csv_rows.extend(rows)
+                csv_predictions.extend(
+                    [_prediction_text(o) for o in outputs] if outputs else [None] * len(rows)
+                )
+            else:
+                rows_json = _json_input_rows(_json_body(text, "endpointInput"), features)
+                mapped = []
+                for row in rows_json:
+                    if isinstance(row, list):
+                        if len(row) != n_features:
+                            raise _Malformed(
+                                f"JSON row has {len(row)} values, expected {n_features}"
+                            )
+                        mapped.append(dict(zip(features, row, strict=True)))
+                    else:
+                        mapped.append(_flatten(row))
+                _check_outputs(outputs, len(mapped))
+                json_rows.extend(mapped)
+                json_predictions.extend(
+                    [_prediction_text(o) for o in outputs] if outputs else [None] * len(mapped)
+                )
+        except _Malformed as problem:
+            batch.quarantine.append({
+                "file": source, "line": line_no, "reason": str(problem),
+                "record": raw.decode("utf-8", errors="replace"),
+            })
+    tables = []
+    if csv_rows:
+        table = _csv_table(csv_rows, features)
+        tables.append(table.append_column(PREDICTION, pa.array(csv_predictions, pa.string())))
+    if json_rows:
+        tables.append(_json_table(json_rows, json_predictions, features))
+    if tables:
+        table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+        batch.columns = {name: table.column(name).combine_chunks() for name in table.column_names}
+        batch.num_rows = table.num_rows
+    return batch
+
+
+def _check_outputs(outputs: list[Any] | None, rows: int) -> None:
+    if outputs is not None and len(outputs) != rows:
+        raise _Malformed(f"request has {rows} rows but the response has {len(outputs)} predictions")
+
+
+def _csv_table(rows: list[str], features: list[str]) -> pa.Table:
+    return pacsv.read_csv(
+        io.BytesIO("\n".join(rows).encode("utf-8")),
+        read_options=pacsv.ReadOptions(column_names=features, block_size=1 << 26),
+        # An empty line is a row (of one missing value), or predictions would misalign.
+        parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in features},
+            null_values=NULL_VALUES, strings_can_be_null=True, quoted_strings_can_be_null=False,
+        ),
+    )
+
+
+def _json_table(rows: list[dict[str, Any]], predictions: list[str | None],
+                features: list[str]) -> pa.Table:
+    names = list(features)
+    seen = set(names)
+    for row in rows:
+        for key in row:
+            if key not in seen:
+                seen.add(key)
+                names.append(key)
+    # A feature no row carries is absent, not all-null: the missing-column check tells them apart.
+    present = {key for row in rows for key in row}
+    columns = {
+        name: pa.array([_text(row.get(name)) for row in rows], pa.string())
+        for name in names if name in present
+    }
+    columns[PREDICTION] = pa.array(predictions, pa.string())
+    return pa.table(columns)
+
+
+def _looks_like_header(first: list[str]) -> bool:
+    def numeric(text: str) -> bool:
+        try:
+            float(text)
+            return True
+        except ValueError:
+            return False
+
+    return all(field.strip() and not numeric(field) for field in first)
+
+
+def read_dataset(uri: str, header: bool | None = None) -> pa.Table:
+    """Read a CSV or Parquet dataset. A CSV without a header row gets SageMaker's _c0.._cN names."""
+    fs, path = filesystem_for(uri)
+    lowered = path.lower()
+    try:
+        if lowered.endswith((".parquet", ".pq")):
+            import pyarrow.parquet as pq
+
+            with fs.open(path, "rb") as handle:
+                return pq.read_table(handle)
+        with fs.open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise UserError(f"dataset {uri}: no such file") from None
+    except (pa.ArrowInvalid, OSError) as problem:
+        raise UserError(f"dataset {uri}: not a readable Parquet file ({problem})") from None
+    if not data.strip():
+        raise UserError(f"dataset {uri}: the file is empty")
+    first = next(csv.reader([data.split(b"\n", 1)[0].decode("utf-8", errors="replace")]))
+    has_header = _looks_like_header(first) if header is None else header
+    names = None if has_header else [f"_c{i}" for i in range(len(first))]
+    try:
+        return pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 26),
+            convert_options=pacsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True),
+        )
+    except pa.ArrowInvalid as problem:
+        raise UserError(f"dataset {uri}: not a well-formed CSV file ({problem})") from None

@@ -1,0 +1,305 @@
+"""Suggest data-quality constraints from baseline statistics, and check a window's profile against them.
+
+Checks follow SageMaker's names (data_type_check, completeness_check, missing_column_check,
+extra_column_check, categorical_values_check, baseline_drift_check) plus malformed_records_check for a
+window whose share of unparseable capture lines is too high. Thresholds allow for sampling noise so a
+window drawn from the baseline's distribution raises nothing, whatever its size.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tasks.documents import (
+    Constraints,
+    ConstraintViolations,
+    DistributionConstraints,
+    FeatureConstraints,
+    MonitoringConfig,
+    NumConstraints,
+    Statistics,
+    StringConstraints,
+    Violation,
+)
+from tasks.drift import DRIFT_METHODS
+from tasks.profile import ColumnProfile, DatasetProfile, column_from_statistics
+
+MAX_DOMAIN = 100  # a String feature with more distinct values gets no domain constraint
+COMPLETENESS_Z = 3.0  # standard errors of slack before completeness_check fires
+MAX_MALFORMED_SHARE = 0.05
+
+
+def suggest_constraints(
+    statistics: Statistics,
+    *,
+    comparison_threshold: float = 0.1,
+    comparison_method: str = "Robust",
+    categorical_drift_method: str = "LInfinity",
+    max_domain: int = MAX_DOMAIN,
+) -> Constraints:
+    """SageMaker-shaped constraints suggested from baseline statistics."""
+    if comparison_method not in ("Robust", "Simple"):
+        raise ValueError(f"comparison method {comparison_method!r}: expected Robust or Simple")
+    if categorical_drift_method not in ("LInfinity", "ChiSquared"):
+        raise ValueError(
+            f"categorical drift method {categorical_drift_method!r}: expected LInfinity or ChiSquared"
+        )
+    features = []
+    for feature in statistics.features:
+        common = feature.common
+        rows = (common.num_present + common.num_missing) if common else 0
+        constraint = FeatureConstraints(
+            name=feature.name, inferred_type=feature.inferred_type,
+            completeness=(common.num_present / rows) if rows else 1.0,
+        )
+        if feature.numerical_statistics is not None:
+            constraint.num_constraints = NumConstraints(
+                is_non_negative=feature.numerical_statistics.min >= 0
+            )
+        elif feature.string_statistics is not None:
+            buckets = ((feature.string_statistics.distribution or {}).get("categorical") or {}).get(
+                "buckets") or []
+            if 0 < feature.string_statistics.distinct_count <= max_domain:
+                constraint.string_constraints = StringConstraints(
+                    domains=[str(b["value"]) for b in buckets]
+                )
+        features.append(constraint)
+    return Constraints(
+        features=features,
+        monitoring_config=MonitoringConfig(
+            distribution_constraints=DistributionConstraints(
+                comparison_threshold=comparison_threshold,
+                comparison_method=comparison_method,
+                categorical_comparison_threshold=comparison_threshold,
+                categorical_drift_method=categorical_drift_method,
+            )
+        ),
+    )
+
+
+def _setting(feature: FeatureConstraints, config: MonitoringConfig, key: str) -> Any:
+    overrides = feature.overrides()
+    if key in overrides:
+        return overrides[key]
+    if hasattr(config, key):
+        return getattr(config, key)
+    return getattr(config.distribution_constraints, key)
+
+
+def _pct(share: float) -> str:
+    return f"{share * 100:.4g}%"
+
+
+def _type_share(expected: str, current: ColumnProfile, numbers_are_strings: bool) -> float | None:
+    """Share of present values of the expected type. Integral values count as Fractional; numbers
+    count as String only when the baseline's String feature held numbers too (codes like "01")."""
+    if current.present == 0 or expected == "Unknown":
+        return None
+    if expected == "Integral":
+        matching = current.integral
+    elif expected == "Fractional":
+        matching = current.integral + current.fractional
+    elif numbers_are_strings:
+        matching = current.present
+    else:
+        matching = current.string
+    return matching / current.present
+
+
+def _numbers_are_strings(feature: FeatureConstraints, base_stats: Any) -> bool:
+    """Did the baseline's values of this String feature include numbers?"""
+    if base_stats is not None and base_stats.type_counts:
+        counts = base_stats.type_counts
+        return bool(counts.get("Integral") or counts.get("Fractional"))
+    values: list[str] = []
+    if base_stats is not None and base_stats.string_statistics is not None:
+        buckets = ((base_stats.string_statistics.distribution or {}).get("categorical") or {}).get(
+            "buckets") or []
+        values = [str(b.get("value")) for b in buckets]
+    if feature.string_constraints and feature.string_constraints.domains:
+        values += feature.string_constraints.domains
+    return any(_is_number(value) for value in values)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_data_quality(
+    constraints: Constraints,
+    baseline: Statistics | None,
+    current: DatasetProfile,
+    *,
+    records_read: int,
+    records_malformed: int,
+    max_malformed_share: float = MAX_MALFORMED_SHARE,
+    completeness_z: float = COMPLETENESS_Z,
+    ignore_columns: frozenset[str] | set[str] = frozenset(),
+) -> ConstraintViolations:
+    """Violations of a window's profile against constraints (and baseline statistics for drift)."""
+    violations: list[Violation] = []
+    config = constraints.monitoring_config
+    if records_read and records_malformed / records_read > max_malformed_share:
+        violations.append(Violation(
+            feature_name="", constraint_check_type="malformed_records_check",
+            description=(
+                f"Malformed records requirement is not met. Expected at most "
+                f"{_pct(max_malformed_share)} malformed capture records. Observed: "
+                f"{records_malformed} of {records_read} ({_pct(records_malformed / records_read)}) "
+                "could not be parsed; see quarantine.jsonl."
+            ),
+        ))
+    if config.evaluate_constraints == "Disabled" or current.item_count == 0:
+        return ConstraintViolations(violations=violations)
+    known = {f.name for f in constraints.features}
+    for feature in constraints.features:
+        if _setting(feature, config, "evaluate_constraints") == "Disabled":
+            continue
+        column = current.columns.get(feature.name)
+        if column is None or column.absent >= current.item_count:
+            violations.append(Violation(
+                feature_name=feature.name, constraint_check_type="missing_column_check",
+                description=(
+                    f"Missing column requirement is not met. Baseline column '{feature.name}' "
+                    f"was absent from all {current.item_count} records of the window."
+                ),
+            ))
+            continue
+        base_stats = baseline.feature(feature.name) if baseline else None
+        violations.extend(_check_feature(feature, config, column, base_stats, baseline,
+                                         completeness_z))
+    for name in sorted(set(current.columns) - known - set(ignore_columns)):
+        column = current.columns[name]
+        rows = current.item_count - column.absent
+        if rows <= 0:
+            continue
+        violations.append(Violation(
+            feature_name=name, constraint_check_type="extra_column_check",
+            description=(
+                f"Extra column requirement is not met. Column '{name}' is not in the baseline; "
+                f"it was present in {rows} of {current.item_count} records."
+            ),
+        ))
+    return ConstraintViolations(violations=violations)
+
+
+def _check_feature(feature: FeatureConstraints, config: MonitoringConfig, column: ColumnProfile,
+                   base_stats: Any, baseline: Statistics | None,
+                   completeness_z: float) -> list[Violation]:
+    out: list[Violation] = []
+    expected = feature.inferred_type
+    share = _type_share(expected, column, _numbers_are_strings(feature, base_stats))
+    threshold = float(_setting(feature, config, "datatype_check_threshold"))
+    if share is not None and share < threshold:
+        out.append(Violation(
+            feature_name=feature.name, constraint_check_type="data_type_check",
+            description=(
+                f"Data type match requirement is not met. Expected data type: {expected}, "
+                f"Expected match: {threshold * 100}%. Observed: Only {share * 100}% of data is "
+                f"{expected}."
+            ),
+        ))
+    if feature.completeness is not None and column.rows:
+        observed = column.present / column.rows
+        required = float(feature.completeness)
+        # Allow for sampling noise of both the window and (when known) the baseline.
+        inverse_n = 1.0 / column.rows
+        if baseline is not None and baseline.dataset.item_count:
+            inverse_n += 1.0 / baseline.dataset.item_count
+        slack = completeness_z * math.sqrt(max(required * (1 - required), 0.0) * inverse_n)
+        if observed < required - slack:
+            out.append(Violation(
+                feature_name=feature.name, constraint_check_type="completeness_check",
+                description=(
+                    f"Completeness requirement is not met. Expected completeness: "
+                    f"{_pct(required)} (sampling allowance {_pct(slack)}). Observed: "
+                    f"{_pct(observed)} of {column.rows} values present."
+                ),
+            ))
+    domains = feature.string_constraints.domains if feature.string_constraints else None
+    if domains and column.present:
+        counts = column.counts or {}
+        domain = set(domains)
+        outside = {v: c for v, c in counts.items() if v not in domain}
+        in_domain = column.present - sum(outside.values()) - column.overflow
+        share_in = in_domain / column.present
+        content = float(_setting(feature, config, "domain_content_threshold"))
+        if share_in < content:
+            top = sorted(outside.items(), key=lambda kv: -kv[1])[:5]
+            shown = ", ".join(f"'{v}' ({_pct(c / column.present)})" for v, c in top)
+            out.append(Violation(
+                feature_name=feature.name, constraint_check_type="categorical_values_check",
+                description=(
+                    f"Categorical values requirement is not met. Expected: at least "
+                    f"{_pct(content)} of values in the baseline domain. Observed: "
+                    f"{_pct(share_in)}; values outside it: {shown or 'unlisted'}."
+                ),
+            ))
+    drift = _drift(feature, config, column, base_stats)
+    if drift is not None:
+        out.append(drift)
+    return out
+
+
+def _drift(feature: FeatureConstraints, config: MonitoringConfig, column: ColumnProfile,
+           base_stats: Any) -> Violation | None:
+    dist = config.distribution_constraints
+    if base_stats is None or not dist.enabled:
+        return None
+    if str(_setting(feature, config, "perform_comparison")) == "Disabled":
+        return None
+    base = column_from_statistics(base_stats)
+    robust = str(_setting(feature, config, "comparison_method")) != "Simple"
+    if feature.inferred_type in ("Integral", "Fractional"):
+        if not base.sketch.levels or not column.sketch.levels:
+            return None
+        method = DRIFT_METHODS["Robust" if robust else "Simple"]
+        threshold = float(_setting(feature, config, "comparison_threshold"))
+    elif feature.inferred_type == "String":
+        if not base.counts or not column.counts:
+            return None
+        method = DRIFT_METHODS.get(str(_setting(feature, config, "categorical_drift_method")),
+                                   DRIFT_METHODS["LInfinity"])
+        threshold = float(feature.overrides().get("categorical_comparison_threshold",
+                                                  dist.categorical_threshold))
+    else:
+        return None
+    result = method(base, column, robust=robust, threshold=threshold)
+    if not result.drifted:
+        return None
+    return Violation(
+        feature_name=feature.name, constraint_check_type="baseline_drift_check",
+        description=(
+            f"Baseline drift distance requirement is not met. {result.describe()} "
+            f"(baseline {base.present} values, window {column.present} values)."
+        ),
+    )
+
+
+def drift_scores(constraints: Constraints, baseline: Statistics | None,
+                 current: DatasetProfile) -> dict[str, float]:
+    """Per-feature drift value (distance or p-value) for reports and metric trends."""
+    scores: dict[str, float] = {}
+    if baseline is None:
+        return scores
+    config = constraints.monitoring_config
+    robust = config.distribution_constraints.comparison_method != "Simple"
+    for feature in constraints.features:
+        column, stats = current.columns.get(feature.name), baseline.feature(feature.name)
+        if column is None or stats is None:
+            continue
+        base = column_from_statistics(stats)
+        if feature.inferred_type in ("Integral", "Fractional") and base.sketch.levels:
+            method = DRIFT_METHODS["Robust" if robust else "Simple"]
+        elif feature.inferred_type == "String" and base.counts:
+            method = DRIFT_METHODS.get(config.distribution_constraints.categorical_drift_method,
+                                       DRIFT_METHODS["LInfinity"])
+        else:
+            continue
+        scores[feature.name] = float(method.compute(base, column, robust))
+    return scores

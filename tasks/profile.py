@@ -1,0 +1,297 @@
+"""Mergeable column profiles: counts, moments, min/max, a quantile sketch and category counts.
+
+A partition (a capture file, a chunk of files, a dataset) is profiled on its own; profiles merge
+exactly except for the sketch, which merges approximately. The merged profile renders as SageMaker's
+statistics.json and can be rebuilt from one, so a baseline needs no raw data at check time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tasks.documents import (
+    Common,
+    DatasetInfo,
+    FeatureStatistics,
+    NumericalStatistics,
+    Statistics,
+    StringStatistics,
+)
+from tasks.sketch import QuantileSketch
+
+_INTEGER = r"^\s*[+-]?\d+\s*$"
+_NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+MAX_CATEGORIES = 10_000  # kept per column; the rest is counted as overflow
+MAX_BUCKETS = 1_000  # categorical buckets written to statistics.json
+
+
+@dataclass
+class ColumnProfile:
+    """What one column looked like in one or more partitions."""
+
+    name: str
+    present: int = 0
+    missing: int = 0
+    absent: int = 0  # rows whose record did not carry the column at all (JSON captures)
+    integral: int = 0
+    fractional: int = 0
+    string: int = 0
+    n: int = 0  # finite numeric values behind the moments
+    mean: float = 0.0
+    m2: float = 0.0
+    total: float = 0.0
+    min: float = float("inf")
+    max: float = float("-inf")
+    sketch: QuantileSketch = field(default_factory=QuantileSketch)
+    counts: Counter[str] | None = None
+    overflow: int = 0  # categorical values beyond MAX_CATEGORIES
+
+    @property
+    def rows(self) -> int:
+        return self.present + self.missing
+
+    @property
+    def inferred_type(self) -> str:
+        if self.string:
+            return "String"
+        if self.fractional:
+            return "Fractional"
+        if self.integral:
+            return "Integral"
+        return "Unknown"
+
+    @property
+    def std_dev(self) -> float:
+        return float(np.sqrt(self.m2 / self.n)) if self.n else float("nan")
+
+    def merge(self, other: ColumnProfile) -> None:
+        self.present += other.present
+        self.missing += other.missing
+        self.absent += other.absent
+        self.integral += other.integral
+        self.fractional += other.fractional
+        self.string += other.string
+        if other.n:
+            # Chan et al.'s pairwise update keeps the variance exact when merging partitions.
+            n = self.n + other.n
+            delta = other.mean - self.mean
+            self.mean += delta * other.n / n
+            self.m2 += other.m2 + delta * delta * self.n * other.n / n
+            self.n = n
+            self.total += other.total
+            self.min = min(self.min, other.min)
+            self.max = max(self.max, other.max)
+            self.sketch.merge(other.sketch)
+        if other.counts is not None:
+            if self.counts is None:
+                self.counts = Counter()
+            self.counts.update(other.counts)
+            self.overflow += other.overflow
+
+    def add_numeric(self, values: np.ndarray) -> None:
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            return
+        part = ColumnProfile(self.name, sketch=QuantileSketch(seed=self.sketch.seed))
+        part.n = int(values.size)
+        part.mean = float(values.mean())
+        part.m2 = float(((values - part.mean) ** 2).sum())
+        part.total = float(values.sum())
+        part.min = float(values.min())
+        part.max = float(values.max())
+        part.sketch.update(values)
+        self.merge(part)
+
+    def add_counts(self, strings: pa.Array) -> None:
+        tally = pc.value_counts(strings.drop_null())
+        values = tally.field("values").to_pylist()
+        counts = tally.field("counts").to_pylist()
+        if len(values) > MAX_CATEGORIES:
+            order = np.argsort(counts)[::-1]
+            keep = order[:MAX_CATEGORIES]
+            self.overflow += int(sum(counts[i] for i in order[MAX_CATEGORIES:]))
+            values = [values[i] for i in keep]
+            counts = [counts[i] for i in keep]
+        if self.counts is None:
+            self.counts = Counter()
+        self.counts.update(dict(zip(values, counts, strict=True)))
+
+
+@dataclass
+class DatasetProfile:
+    """Profiles of every column seen, and the number of rows they cover."""
+
+    item_count: int = 0
+    columns: dict[str, ColumnProfile] = field(default_factory=dict)
+
+    def merge(self, other: DatasetProfile) -> DatasetProfile:
+        for name in set(self.columns) - set(other.columns):
+            self.columns[name].missing += other.item_count
+            self.columns[name].absent += other.item_count
+        for name, column in other.columns.items():
+            if name not in self.columns:
+                self.columns[name] = ColumnProfile(name, missing=self.item_count,
+                                                   absent=self.item_count)
+            self.columns[name].merge(column)
+        self.item_count += other.item_count
+        return self
+
+
+def _classify_strings(column: ColumnProfile, values: pa.Array) -> pa.Array | None:
+    """Type-count a string array; return the non-numeric strings (None when all are numeric)."""
+    present = values.drop_null()
+    try:
+        numbers = pc.cast(present, pa.int64())
+        column.integral += len(present)
+        column.add_numeric(numbers.to_numpy(zero_copy_only=False).astype(np.float64))
+        return None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    try:
+        numbers = pc.cast(present, pa.float64())
+        integral = int(pc.sum(pc.match_substring_regex(present, _INTEGER)).as_py() or 0)
+        column.integral += integral
+        column.fractional += len(present) - integral
+        column.add_numeric(numbers.to_numpy(zero_copy_only=False))
+        return None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    is_integer = pc.match_substring_regex(present, _INTEGER)
+    is_number = pc.match_substring_regex(present, _NUMBER)
+    integral = int(pc.sum(is_integer).as_py() or 0)
+    numeric = int(pc.sum(is_number).as_py() or 0)
+    column.integral += integral
+    column.fractional += numeric - integral
+    column.string += len(present) - numeric
+    if numeric:
+        stripped = pc.utf8_trim_whitespace(present.filter(is_number))
+        column.add_numeric(pc.cast(stripped, pa.float64()).to_numpy(zero_copy_only=False))
+    return present.filter(pc.invert(is_number))
+
+
+def profile_column(name: str, values: pa.Array, *, categorical: bool = False,
+                   seed: int = 0) -> ColumnProfile:
+    """Profile one column of any Arrow type. Category counts are kept for string-valued columns
+    and for those named categorical (the baseline's String features)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    column = ColumnProfile(name, sketch=QuantileSketch(seed=seed))
+    kind = values.type
+    if pa.types.is_floating(kind):
+        # NaN is how pandas and most writers spell "missing" in a float column.
+        values = pc.if_else(pc.is_nan(values), pa.scalar(None, kind), values)
+    column.missing = values.null_count
+    column.present = len(values) - values.null_count
+    if pa.types.is_null(kind) or column.present == 0:
+        return column
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        column.integral = column.present
+        column.add_numeric(pc.cast(values.drop_null(), pa.float64()).to_numpy(zero_copy_only=False))
+    elif pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        column.fractional = column.present
+        column.add_numeric(pc.cast(values.drop_null(), pa.float64()).to_numpy(zero_copy_only=False))
+    else:
+        strings = values if pa.types.is_string(kind) else pc.cast(values, pa.string())
+        if pa.types.is_large_string(kind):
+            strings = pc.cast(values, pa.string())
+        leftovers = _classify_strings(column, strings)
+        if leftovers is not None or categorical:
+            column.add_counts(strings)
+        return column
+    if categorical:
+        column.add_counts(pc.cast(values, pa.string()))
+    return column
+
+
+def profile_columns(columns: dict[str, pa.Array], num_rows: int, *,
+                    categorical: set[str] | frozenset[str] = frozenset(),
+                    seed: int = 0) -> DatasetProfile:
+    """Profile a partition given as named Arrow arrays of equal length."""
+    profile = DatasetProfile(item_count=num_rows)
+    for i, (name, values) in enumerate(columns.items()):
+        profile.columns[name] = profile_column(
+            name, values, categorical=name in categorical, seed=seed * 1000 + i
+        )
+    return profile
+
+
+def profile_table(table: pa.Table, *, exclude: set[str] = frozenset(),
+                  categorical: set[str] | frozenset[str] = frozenset(),
+                  seed: int = 0) -> DatasetProfile:
+    columns = {n: table.column(n) for n in table.column_names if n not in exclude}
+    return profile_columns(columns, table.num_rows, categorical=categorical, seed=seed)
+
+
+def merge_profiles(profiles: list[DatasetProfile]) -> DatasetProfile:
+    merged = DatasetProfile()
+    for part in profiles:
+        merged.merge(part)
+    return merged
+
+
+def feature_statistics(column: ColumnProfile) -> FeatureStatistics:
+    common = Common(num_present=column.present, num_missing=column.missing)
+    kind = column.inferred_type
+    type_counts = {"Integral": column.integral, "Fractional": column.fractional,
+                   "String": column.string}
+    if kind in ("Integral", "Fractional") and column.n:
+        return FeatureStatistics(
+            name=column.name, inferred_type=kind, type_counts=type_counts,
+            numerical_statistics=NumericalStatistics(
+                common=common, mean=column.mean, sum=column.total, std_dev=column.std_dev,
+                min=column.min, max=column.max,
+                distribution={"kll": column.sketch.to_kll(column.min, column.max)},
+            ),
+        )
+    counts = column.counts or Counter()
+    buckets = [{"value": value, "count": count} for value, count in counts.most_common(MAX_BUCKETS)]
+    return FeatureStatistics(
+        name=column.name, inferred_type=kind if kind != "Unknown" else "String",
+        type_counts=type_counts,
+        string_statistics=StringStatistics(
+            common=common, distinct_count=float(len(counts)),
+            distribution={"categorical": {"buckets": buckets}},
+        ),
+    )
+
+
+def to_statistics(profile: DatasetProfile, order: list[str] | None = None) -> Statistics:
+    """statistics.json for a profile; columns in `order` first, then the rest by name."""
+    names = [n for n in (order or []) if n in profile.columns]
+    names += sorted(set(profile.columns) - set(names))
+    return Statistics(
+        dataset=DatasetInfo(item_count=profile.item_count),
+        features=[feature_statistics(profile.columns[n]) for n in names],
+    )
+
+
+def column_from_statistics(feature: FeatureStatistics, seed: int = 0) -> ColumnProfile:
+    """Rebuild a column profile from a statistics.json feature (ours or SageMaker's)."""
+    column = ColumnProfile(feature.name, sketch=QuantileSketch(seed=seed))
+    common = feature.common
+    if common:
+        column.present, column.missing = common.num_present, common.num_missing
+    numeric = feature.numerical_statistics
+    if numeric is not None:
+        column.n = column.present
+        column.mean, column.total = numeric.mean, numeric.sum
+        column.m2 = numeric.std_dev ** 2 * column.n
+        column.min, column.max = numeric.min, numeric.max
+        kll = (numeric.distribution or {}).get("kll")
+        if kll:
+            column.sketch = QuantileSketch.from_kll(kll, seed=seed)
+        if feature.inferred_type == "Integral":
+            column.integral = column.present
+        else:
+            column.fractional = column.present
+    strings = feature.string_statistics
+    if strings is not None:
+        buckets = ((strings.distribution or {}).get("categorical") or {}).get("buckets") or []
+        column.counts = Counter({str(b["value"]): int(float(b["count"])) for b in buckets})
+        column.string = column.present
+    return column
