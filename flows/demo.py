@@ -12,13 +12,14 @@ from rich.table import Table
 from flows.baseline import suggest_baseline
 from flows.demo_data import LABEL, generate_demo
 from flows.monitor import monitor_data_quality
+from tasks.store import Store
 
 MODEL = "credit-default"
 
 
 def run_demo(out: str = "demo-output") -> list[dict]:
     """Generate the case, suggest the baseline, run one execution per day, print the outcome."""
-    console = Console()
+    console = Console(width=max(Console().width, 140))
     began = time.perf_counter()
     root = Path(out).resolve()
     store = str(root / "store")
@@ -35,28 +36,29 @@ def run_demo(out: str = "demo-output") -> list[dict]:
         for start, end in case.days
     ]
     table = Table(title=f"{MODEL}: data-quality executions")
-    for column in ("window (UTC)", "status", "records", "malformed", "violations"):
-        table.add_column(column)
-    for ex in executions:
-        found = "\n".join(f"{name}: {count}" for name, count in ex["violation_types"].items())
-        table.add_row(f"{ex['window_start']:%Y-%m-%d %H:%M} to {ex['window_end']:%Y-%m-%d %H:%M}",
+    for column in ("window (UTC)", "status", "records", "malformed", "violations", "report"):
+        table.add_column(column, overflow="fold")
+    violations_by_window = [_violations(store, ex) for ex in executions]
+    for ex, violations in zip(executions, violations_by_window, strict=True):
+        found = "\n".join(f"{v['feature_name'] or '-'}: {v['constraint_check_type']}"
+                          for v in violations)
+        table.add_row(f"{ex['window_start']:%Y-%m-%d %H:%M}\nto {ex['window_end']:%Y-%m-%d %H:%M}",
                       ex["status"], str(ex["records_read"]), str(ex["records_malformed"]),
-                      found or "none")
+                      found or "none", ex["outputs"].get("report.html", "-"))
     console.print(table)
-    for ex in executions:
-        console.print(f"{ex['window_start']:%Y-%m-%d}: report {ex['outputs'].get('report.html')}")
-        console.print(f"            violations {ex['outputs'].get('constraint_violations.json')}")
-    for ex in executions:
-        if ex["violation_count"]:
-            import json
-
-            from tasks.store import Store
-
-            violations = json.loads(Store(store).read_bytes(
-                ex["outputs"]["constraint_violations.json"].removeprefix(store + "/")))
-            console.print(f"\n[bold]{ex['window_start']:%Y-%m-%d} violations[/]")
-            for v in violations["violations"]:
-                console.print(f"  {v['feature_name'] or '-':14} {v['constraint_check_type']:26} "
-                              f"{v['description']}")
+    for ex, violations in zip(executions, violations_by_window, strict=True):
+        if violations:
+            console.print(f"\n[bold]{ex['window_start']:%Y-%m-%d}[/] "
+                          f"{ex['outputs']['constraint_violations.json']}")
+            for v in violations:
+                console.print(f"  {v['feature_name'] or '-'}: {v['description']}")
+    console.print(f"\nquarantined lines: {executions[0]['outputs'].get('quarantine.jsonl')} (day one)")
     console.print(f"\ndone in {time.perf_counter() - began:.0f} s")
     return executions
+
+
+def _violations(store: str, execution: dict) -> list[dict]:
+    uri = execution["outputs"].get("constraint_violations.json")
+    if not uri:
+        return []
+    return Store(store).read_json(uri[len(Store(store).uri("")) + 1 :])["violations"]

@@ -270,8 +270,8 @@ def monitor_data_quality(
         execution.status = "Failed"
         execution.failure_reason = f"{type(problem).__name__}: {problem}"[:1024]
     execution.finished_at = datetime.now(UTC)
-    execution.outputs["execution"] = the_store.write_json(f"{prefix}/execution.json",
-                                                          execution.dump())
+    execution.outputs["execution"] = the_store.uri(f"{prefix}/execution.json")
+    the_store.write_json(f"{prefix}/execution.json", execution.dump())
     create_markdown_artifact(
         key=artifact_key(model, "data-quality"),
         markdown=_markdown_summary(execution, violations),

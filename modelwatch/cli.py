@@ -98,6 +98,11 @@ def baseline_suggest(
 
     check_slug(model, "model name")
     check_slug(version, "model version")
+    from tasks.store import filesystem_for
+
+    fs, path = filesystem_for(dataset)
+    if not fs.isfile(path):
+        raise UserError(f"--dataset {dataset}: no such file (expected a CSV or Parquet dataset)")
     with stdout_to_stderr():
         from flows.baseline import suggest_baseline
 
@@ -130,6 +135,11 @@ def monitor_run(
     check_slug(model, "model name")
     if not 0 <= max_malformed_share <= 1:
         raise UserError(f"--max-malformed-share {max_malformed_share}: expected a share in [0, 1]")
+    # Refuse an unknown model or a broken baseline before paying for Prefect's start-up.
+    from tasks.baselines import load_baseline
+    from tasks.store import Store, default_store_uri
+
+    load_baseline(Store(store or default_store_uri()), model, monitor_type, version, with_sample=False)
     with stdout_to_stderr():
         from flows.monitor import monitor_data_quality
 
@@ -173,25 +183,29 @@ def demo(
     run_demo(out)
 
 
-def main() -> None:
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code: 0 done, 1 an execution failed, 2 a user error."""
     try:
-        code = app(standalone_mode=False)
+        code = app(args=argv, prog_name="modelwatch", standalone_mode=False)
     except UserError as problem:
         print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
+        return 2
     except typer.Exit as done:
-        sys.exit(done.exit_code)
+        return done.exit_code
     except typer.Abort:
         print("aborted", file=sys.stderr)
-        sys.exit(1)
-    except Exception as problem:  # click's usage errors and the like
-        import click
-
-        if isinstance(problem, click.ClickException):
+        return 1
+    except Exception as problem:
+        # Usage errors (typer's own click): print its message the usual way, exit code 2.
+        if hasattr(problem, "show") and hasattr(problem, "exit_code"):
             problem.show()
-            sys.exit(problem.exit_code)
+            return int(problem.exit_code)
         raise
-    sys.exit(code if isinstance(code, int) else 0)
+    return code if isinstance(code, int) else 0
+
+
+def main() -> None:
+    sys.exit(run())
 
 
 if __name__ == "__main__":

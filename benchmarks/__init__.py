@@ -1,0 +1,1 @@
+"""Benchmarks for modelwatch (run as modules, e.g. `python -m benchmarks.data_quality`)."""
