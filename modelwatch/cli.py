@@ -3,15 +3,19 @@ progress go to stderr. Exit codes: 0 done, 1 an execution failed, 2 a user error
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 
+from modelwatch.cli_common import (
+    StoreOption,
+    check_type,
+    emit_json,
+    parse_window,
+    stdout_to_stderr,
+)
 from modelwatch.errors import UserError
 from modelwatch.runtime import configure_prefect
 
@@ -24,59 +28,22 @@ monitor_app = typer.Typer(no_args_is_help=True, help="Run monitoring executions.
 app.add_typer(baseline_app, name="baseline")
 app.add_typer(monitor_app, name="monitor")
 
-StoreOption = Annotated[str | None, typer.Option(
-    "--store", help="Store root URI: a folder or s3://bucket/prefix "
-                    "[default: $MODELWATCH_STORE, else ./modelwatch-store]")]
-SUPPORTED_TYPES = ("data-quality",)
+
+def _add_command_groups() -> None:
+    """Command groups that live in modelwatch/commands/, one module per concern."""
+    import importlib
+
+    for module_name in ("registry", "cards", "operations"):
+        try:
+            module = importlib.import_module(f"modelwatch.commands.{module_name}")
+        except ModuleNotFoundError as missing:
+            if missing.name != f"modelwatch.commands.{module_name}":
+                raise
+            continue
+        module.register(app)
 
 
-class Failed(Exception):
-    """An execution ran and failed; its document is still printed."""
-
-    def __init__(self, document: dict[str, Any]):
-        super().__init__(document.get("failure_reason"))
-        self.document = document
-
-
-@contextlib.contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Send everything written to fd 1 (ours, Prefect's, child processes') to stderr meanwhile."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-def emit_json(document: Any) -> None:
-    from tasks.store import json_dumps
-
-    sys.stdout.write(json_dumps(document) + "\n")
-    sys.stdout.flush()
-
-
-def check_type(monitor_type: str) -> str:
-    if monitor_type not in SUPPORTED_TYPES:
-        raise UserError(
-            f"monitor type {monitor_type!r} is not supported: expected one of "
-            f"{', '.join(SUPPORTED_TYPES)}"
-        )
-    return monitor_type
-
-
-def parse_window(start: str, end: str) -> tuple[datetime, datetime]:
-    from tasks.capture import parse_time
-
-    begin, finish = parse_time(start, "--start"), parse_time(end, "--end")
-    if finish <= begin:
-        raise UserError(f"--end {end} must be after --start {start}")
-    return begin, finish
-
+_add_command_groups()
 
 @baseline_app.command("suggest")
 def baseline_suggest(

@@ -1,0 +1,68 @@
+"""Pieces every CLI command module shares: the --store option, JSON output on stdout alone, and
+running flows with stdout routed to stderr."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from modelwatch.errors import UserError
+
+StoreOption = Annotated[str | None, typer.Option(
+    "--store", help="Store root URI: a folder or s3://bucket/prefix "
+                    "[default: $MODELWATCH_STORE, else ./modelwatch-store]")]
+SUPPORTED_TYPES = ("data-quality",)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to fd 1 (ours, Prefect's, child processes') to stderr meanwhile."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def emit_json(document: Any) -> None:
+    """Print one JSON document on stdout (the only thing a JSON-printing command writes there)."""
+    from tasks.store import json_dumps
+
+    sys.stdout.write(json_dumps(document) + "\n")
+    sys.stdout.flush()
+
+
+def check_type(monitor_type: str) -> str:
+    if monitor_type not in SUPPORTED_TYPES:
+        raise UserError(
+            f"monitor type {monitor_type!r} is not supported: expected one of "
+            f"{', '.join(SUPPORTED_TYPES)}"
+        )
+    return monitor_type
+
+
+def parse_window(start: str, end: str) -> tuple[datetime, datetime]:
+    from tasks.capture import parse_time
+
+    begin, finish = parse_time(start, "--start"), parse_time(end, "--end")
+    if finish <= begin:
+        raise UserError(f"--end {end} must be after --start {start}")
+    return begin, finish
+
+
+def open_store(store: str | None):
+    """The Store for a --store value (default $MODELWATCH_STORE, else ./modelwatch-store)."""
+    from tasks.store import Store, default_store_uri
+
+    return Store(store or default_store_uri())

@@ -1,0 +1,105 @@
+"""The model dashboard's documents: one row per registered model (SageMaker Model Dashboard semantics)
+and the data behind each model's page. Building them is a plain function of what the store and
+Prefect hold; rendering them is tasks/dashboard_html.py's job."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from tasks.documents import MONITOR_TYPES, Document
+
+MonitorState = Literal["None", "Inactive", "OK", "Alarm"]
+
+
+class MonitorCell(Document):
+    """One monitor type's column for one model."""
+
+    status: MonitorState = "None"  # None: no schedule; Inactive: paused; OK; Alarm (see raised_at)
+    alert_raised_at: datetime | None = None
+    last_execution_at: datetime | None = None  # window end of the latest execution
+    last_status: str | None = None  # Completed, CompletedWithViolations, NoData, Failed
+    last_violation_count: int | None = None
+    schedule: str | None = None  # the cron expression, when scheduled
+
+    @property
+    def display(self) -> str:
+        """What the dashboard cell says: None / Inactive / OK / the time the alert was raised."""
+        if self.status == "Alarm" and self.alert_raised_at is not None:
+            return self.alert_raised_at.strftime("%Y-%m-%d %H:%M UTC")
+        return self.status
+
+
+class BatchJobCell(Document):
+    job_id: str
+    status: str
+    finished_at: datetime | None = None
+
+
+class DashboardRow(Document):
+    model: str
+    latest_version: str | None = None
+    problem_type: str | None = None
+    risk_rating: Literal["High", "Medium", "Low", "Unknown"] = "Unknown"
+    card_status: str | None = None  # Draft, PendingReview, Approved, Archived; None without a card
+    endpoints: list[str] = Field(default_factory=list)
+    latest_batch_job: BatchJobCell | None = None
+    monitors: dict[str, MonitorCell] = Field(
+        default_factory=lambda: {t: MonitorCell() for t in MONITOR_TYPES})
+
+    @property
+    def in_alarm(self) -> list[str]:
+        return [t for t, cell in self.monitors.items() if cell.status == "Alarm"]
+
+    def flat(self) -> dict[str, Any]:
+        """One flat record (for Parquet and the Prefect table artifact)."""
+        record: dict[str, Any] = {
+            "model": self.model, "latest_version": self.latest_version,
+            "problem_type": self.problem_type, "risk_rating": self.risk_rating,
+            "card_status": self.card_status, "endpoints": ", ".join(self.endpoints),
+            "latest_batch_job": self.latest_batch_job.job_id if self.latest_batch_job else None,
+            "latest_batch_job_status": self.latest_batch_job.status if self.latest_batch_job else None,
+        }
+        for monitor_type in MONITOR_TYPES:
+            cell = self.monitors.get(monitor_type, MonitorCell())
+            prefix = monitor_type.replace("-", "_")
+            record[prefix] = cell.display
+            record[f"{prefix}_last_execution"] = (
+                cell.last_execution_at.isoformat() if cell.last_execution_at else None)
+            record[f"{prefix}_violations"] = cell.last_violation_count
+        return record
+
+
+class ExecutionSummary(Document):
+    """An execution as listed on a model page and in the per-monitor index."""
+
+    monitor_type: str
+    window_start: datetime
+    window_end: datetime
+    status: str
+    violation_count: int = 0
+    records_read: int = 0
+    finished_at: datetime | None = None
+    report_uri: str | None = None
+    execution_uri: str | None = None
+    metric: float | None = None  # one number per execution for the trend chart
+
+
+class AlertHistoryEntry(Document):
+    monitor_type: str
+    state: Literal["OK", "ALARM"]
+    at: datetime
+    reason: str
+
+
+class ModelPage(Document):
+    """Everything a model's page shows."""
+
+    row: DashboardRow
+    card: dict[str, Any] | None = None  # the latest card document (content, status, history)
+    lineage: list[dict[str, str]] = Field(default_factory=list)  # edges {from, to[, kind]}
+    alert_history: list[AlertHistoryEntry] = Field(default_factory=list)
+    executions: list[ExecutionSummary] = Field(default_factory=list)  # newest first
+    generated_at: datetime | None = None

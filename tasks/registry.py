@@ -1,0 +1,219 @@
+"""The registry: models (with versions and lineage), endpoints and batch transform jobs, as JSON
+documents in the store under registry/. Plain functions over a Store; the CLI and flows call them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import Field
+
+from modelwatch.errors import UserError
+from tasks.documents import Document
+from tasks.store import Store, check_slug
+
+ProblemType = Literal["binary", "multiclass", "regression"]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FeatureSpec(Document):
+    name: str
+    type: Literal["Integral", "Fractional", "String"] = "Fractional"
+
+
+class ModelVersion(Document):
+    version: str
+    artifact_uri: str | None = None
+    training_dataset_uri: str | None = None
+    training_run: str | None = None  # a Prefect flow run id or an external run reference
+    created_at: datetime = Field(default_factory=now)
+    parent_version: str | None = None
+    source: Literal["registered", "retrain"] = "registered"
+    reason: str | None = None  # e.g. the alert that triggered a retrain
+
+
+class ModelRecord(Document):
+    name: str
+    problem_type: ProblemType
+    features: list[FeatureSpec] = Field(default_factory=list)
+    label: str | None = None
+    description: str | None = None
+    training_entry_point: str | None = None  # "module:function", given a frame, returns an estimator
+    versions: list[ModelVersion] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=now)
+
+    @property
+    def latest(self) -> ModelVersion | None:
+        return self.versions[-1] if self.versions else None
+
+    def version(self, version: str) -> ModelVersion:
+        for candidate in self.versions:
+            if candidate.version == version:
+                return candidate
+        known = ", ".join(v.version for v in self.versions) or "none"
+        raise UserError(f"model {self.name!r} has no version {version!r} (versions: {known})")
+
+    def next_version(self) -> str:
+        numbers = [int(v.version) for v in self.versions if v.version.isdigit()]
+        return str(max(numbers, default=0) + 1)
+
+
+class EndpointVersionChange(Document):
+    model_version: str
+    at: datetime = Field(default_factory=now)
+    by: str | None = None
+
+
+class EndpointRecord(Document):
+    name: str
+    model: str
+    model_version: str
+    variant: str = "AllTraffic"
+    capture_uri: str  # the endpoint's capture root: <capture_uri>/<variant>/YYYY/MM/DD/HH/
+    sampling_percentage: float = 100.0
+    created_at: datetime = Field(default_factory=now)
+    history: list[EndpointVersionChange] = Field(default_factory=list)
+
+
+class BatchJob(Document):
+    job_id: str
+    model: str
+    model_version: str
+    input_uri: str
+    output_uri: str | None = None
+    capture_uri: str | None = None
+    status: Literal["InProgress", "Completed", "Failed"] = "InProgress"
+    started_at: datetime = Field(default_factory=now)
+    finished_at: datetime | None = None
+    rows_in: int = 0
+    rows_out: int = 0
+    failure_reason: str | None = None
+    flow_run_id: str | None = None
+
+
+# ---- store access ----
+
+def model_key(name: str) -> str:
+    return f"registry/models/{check_slug(name, 'model name')}.json"
+
+
+def endpoint_key(name: str) -> str:
+    return f"registry/endpoints/{check_slug(name, 'endpoint name')}.json"
+
+
+def batch_job_key(job_id: str) -> str:
+    return f"registry/batch-jobs/{check_slug(job_id, 'batch job id')}.json"
+
+
+def _load(store: Store, key: str, kind: type[Document], what: str):
+    if not store.exists(key):
+        raise UserError(f"unknown {what}: {store.uri(key)} does not exist")
+    from tasks.baselines import parse_document
+
+    return parse_document(kind, store.read_bytes(key), store.uri(key))
+
+
+def get_model(store: Store, name: str) -> ModelRecord:
+    return _load(store, model_key(name), ModelRecord, f"model {name!r}")
+
+
+def save_model(store: Store, record: ModelRecord) -> str:
+    return store.write_json(model_key(record.name), record.dump())
+
+
+def list_models(store: Store) -> list[ModelRecord]:
+    from tasks.baselines import parse_document
+
+    return [parse_document(ModelRecord, store.read_bytes(key), store.uri(key))
+            for key in store.list("registry/models") if key.endswith(".json")]
+
+
+def register_model(store: Store, record: ModelRecord, replace: bool = False) -> ModelRecord:
+    check_slug(record.name, "model name")
+    if store.exists(model_key(record.name)) and not replace:
+        raise UserError(f"model {record.name!r} is already registered; add a version instead")
+    for version in record.versions:
+        check_slug(version.version, "model version")
+    save_model(store, record)
+    return record
+
+
+def add_version(store: Store, name: str, version: ModelVersion) -> ModelRecord:
+    record = get_model(store, name)
+    check_slug(version.version, "model version")
+    if any(v.version == version.version for v in record.versions):
+        raise UserError(f"model {name!r} already has version {version.version!r}")
+    record.versions.append(version)
+    save_model(store, record)
+    return record
+
+
+def get_endpoint(store: Store, name: str) -> EndpointRecord:
+    return _load(store, endpoint_key(name), EndpointRecord, f"endpoint {name!r}")
+
+
+def save_endpoint(store: Store, record: EndpointRecord) -> str:
+    return store.write_json(endpoint_key(record.name), record.dump())
+
+
+def list_endpoints(store: Store) -> list[EndpointRecord]:
+    from tasks.baselines import parse_document
+
+    return [parse_document(EndpointRecord, store.read_bytes(key), store.uri(key))
+            for key in store.list("registry/endpoints") if key.endswith(".json")]
+
+
+def register_endpoint(store: Store, record: EndpointRecord) -> EndpointRecord:
+    check_slug(record.name, "endpoint name")
+    check_slug(record.variant, "variant name")
+    model = get_model(store, record.model)
+    model.version(record.model_version)
+    if not 0 < record.sampling_percentage <= 100:
+        raise UserError(f"sampling percentage {record.sampling_percentage}: expected (0, 100]")
+    if not record.history:
+        record.history.append(EndpointVersionChange(model_version=record.model_version))
+    save_endpoint(store, record)
+    return record
+
+
+def endpoints_of(store: Store, model: str) -> list[EndpointRecord]:
+    return [e for e in list_endpoints(store) if e.model == model]
+
+
+def save_batch_job(store: Store, job: BatchJob) -> str:
+    return store.write_json(batch_job_key(job.job_id), job.dump())
+
+
+def list_batch_jobs(store: Store, model: str | None = None) -> list[BatchJob]:
+    from tasks.baselines import parse_document
+
+    jobs = [parse_document(BatchJob, store.read_bytes(key), store.uri(key))
+            for key in store.list("registry/batch-jobs") if key.endswith(".json")]
+    return sorted((j for j in jobs if model is None or j.model == model),
+                  key=lambda j: j.started_at)
+
+
+def lineage(store: Store, model: str) -> list[dict[str, str]]:
+    """Edges of the lineage graph: dataset -> training run -> model version -> endpoint / batch job."""
+    record = get_model(store, model)
+    edges: list[dict[str, str]] = []
+    for version in record.versions:
+        node = f"model:{model}/v{version.version}"
+        run = f"run:{version.training_run}" if version.training_run else None
+        if version.training_dataset_uri:
+            edges.append({"from": f"dataset:{version.training_dataset_uri}", "to": run or node})
+        if run:
+            edges.append({"from": run, "to": node})
+        if version.parent_version:
+            edges.append({"from": f"model:{model}/v{version.parent_version}", "to": node,
+                          "kind": "retrained-from"})
+    for endpoint in endpoints_of(store, model):
+        for change in endpoint.history:
+            edges.append({"from": f"model:{model}/v{change.model_version}",
+                          "to": f"endpoint:{endpoint.name}"})
+    for job in list_batch_jobs(store, model):
+        edges.append({"from": f"model:{model}/v{job.model_version}", "to": f"batch:{job.job_id}"})
+    return edges
