@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from modelwatch.errors import UserError
 from tasks.baselines import Baseline, load_baseline
 from tasks.capture import PREDICTION, list_capture_files, parse_capture, read_dataset
-from tasks.constraints import MAX_MALFORMED_SHARE, check_data_quality
+from tasks.constraints import MAX_MALFORMED_SHARE, check_data_quality, drift_scores
 from tasks.documents import ConstraintViolations, Execution
 from tasks.profile import DatasetProfile, merge_profiles, profile_columns, to_statistics
 from tasks.store import Store, check_slug, default_store_uri, read_uri_bytes
@@ -112,8 +112,27 @@ def profile_dataset_task(uri: str, categorical: set[str], sample_rows: int) -> C
 
 
 @task(name="list-capture-files", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def list_files_task(capture: str, start: datetime, end: datetime) -> list[str]:
-    return list_capture_files(capture, start, end)
+def list_files_task(captures: list[str], start: datetime, end: datetime) -> list[str]:
+    return [f for capture in captures for f in list_capture_files(capture, start, end)]
+
+
+@task(name="update-alert", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])
+def update_alert_task(store_uri: str, execution: Execution, metric: float | None) -> str | None:
+    """Index the execution, re-evaluate the alert; emit an event only on a transition."""
+    from tasks.alerts import read_alert, save_alert, update_alert
+    from tasks.events import emit_transition
+    from tasks.executions import record_execution
+
+    store = Store(store_uri)
+    index = record_execution(store, execution, metric)
+    alert = read_alert(store, execution.model, execution.monitor_type)
+    transition = update_alert(alert, index.executions, model_version=execution.model_version)
+    save_alert(store, alert)
+    if transition is None:
+        return None
+    print(f"alert {transition.state} for {execution.model} {execution.monitor_type}: "
+          f"{transition.reason}")
+    return emit_transition(transition)
 
 
 @task(name="check-constraints", cache_policy=NO_CACHE)
@@ -186,7 +205,7 @@ def _quarantine_jsonl(entries: list[dict[str, Any]]) -> bytes:
 @flow(name="monitor-data-quality", log_prints=True)
 def monitor_data_quality(
     model: str,
-    capture: str,
+    capture: str | list[str],
     start: datetime,
     end: datetime,
     store: str | None = None,
@@ -197,8 +216,9 @@ def monitor_data_quality(
 ) -> dict[str, Any]:
     """Run one data-quality execution over capture records in [start, end) and return execution.json.
 
-    `capture` is an endpoint's capture root (<root>/<variant>/YYYY/MM/DD/HH/*.jsonl) or a CSV/Parquet
-    dataset. Re-running the same window rewrites the same execution.
+    `capture` is an endpoint's capture root (<root>/<variant>/YYYY/MM/DD/HH/*.jsonl), a list of them
+    (a model behind several endpoints), or a CSV/Parquet dataset. Re-running the same window rewrites
+    the same execution, re-indexes it and re-evaluates the model's alert.
     """
     check_slug(model, "model name")
     start, end = start.astimezone(UTC), end.astimezone(UTC)
@@ -208,9 +228,10 @@ def monitor_data_quality(
     the_store = Store(store_uri)
     baseline = load_baseline(the_store, model, "data-quality", version)
     prefix = execution_prefix(model, "data-quality", start, end)
+    captures = [capture] if isinstance(capture, str) else list(capture)
     execution = Execution(
         model=model, model_version=baseline.version, monitor_type="data-quality",
-        window_start=start, window_end=end, status="Completed", capture=capture,
+        window_start=start, window_end=end, status="Completed", capture=", ".join(captures),
         baseline=baseline.sources, started_at=datetime.now(UTC),
     )
     from prefect.runtime import flow_run
@@ -219,13 +240,14 @@ def monitor_data_quality(
     # A re-run first withdraws the old marker, so a crash midway never leaves a stale "done".
     the_store.delete(f"{prefix}/execution.json")
     violations = ConstraintViolations()
+    metric: float | None = None
     try:
         categorical = {f.name for f in baseline.constraints.features if f.inferred_type == "String"}
         input_features = [f for f in baseline.features if f != PREDICTION]
-        if capture.lower().endswith((".csv", ".parquet", ".pq")):
-            results = [profile_dataset_task(capture, categorical, REPORT_ROWS)]
+        if len(captures) == 1 and captures[0].lower().endswith((".csv", ".parquet", ".pq")):
+            results = [profile_dataset_task(captures[0], categorical, REPORT_ROWS)]
         else:
-            files = list_files_task(capture, start, end)
+            files = list_files_task(captures, start, end)
             futures = profile_chunk_task.map(
                 chunked(files, chunks), unmapped(input_features), unmapped(categorical),
                 unmapped((start, end)), unmapped(REPORT_ROWS if report else 0),
@@ -242,6 +264,9 @@ def monitor_data_quality(
         violations = check_task(baseline, profile, execution.records_read,
                                 execution.records_malformed, max_malformed_share)
         statistics = to_statistics(profile, order=baseline.features)
+        distances = [v for name, v in drift_scores(baseline.constraints, baseline.statistics,
+                                                    profile).items() if np.isfinite(v)]
+        metric = max(distances) if distances else None
         documents = {
             "statistics.json": _json_bytes(statistics.dump()),
             "constraint_violations.json": _json_bytes(violations.dump()),
@@ -272,6 +297,7 @@ def monitor_data_quality(
     execution.finished_at = datetime.now(UTC)
     execution.outputs["execution"] = the_store.uri(f"{prefix}/execution.json")
     the_store.write_json(f"{prefix}/execution.json", execution.dump())
+    update_alert_task(store_uri, execution, metric)
     create_markdown_artifact(
         key=artifact_key(model, "data-quality"),
         markdown=_markdown_summary(execution, violations),

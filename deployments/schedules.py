@@ -1,0 +1,135 @@
+"""Monitoring schedules are Prefect deployments of the scheduled-monitor flow, one per model and
+monitor type, tagged with both; plus the summary and retrain deployments and the automation that turns
+an alert into a retrain. `modelwatch serve` builds them all and serves them in one process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deployments.prefect_api import MODELWATCH_TAG, MONITOR_TAG, ScheduleInfo, monitor_schedules
+from modelwatch.errors import UserError
+from tasks.documents import MONITOR_TYPES
+from tasks.store import check_slug
+
+SUMMARY_DEPLOYMENT = "modelwatch-summary"
+ALERT_RAISED = "modelwatch.alert.raised"
+
+
+def monitor_deployment_name(model: str, monitor_type: str) -> str:
+    return f"{check_slug(model, 'model name')}-{monitor_type}"
+
+
+def retrain_deployment_name(model: str) -> str:
+    return f"retrain-{check_slug(model, 'model name')}"
+
+
+def check_cron(cron: str) -> str:
+    from prefect.client.schemas.schedules import CronSchedule
+
+    try:
+        CronSchedule(cron=cron, timezone="UTC")
+    except ValueError:
+        raise UserError(f"--cron {cron!r} is not a cron expression such as '0 * * * *'") from None
+    return cron
+
+
+def monitor_deployment(model: str, monitor_type: str, cron: str, store: str,
+                       period: str | None = None, active: bool = True,
+                       schedule_parameters: dict[str, Any] | None = None):
+    """The RunnerDeployment of one monitoring schedule."""
+    from prefect.schedules import Cron
+
+    from flows.scheduled import period_for_cron, scheduled_monitor
+
+    if monitor_type not in MONITOR_TYPES:
+        raise UserError(f"monitor type {monitor_type!r}: expected one of {', '.join(MONITOR_TYPES)}")
+    check_cron(cron)
+    return scheduled_monitor.to_deployment(
+        name=monitor_deployment_name(model, monitor_type),
+        schedules=[Cron(cron, timezone="UTC", active=active,
+                        parameters=schedule_parameters or {})],
+        parameters={"model": model, "monitor_type": monitor_type,
+                    "period": period or period_for_cron(cron), "store": store},
+        tags=[MODELWATCH_TAG, MONITOR_TAG, f"model:{model}", f"monitor:{monitor_type}"],
+        description=f"{monitor_type} monitoring of {model}",
+    )
+
+
+def rebuild_monitor_deployment(info: ScheduleInfo, store: str):
+    """A served copy of an existing schedule, keeping its cron, its parameters and whether each
+    schedule is active (serve() re-applies deployments; a paused schedule must stay paused)."""
+    from prefect.schedules import Cron
+
+    from flows.scheduled import scheduled_monitor
+
+    schedules = [
+        Cron(s["schedule"]["cron"], timezone=s["schedule"].get("timezone") or "UTC",
+             active=bool(s.get("active", True)), parameters=s.get("parameters") or {})
+        for s in info.schedules if (s.get("schedule") or {}).get("cron")
+    ]
+    parameters = {"store": store, **info.parameters}
+    return scheduled_monitor.to_deployment(
+        name=info.deployment_name, schedules=schedules, parameters=parameters,
+        tags=[MODELWATCH_TAG, MONITOR_TAG, f"model:{info.model}", f"monitor:{info.monitor_type}"],
+        description=f"{info.monitor_type} monitoring of {info.model}",
+    )
+
+
+def summary_deployment(store: str, cron: str = "*/15 * * * *"):
+    from flows.summary import summarize_fleet
+
+    return summarize_fleet.to_deployment(
+        name=SUMMARY_DEPLOYMENT, cron=check_cron(cron), parameters={"store": store},
+        tags=[MODELWATCH_TAG, "modelwatch-summary"], description="materialize the model dashboard")
+
+
+def retrain_deployment(model: str, store: str):
+    from flows.retrain import retrain
+
+    return retrain.to_deployment(
+        name=retrain_deployment_name(model), parameters={"model": model, "store": store},
+        tags=[MODELWATCH_TAG, "modelwatch-retrain", f"model:{model}"],
+        description=f"retrain {model} when its alert is raised")
+
+
+def retrain_automation(model: str, deployment_id: str):
+    """Alert raised for this model -> one run of its retrain deployment, with the alert as parameters."""
+    from prefect.automations import Automation
+    from prefect.events.actions import RunDeployment
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    return Automation(
+        name=f"modelwatch-retrain-{model}",
+        description=f"retrain {model} when one of its monitors raises an alert",
+        trigger=EventTrigger(
+            expect={ALERT_RAISED},
+            match={"prefect.resource.id": f"modelwatch.model.{model}"},
+            posture=Posture.Reactive, threshold=1,
+        ),
+        actions=[RunDeployment(
+            source="selected", deployment_id=deployment_id,
+            parameters={
+                "model": model,
+                # A parameter that is only "{{ event.id }}" fails as InvalidJinja: cast it.
+                "alert_event_id": "{{ event.id | string }}",
+                "monitor_type": "{{ event.resource['modelwatch.monitor-type'] }}",
+            },
+        )],
+    )
+
+
+def apply_automation(automation: Any) -> str:
+    """Create the automation, or replace the one with the same name (idempotent)."""
+    from prefect.automations import Automation
+
+    try:
+        existing = Automation.read(name=automation.name)
+    except ValueError:
+        existing = None
+    if existing is not None:
+        existing.delete()
+    return str(automation.create().id)
+
+
+def existing_schedules() -> dict[tuple[str, str], ScheduleInfo]:
+    return monitor_schedules()

@@ -1,0 +1,74 @@
+"""The flow a monitoring schedule runs: work out the window the run is for (the previous hour or day
+before its scheduled time), find the model's endpoints in the registry, run the monitor on them,
+then refresh the dashboard."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prefect import flow
+
+from modelwatch.errors import UserError
+from tasks.store import Store, default_store_uri
+
+PERIODS = {"PT1H": timedelta(hours=1), "P1D": timedelta(days=1)}
+
+
+def window_for(scheduled: datetime, period: str) -> tuple[datetime, datetime]:
+    """[start, end) of the complete period before `scheduled` (hour or day, UTC)."""
+    if period not in PERIODS:
+        raise UserError(f"window period {period!r}: expected one of {', '.join(PERIODS)}")
+    scheduled = scheduled.astimezone(UTC)
+    if period == "PT1H":
+        end = scheduled.replace(minute=0, second=0, microsecond=0)
+    else:
+        end = scheduled.replace(hour=0, minute=0, second=0, microsecond=0)
+    return end - PERIODS[period], end
+
+
+def period_for_cron(cron: str) -> str:
+    """An hourly-or-faster cron monitors the previous hour; anything slower, the previous day."""
+    fields = cron.split()
+    hour = fields[1] if len(fields) >= 2 else "*"
+    return "PT1H" if hour == "*" or "/" in hour or "," in hour else "P1D"
+
+
+@flow(name="scheduled-monitor", log_prints=True)
+def scheduled_monitor(
+    model: str,
+    monitor_type: str = "data-quality",
+    period: str = "P1D",
+    store: str | None = None,
+    window_end: datetime | None = None,
+    summarize: bool = True,
+) -> dict[str, Any]:
+    """One scheduled execution for a model and monitor type over the window before this run."""
+    from prefect.runtime import flow_run
+
+    from flows.monitor import monitor_data_quality
+    from tasks.registry import endpoints_of, get_model
+
+    store_uri = store or default_store_uri()
+    the_store = Store(store_uri)
+    scheduled = window_end or flow_run.scheduled_start_time or datetime.now(UTC)
+    start, end = window_for(scheduled, period) if window_end is None else (
+        window_end - PERIODS[period], window_end)
+    get_model(the_store, model)
+    endpoints = endpoints_of(the_store, model)
+    if not endpoints:
+        raise UserError(f"model {model!r} has no registered endpoint to monitor")
+    if monitor_type != "data-quality":
+        raise UserError(f"monitor type {monitor_type!r} has no monitor yet")
+    # The endpoints' capture, checked against the baseline of the version they serve.
+    version = max((e.model_version for e in endpoints), key=lambda v: (len(v), v))
+    print(f"{model} {monitor_type}: window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, "
+          f"endpoints {', '.join(e.name for e in endpoints)}")
+    state = monitor_data_quality(
+        model=model, capture=[f"{e.capture_uri.rstrip('/')}" for e in endpoints], start=start,
+        end=end, store=store_uri, version=version, return_state=True)
+    if summarize:
+        from flows.summary import summarize_fleet
+
+        summarize_fleet(store=store_uri)
+    return state.result()

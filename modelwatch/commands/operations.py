@@ -1,0 +1,282 @@
+"""CLI for running the fleet: monitoring schedules (Prefect deployments), alert criteria, the
+dashboard, the retrain automations, and `serve`, which runs all deployments in one process."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modelwatch.cli_common import StoreOption, emit_json, open_store, stdout_to_stderr
+from modelwatch.errors import UserError
+from tasks.documents import MONITOR_TYPES
+
+schedule_app = typer.Typer(no_args_is_help=True,
+                           help="Monitoring schedules (Prefect deployments with a cron schedule).")
+alerts_app = typer.Typer(no_args_is_help=True, help="Alert criteria and state.")
+automations_app = typer.Typer(no_args_is_help=True, help="Prefect automations (retrain on alert).")
+
+TypeOption = Annotated[str, typer.Option("--type", help=f"One of {', '.join(MONITOR_TYPES)}.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _check_type(monitor_type: str) -> str:
+    if monitor_type not in MONITOR_TYPES:
+        raise UserError(f"--type {monitor_type!r}: expected one of {', '.join(MONITOR_TYPES)}")
+    return monitor_type
+
+
+def _schedule(model: str, monitor_type: str):
+    from deployments.prefect_api import monitor_schedules
+
+    info = monitor_schedules().get((model, monitor_type))
+    if info is None:
+        raise UserError(f"model {model!r} has no {monitor_type} schedule "
+                        "(create one with `modelwatch monitor schedule create`)")
+    return info
+
+
+@schedule_app.command("create")
+def schedule_create(
+    model: Annotated[str, typer.Option(help="Model name.")],
+    cron: Annotated[str, typer.Option(help="Cron expression, UTC, e.g. '0 * * * *'.")],
+    monitor_type: TypeOption = "data-quality",
+    period: Annotated[str | None, typer.Option(
+        help="Window each run checks: PT1H or P1D [default: from the cron]")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Create (or replace) the schedule of one model and monitor type."""
+    from deployments.schedules import monitor_deployment
+    from tasks.registry import get_model
+
+    _check_type(monitor_type)
+    the_store = open_store(store)
+    get_model(the_store, model)
+    with stdout_to_stderr():
+        deployment = monitor_deployment(model, monitor_type, cron, the_store.root, period=period)
+        deployment_id = deployment.apply()
+    emit_json({"deployment": f"scheduled-monitor/{deployment.name}", "id": str(deployment_id),
+               "cron": cron, "parameters": deployment.parameters})
+
+
+def _set_active(model: str, monitor_type: str, active: bool) -> None:
+    from deployments.prefect_api import set_schedules_active
+
+    info = _schedule(model, _check_type(monitor_type))
+    set_schedules_active(info, active)
+    emit_json({"deployment": f"scheduled-monitor/{info.deployment_name}",
+               "active": active, "cron": info.cron})
+
+
+@schedule_app.command("pause")
+def schedule_pause(model: Annotated[str, typer.Option()], monitor_type: TypeOption = "data-quality",
+                   ) -> None:
+    """Pause a schedule (the dashboard shows Inactive)."""
+    _set_active(model, monitor_type, False)
+
+
+@schedule_app.command("resume")
+def schedule_resume(model: Annotated[str, typer.Option()], monitor_type: TypeOption = "data-quality",
+                    ) -> None:
+    """Resume a paused schedule."""
+    _set_active(model, monitor_type, True)
+
+
+@schedule_app.command("delete")
+def schedule_delete(model: Annotated[str, typer.Option()], monitor_type: TypeOption = "data-quality",
+                    ) -> None:
+    """Delete a schedule (the dashboard shows None)."""
+    from deployments.prefect_api import delete_deployment
+
+    info = _schedule(model, _check_type(monitor_type))
+    delete_deployment(info.deployment_id)
+    emit_json({"deleted": f"scheduled-monitor/{info.deployment_name}"})
+
+
+@schedule_app.command("list")
+def schedule_list(as_json: JsonFlag = False) -> None:
+    """Every monitoring schedule known to Prefect."""
+    from deployments.prefect_api import monitor_schedules
+
+    infos = sorted(monitor_schedules().values(), key=lambda i: (i.model, i.monitor_type))
+    records = [{"model": i.model, "monitor_type": i.monitor_type, "cron": i.cron,
+                "active": i.active, "deployment": f"scheduled-monitor/{i.deployment_name}"}
+               for i in infos]
+    if as_json:
+        emit_json(records)
+        return
+    _table("monitoring schedules", records)
+
+
+@alerts_app.command("set")
+def alerts_set(
+    model: Annotated[str, typer.Option()],
+    datapoints_to_alert: Annotated[int, typer.Option(help="M: executions with violations...")] = 1,
+    evaluation_period: Annotated[int, typer.Option(help="...out of the last N executions.")] = 1,
+    monitor_type: TypeOption = "data-quality",
+    store: StoreOption = None,
+) -> None:
+    """Set alert criteria; the next monitor run or summary re-evaluates (and emits on a change)."""
+    from tasks.alerts import AlertCriteria, read_alert, save_alert
+    from tasks.registry import get_model
+
+    _check_type(monitor_type)
+    the_store = open_store(store)
+    get_model(the_store, model)
+    alert = read_alert(the_store, model, monitor_type)
+    alert.criteria = AlertCriteria(datapoints_to_alert=datapoints_to_alert,
+                                   evaluation_period=evaluation_period).validate_values()
+    save_alert(the_store, alert)
+    emit_json(alert.dump())
+
+
+@alerts_app.command("show")
+def alerts_show(model: Annotated[str, typer.Option()], monitor_type: TypeOption = "data-quality",
+                store: StoreOption = None) -> None:
+    """An alert's criteria, state and transition history."""
+    from tasks.alerts import read_alert
+    from tasks.registry import get_model
+
+    the_store = open_store(store)
+    get_model(the_store, model)
+    emit_json(read_alert(the_store, model, _check_type(monitor_type)).dump())
+
+
+@alerts_app.command("list")
+def alerts_list(store: StoreOption = None, as_json: JsonFlag = False) -> None:
+    """Every model's alert state per monitor type."""
+    from tasks.alerts import read_alert
+    from tasks.registry import list_models
+
+    the_store = open_store(store)
+    records = []
+    for model in list_models(the_store):
+        for monitor_type in MONITOR_TYPES:
+            alert = read_alert(the_store, model.name, monitor_type)
+            records.append({
+                "model": model.name, "monitor_type": monitor_type, "state": alert.state,
+                "criteria": f"{alert.criteria.datapoints_to_alert} of "
+                            f"{alert.criteria.evaluation_period}",
+                "raised_at": alert.raised_at.isoformat() if alert.raised_at else None})
+    if as_json:
+        emit_json(records)
+        return
+    _table("alerts", records)
+
+
+@automations_app.command("apply")
+def automations_apply(store: StoreOption = None) -> None:
+    """Create the retrain deployments and, per retrainable model, the alert -> retrain automation."""
+    emit_json(apply_retraining(open_store(store).root))
+
+
+def apply_retraining(store_uri: str) -> list[dict[str, str]]:
+    from deployments.schedules import apply_automation, retrain_automation, retrain_deployment
+    from tasks.registry import list_models
+    from tasks.store import Store
+
+    applied = []
+    for model in list_models(Store(store_uri)):
+        if not model.training_entry_point:
+            continue
+        with stdout_to_stderr():
+            deployment_id = str(retrain_deployment(model.name, store_uri).apply())
+            automation_id = apply_automation(retrain_automation(model.name, deployment_id))
+        applied.append({"model": model.name, "deployment_id": deployment_id,
+                        "automation_id": automation_id})
+    return applied
+
+
+def dashboard_command(
+    refresh: Annotated[bool, typer.Option(help="Run the summary flow first.")] = False,
+    store: StoreOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print the model dashboard (one row per registered model)."""
+    the_store = open_store(store)
+    if refresh:
+        with stdout_to_stderr():
+            from flows.summary import summarize_fleet
+
+            summarize_fleet(store=the_store.root)
+    if not the_store.exists("dashboard/models.json"):
+        raise UserError(f"no dashboard in {the_store.root} yet: run `modelwatch dashboard --refresh`")
+    document = the_store.read_json("dashboard/models.json")
+    if as_json:
+        emit_json(document)
+        return
+    print_dashboard(document, the_store.uri("dashboard/index.html"))
+
+
+def print_dashboard(document: dict, index_uri: str, console: Console | None = None) -> None:
+    from tasks.dashboard import DashboardRow
+
+    console = console or Console(width=max(Console().width, 150))
+    table = Table(title=f"model dashboard, {document['generated_at']}")
+    for column in ("model", "version", "risk", "card", "endpoints", "batch job", *MONITOR_TYPES):
+        table.add_column(column, overflow="fold")
+    colours = {"None": "dim", "Inactive": "yellow", "OK": "green", "Alarm": "bold red"}
+    for raw in document["models"]:
+        row = DashboardRow.model_validate(raw)
+        cells = [f"[{colours[row.monitors[t].status]}]{row.monitors[t].display}[/]"
+                 for t in MONITOR_TYPES]
+        job = row.latest_batch_job
+        table.add_row(row.model, row.latest_version or "-", row.risk_rating, row.card_status or "-",
+                      ", ".join(row.endpoints) or "-",
+                      f"{job.job_id} ({job.status})" if job else "-", *cells)
+    console.print(table)
+    console.print(f"HTML dashboard: {index_uri}")
+
+
+def serve_command(
+    summary_cron: Annotated[str, typer.Option(help="Cron of the summary deployment.")] = "*/15 * * * *",
+    store: StoreOption = None,
+) -> None:
+    """Serve every monitoring schedule, the summary and the retrain deployments in one long-lived
+    process, after applying the retrain automations. Needs a Prefect server (PREFECT_API_URL)."""
+    from prefect import serve
+
+    from deployments.prefect_api import monitor_schedules
+    from deployments.schedules import (
+        rebuild_monitor_deployment,
+        retrain_deployment,
+        summary_deployment,
+    )
+    from tasks.registry import list_models
+
+    the_store = open_store(store)
+    deployments = [rebuild_monitor_deployment(info, the_store.root)
+                   for info in monitor_schedules().values()]
+    deployments.append(summary_deployment(the_store.root, summary_cron))
+    deployments += [retrain_deployment(m.name, the_store.root) for m in list_models(the_store)
+                    if m.training_entry_point]
+    applied = apply_retraining(the_store.root)
+    print(f"serving {len(deployments)} deployments; {len(applied)} retrain automations applied",
+          file=sys.stderr)
+    # pause_on_shutdown=False: stopping the server process is not the user pausing schedules.
+    serve(*deployments, pause_on_shutdown=False)
+
+
+def _table(title: str, records: list[dict]) -> None:
+    console = Console(width=max(Console().width, 120))
+    table = Table(title=title)
+    if not records:
+        console.print(f"{title}: none")
+        return
+    for column in records[0]:
+        table.add_column(column)
+    for record in records:
+        table.add_row(*["-" if v is None else str(v) for v in record.values()])
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    monitor_group = next(g.typer_instance for g in app.registered_groups if g.name == "monitor")
+    monitor_group.add_typer(schedule_app, name="schedule")
+    app.add_typer(alerts_app, name="alerts")
+    app.add_typer(automations_app, name="automations")
+    app.command("dashboard")(dashboard_command)
+    app.command("serve")(serve_command)
