@@ -153,6 +153,13 @@ def build_model() -> Pipeline:
     return Pipeline([("pre", pre), ("clf", LogisticRegression(max_iter=1000))])
 
 
+def train(frame: pd.DataFrame) -> Pipeline:
+    """The demo model's training entry point (`flows.demo_data:train`), as retraining calls it."""
+    model = build_model()
+    model.fit(frame[FEATURES], frame[LABEL])
+    return model
+
+
 # --------------------------------------------------------------------------- formatting
 
 
@@ -455,10 +462,10 @@ def generate_demo(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    train = training_frame(training_rows, rng)
+    training = training_frame(training_rows, rng)
     training_csv = out_dir / "training.csv"
-    train.to_csv(training_csv, index=False)
-    model = build_model().fit(train[FEATURES], train[LABEL])
+    training.to_csv(training_csv, index=False)
+    model = train(training)
     model_path = out_dir / "model.joblib"
     joblib.dump(model, model_path)
 

@@ -20,7 +20,7 @@ from tasks.baselines import Baseline, load_baseline
 from tasks.capture import PREDICTION, list_capture_files, parse_capture, read_dataset
 from tasks.constraints import MAX_MALFORMED_SHARE, check_data_quality, drift_scores
 from tasks.documents import ConstraintViolations, Execution
-from tasks.profile import DatasetProfile, merge_profiles, profile_columns, to_statistics
+from tasks.profile import DatasetProfile, merge_profiles, profile_columns, profile_table, to_statistics
 from tasks.store import Store, check_slug, default_store_uri, read_uri_bytes
 
 REPORT_ROWS = 5000
@@ -75,14 +75,13 @@ def profile_capture_files(files: list[str], features: list[str], categorical: se
         result.records_read += batch.records_read
         result.records_outside_window += batch.records_outside_window
         result.quarantine.extend(batch.quarantine)
-        if batch.num_rows:
-            result.profile.merge(profile_columns(batch.columns, batch.num_rows,
-                                                 categorical=categorical, seed=seed * 7919 + i))
+        for j, table in enumerate(batch.tables):
+            result.profile.merge(profile_table(table, categorical=categorical,
+                                               seed=seed * 7919 + i * 7 + j))
             if sample_rows:
-                keys = rng.random(batch.num_rows)
+                keys = rng.random(table.num_rows)
                 take = np.argsort(keys)[:sample_rows]
-                frame = pa.table({n: c.take(pa.array(take)) for n, c in batch.columns.items()})
-                samples.append((frame.to_pandas(), keys[take]))
+                samples.append((table.take(pa.array(take)).to_pandas(), keys[take]))
     result.sample, result.sample_keys = merge_samples(samples, sample_rows)
     return result
 

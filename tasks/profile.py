@@ -142,27 +142,37 @@ class DatasetProfile:
         return self
 
 
+_NUMBER_START = pa.array(list("0123456789+-. "), pa.string())
+
+
 def _classify_strings(column: ColumnProfile, values: pa.Array) -> pa.Array | None:
     """Type-count a string array; return the non-numeric strings (None when all are numeric)."""
     present = values.drop_null()
-    try:
-        numbers = pc.cast(present, pa.int64())
-        column.integral += len(present)
-        column.add_numeric(numbers.to_numpy(zero_copy_only=False).astype(np.float64))
-        return None
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    try:
-        numbers = pc.cast(present, pa.float64())
-        integral = int(pc.sum(pc.match_substring_regex(present, _INTEGER)).as_py() or 0)
-        column.integral += integral
-        column.fractional += len(present) - integral
-        column.add_numeric(numbers.to_numpy(zero_copy_only=False))
-        return None
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    is_integer = pc.match_substring_regex(present, _INTEGER)
-    is_number = pc.match_substring_regex(present, _NUMBER)
+    # Values that cannot start a number are text: a categorical column needs no parsing at all.
+    maybe_number = pc.is_in(pc.utf8_slice_codeunits(present, 0, 1), value_set=_NUMBER_START)
+    candidates = int(pc.sum(maybe_number).as_py() or 0)
+    if candidates == 0:
+        column.string += len(present)
+        return present
+    if candidates == len(present):
+        try:
+            numbers = pc.cast(present, pa.int64())
+            column.integral += len(present)
+            column.add_numeric(numbers.to_numpy(zero_copy_only=False).astype(np.float64))
+            return None
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        try:
+            numbers = pc.cast(present, pa.float64())
+            integral = int(pc.sum(pc.match_substring_regex(present, _INTEGER)).as_py() or 0)
+            column.integral += integral
+            column.fractional += len(present) - integral
+            column.add_numeric(numbers.to_numpy(zero_copy_only=False))
+            return None
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    is_number = pc.and_(maybe_number, pc.match_substring_regex(present, _NUMBER))
+    is_integer = pc.and_(is_number, pc.match_substring_regex(present, _INTEGER))
     integral = int(pc.sum(is_integer).as_py() or 0)
     numeric = int(pc.sum(is_number).as_py() or 0)
     column.integral += integral
@@ -193,8 +203,9 @@ def profile_column(name: str, values: pa.Array, *, categorical: bool = False,
         column.integral = column.present
         column.add_numeric(pc.cast(values.drop_null(), pa.float64()).to_numpy(zero_copy_only=False))
     elif pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        numbers = pc.cast(values.drop_null(), pa.float64()).to_numpy(zero_copy_only=False)
         column.fractional = column.present
-        column.add_numeric(pc.cast(values.drop_null(), pa.float64()).to_numpy(zero_copy_only=False))
+        column.add_numeric(numbers)
     else:
         strings = values if pa.types.is_string(kind) else pc.cast(values, pa.string())
         if pa.types.is_large_string(kind):
