@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: install demo test lint bench clean
+.PHONY: install browser demo test lint bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -24,7 +24,13 @@ demo: install
 lint: install
 	.venv/bin/ruff check .
 
-test: install lint
+# Debian's chromium for the dashboard's browser tests (they skip, saying why, where it is absent).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium not installed (needs root and apt-get): browser tests will be skipped"; }
+
+test: install lint browser
 	.venv/bin/pytest -q
 
 bench: install

@@ -147,7 +147,8 @@ def write_dashboard_task(store_uri: str, rows: list[DashboardRow], fleet: dict[s
             lineage=lineage(store, row.model), alert_history=sorted(history, key=lambda h: h.at),
             executions=executions[:200], generated_at=generated_at,
         )
-        store.write_text(f"dashboard/models/{row.model}.html", render_model_page(document))
+        store.write_text(f"dashboard/models/{row.model}.html",
+                         render_model_page(document, store_root=store.uri("")))
 
     _parallel(page, rows)
     return outputs

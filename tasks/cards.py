@@ -1,0 +1,994 @@
+"""Model cards: SageMaker Model Card content, versioned and reviewed.
+
+A model's card is a series of immutable documents `cards/<model>/v<N>.json` (N = 1, 2, ...). Every
+change, to the content or to the review status, writes the next version and no version is ever
+rewritten, so the files themselves are the audit trail of who wrote and who approved what. Each
+version carries the whole status history forward.
+
+Content follows SageMaker's model card schema: the union of the SDK's 2025 copy and the 2023
+developer-guide variant (see shared/interop/sagemaker-formats.md section 9), checked by a small
+declarative spec below so errors name the field (`intended_uses.risk_rating: ...`).
+
+Review: Draft -> PendingReview -> Approved -> Archived, PendingReview -> Draft (review rejected) and
+any -> Archived. A content change to an Approved card returns it to Draft. Each move emits the
+Prefect event `modelwatch.card.status-changed`; a card command never fails because of the event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import html
+import json
+import math
+import os
+import re
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from modelwatch.errors import UserError
+from tasks.documents import Document
+from tasks.store import Store, check_slug, json_dumps
+
+__all__ = [
+    "ALLOWED_MOVES", "RISK_RATINGS", "STATUSES", "STATUS_EVENT", "CardContentError", "ModelCard",
+    "StatusChange", "card_for_version", "card_to_html", "card_to_markdown", "card_versions",
+    "create_card", "emit_status_changed", "get_card", "latest_card", "list_card_models",
+    "merge_patch", "risk_rating", "set_status", "status_event", "update_card", "validate_content",
+]
+
+CardStatus = Literal["Draft", "PendingReview", "Approved", "Archived"]
+STATUSES: tuple[str, ...] = ("Draft", "PendingReview", "Approved", "Archived")
+RISK_RATINGS: tuple[str, ...] = ("High", "Medium", "Low", "Unknown")
+# Approved -> Draft is not a move a user makes: it happens when an Approved card's content changes.
+ALLOWED_MOVES: dict[str, tuple[str, ...]] = {
+    "Draft": ("PendingReview", "Archived"),
+    "PendingReview": ("Approved", "Draft", "Archived"),
+    "Approved": ("Archived",),
+    "Archived": (),
+}
+STATUS_EVENT = "modelwatch.card.status-changed"
+MAX_CONTENT_CHARS = 100_000  # SageMaker's limit on the Content JSON string
+SECTION_TITLES: dict[str, str] = {
+    "model_overview": "Model overview",
+    "intended_uses": "Intended uses",
+    "business_details": "Business details",
+    "training_details": "Training details",
+    "evaluation_details": "Evaluation details",
+    "additional_information": "Additional information",
+}
+_VERSION_FILE = re.compile(r"^v([1-9][0-9]*)\.json$")
+
+
+# ---- content spec: SageMaker's schema as data, so one small checker gives every error its path ----
+
+@dataclass(frozen=True, eq=False)
+class Text:
+    max_length: int | None = None
+    # The schema's name "patterns" (".{1,63}") are unanchored, so they only forbid empty names; the
+    # SDK itself writes 75-character metric group names, so no upper bound is read into them.
+    non_empty: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class Choice:
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Number:
+    pass
+
+
+@dataclass(frozen=True, eq=False)
+class VersionId:
+    """A model version: our registry's slug ("2"), or SageMaker's number (2), kept as a string."""
+
+
+@dataclass(frozen=True, eq=False)
+class ListOf:
+    item: Any
+    max_items: int | None = None
+    min_items: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class Fields:
+    fields: dict[str, Any]
+    required: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class MapOf:
+    """An object whose keys the user chooses (custom_details, metadata)."""
+
+    value: Any
+
+
+@dataclass(frozen=True, eq=False)
+class Metric:
+    """One of simple / linear_graph / bar_chart / matrix metric, told apart by its `type`."""
+
+
+@dataclass(frozen=True, eq=False)
+class Anything:
+    pass
+
+
+NAME = Text(non_empty=True)
+AXIS = Text(63)
+T1024, T2048 = Text(1024), Text(2048)
+IMAGES = ListOf(T1024, max_items=15)
+SIMPLE_METRIC_TYPES = ("number", "string", "boolean")
+METRIC_TYPES = (*SIMPLE_METRIC_TYPES, "linear_graph", "bar_chart", "matrix")
+_METRIC_COMMON = {"name": NAME, "notes": T1024, "type": Choice(METRIC_TYPES)}
+_METRIC_REQUIRED = ("name", "type", "value")
+METRIC_LAYOUTS: dict[str, Fields] = {
+    # The value of a simple metric is checked against its type after the layout (see _check_metric).
+    "simple": Fields({**_METRIC_COMMON, "value": Anything(), "x_axis_name": AXIS,
+                      "y_axis_name": AXIS}, _METRIC_REQUIRED),
+    "linear_graph": Fields({**_METRIC_COMMON,
+                            "value": ListOf(ListOf(Number(), 2, 2), min_items=1),
+                            "x_axis_name": AXIS, "y_axis_name": AXIS}, _METRIC_REQUIRED),
+    "bar_chart": Fields({**_METRIC_COMMON, "value": ListOf(Number(), min_items=1),
+                         "x_axis_name": ListOf(AXIS), "y_axis_name": AXIS}, _METRIC_REQUIRED),
+    "matrix": Fields({**_METRIC_COMMON,
+                      "value": ListOf(ListOf(Number(), 20, 1), 20, 1),
+                      "x_axis_name": ListOf(AXIS), "y_axis_name": ListOf(AXIS)}, _METRIC_REQUIRED),
+}
+TRAINING_METRIC = Fields({"name": NAME, "notes": T1024, "value": Number()}, ("name", "value"))
+HYPER_PARAMETER = Fields({"name": NAME, "value": Text()}, ("name",))
+CONTENT_SPEC = Fields({
+    "model_overview": Fields({
+        "model_description": T1024, "model_creator": T1024,
+        "model_artifact": ListOf(T1024, max_items=15), "algorithm_type": T1024,
+        "problem_type": Text(), "model_owner": T1024,
+        # In the 2023 variant (and written by the SDK), not in the sagemaker-core copy.
+        "model_id": T1024, "model_name": T1024, "model_version": VersionId(),
+        "inference_environment": Fields({"container_image": IMAGES}),
+    }),
+    "intended_uses": Fields({
+        "purpose_of_model": T2048, "intended_uses": T2048,
+        "factors_affecting_model_efficiency": T2048, "risk_rating": Choice(RISK_RATINGS),
+        "explanations_for_risk_rating": T2048,
+    }),
+    "business_details": Fields({
+        "business_problem": T2048, "business_stakeholders": T2048, "line_of_business": T2048,
+    }),
+    "training_details": Fields({
+        # Both schemas misplace function/notes outside "properties"; this is the SDK's shape.
+        "objective_function": Fields({
+            "function": Fields({"function": Choice(("Maximize", "Minimize")),
+                                "facet": Text(63), "condition": Text(63)}),
+            "notes": T1024,
+        }),
+        "training_observations": T1024,
+        "training_job_details": Fields({
+            "training_arn": T1024,
+            "training_datasets": ListOf(T1024, max_items=15),
+            "training_environment": Fields({"container_image": IMAGES}),
+            "training_metrics": ListOf(TRAINING_METRIC, max_items=50),
+            "user_provided_training_metrics": ListOf(TRAINING_METRIC, max_items=50),
+            "hyper_parameters": ListOf(HYPER_PARAMETER, max_items=100),
+            "user_provided_hyper_parameters": ListOf(HYPER_PARAMETER, max_items=100),
+        }),
+    }),
+    "evaluation_details": ListOf(Fields({
+        "name": NAME, "evaluation_observation": Text(2096), "evaluation_job_arn": Text(256),
+        "datasets": ListOf(T1024, max_items=10), "metadata": MapOf(T1024),
+        "metric_groups": ListOf(Fields({"name": NAME, "metric_data": ListOf(Metric())},
+                                       ("name", "metric_data"))),
+    }, ("name",))),
+    "additional_information": Fields({
+        "ethical_considerations": T2048, "caveats_and_recommendations": T2048,
+        "custom_details": MapOf(T1024),
+    }),
+})
+
+
+class CardContentError(UserError):
+    """Card content that breaks the schema; `path` locates the field (the CLI maps it to a line)."""
+
+    def __init__(self, path: tuple[str | int, ...], reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{format_path(path) or 'card content'}: {reason}")
+
+
+def format_path(path: tuple[str | int, ...]) -> str:
+    """("evaluation_details", 0, "name") -> "evaluation_details[0].name"."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    if hasattr(value, "isoformat"):  # YAML reads 2024-01-31 as a date
+        return "a date or time (quote it to make it a string)"
+    return type(value).__name__
+
+
+def _check(spec: Any, value: Any, path: tuple[str | int, ...]) -> Any:
+    """Checked (and normalised) value, or CardContentError naming the path."""
+    if isinstance(spec, Anything):
+        return value
+    if isinstance(spec, Text):
+        if not isinstance(value, str):
+            raise CardContentError(path, f"expected a string, got {_kind(value)}")
+        if spec.non_empty and not value.strip():
+            raise CardContentError(path, "must not be empty")
+        if spec.max_length is not None and len(value) > spec.max_length:
+            raise CardContentError(path, f"is {len(value)} characters long; at most "
+                                         f"{spec.max_length} are allowed")
+        return value
+    if isinstance(spec, Choice):
+        if value not in spec.values:
+            raise CardContentError(path, f"{value!r} is not one of {', '.join(spec.values)}")
+        return value
+    if isinstance(spec, Number):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise CardContentError(path, f"expected a number, got {_kind(value)}")
+        if not math.isfinite(value):
+            raise CardContentError(path, f"expected a finite number, got {value}")
+        return value
+    if isinstance(spec, VersionId):
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return str(value)
+        if isinstance(value, float) and value.is_integer() and value >= 1:
+            return str(int(value))
+        if isinstance(value, str) and value.strip():
+            return value
+        raise CardContentError(path, f"expected a model version (a registered version such as "
+                                     f"'2'), got {_kind(value)} {value!r}")
+    if isinstance(spec, ListOf):
+        if not isinstance(value, list | tuple):
+            raise CardContentError(path, f"expected a list, got {_kind(value)}")
+        if spec.min_items == spec.max_items and len(value) != spec.min_items:
+            raise CardContentError(path, f"needs exactly {spec.min_items} items, has {len(value)}")
+        if len(value) < spec.min_items:
+            raise CardContentError(path, f"needs at least {spec.min_items} item(s), has "
+                                         f"{len(value)}")
+        if spec.max_items is not None and len(value) > spec.max_items:
+            raise CardContentError(path, f"has {len(value)} items; at most {spec.max_items} "
+                                         "are allowed")
+        return [_check(spec.item, item, (*path, i)) for i, item in enumerate(value)]
+    if isinstance(spec, MapOf):
+        if not isinstance(value, dict):
+            raise CardContentError(path, f"expected an object of named values, got {_kind(value)}")
+        checked = {}
+        for key, item in value.items():
+            if not isinstance(key, str) or not key:
+                raise CardContentError(path, f"names must be non-empty strings, got {key!r}")
+            checked[key] = _check(spec.value, item, (*path, key))
+        return checked
+    if isinstance(spec, Metric):
+        return _check_metric(value, path)
+    if isinstance(spec, Fields):
+        return _check_fields(spec, value, path)
+    raise TypeError(f"unknown spec {spec!r}")
+
+
+def _check_fields(spec: Fields, value: Any, path: tuple[str | int, ...]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise CardContentError(path, f"expected an object with fields "
+                                     f"({', '.join(spec.fields)}), got {_kind(value)}")
+    checked: dict[str, Any] = {}
+    for key, item in value.items():
+        if key not in spec.fields:
+            raise CardContentError((*path, str(key)), "unknown field; expected one of: "
+                                                      f"{', '.join(spec.fields)}")
+        if item is None:  # an empty YAML field ("model_owner:") means "not given"
+            continue
+        checked[key] = _check(spec.fields[key], item, (*path, key))
+    for name in spec.required:
+        if name not in checked:
+            raise CardContentError(path, f"missing required field {name!r}")
+    return checked
+
+
+def _check_metric(value: Any, path: tuple[str | int, ...]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise CardContentError(path, f"expected a metric object, got {_kind(value)}")
+    kind = value.get("type")
+    if kind is None:
+        raise CardContentError(path, f"missing required field 'type' (one of "
+                                     f"{', '.join(METRIC_TYPES)})")
+    _check(Choice(METRIC_TYPES), kind, (*path, "type"))
+    checked = _check_fields(METRIC_LAYOUTS["simple" if kind in SIMPLE_METRIC_TYPES else kind],
+                            value, path)
+    if kind in SIMPLE_METRIC_TYPES:
+        # The schema's anyOf lets any simple value pass; a value that contradicts its declared type
+        # would render wrongly everywhere, so it is refused.
+        where = (*path, "value")
+        if kind == "number":
+            _check(Number(), checked["value"], where)
+        elif kind == "string":
+            _check(Text(63), checked["value"], where)
+        elif not isinstance(checked["value"], bool):
+            raise CardContentError(where, f"expected true or false for a boolean metric, got "
+                                          f"{_kind(checked['value'])}")
+    return checked
+
+
+def validate_content(content: Any) -> dict[str, Any]:
+    """Check card content against SageMaker's schema; return it normalised (empty fields dropped,
+    numeric model versions as strings). Raises CardContentError naming the field."""
+    checked = _check(CONTENT_SPEC, content, ())
+    size = len(json.dumps(checked, ensure_ascii=False))
+    if size > MAX_CONTENT_CHARS:
+        raise CardContentError((), f"is {size} characters as JSON; SageMaker allows at most "
+                                   f"{MAX_CONTENT_CHARS}")
+    return checked
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """JSON Merge Patch (RFC 7386): objects merge recursively, null deletes, anything else replaces
+    (lists included: evaluation_details is replaced whole, never spliced)."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+# ---- documents ----
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StatusChange(Document):
+    status: CardStatus
+    by: str | None = None
+    at: datetime = Field(default_factory=now)
+    note: str | None = None
+    card_version: int | None = None  # the card version this move wrote
+    model_version: str | None = None  # the model version the card described then
+
+
+class ModelCard(Document):
+    model: str
+    card_version: int = Field(ge=1)
+    status: CardStatus
+    content: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=now)
+    created_by: str | None = None
+    status_history: list[StatusChange] = Field(default_factory=list)
+
+    def dump(self) -> dict[str, Any]:
+        # Unlike SageMaker documents, nulls stay: every history entry reads {status, by, at, note}.
+        return self.model_dump(mode="python", by_alias=True)
+
+    @property
+    def model_version(self) -> str | None:
+        overview = self.content.get("model_overview")
+        version = overview.get("model_version") if isinstance(overview, dict) else None
+        return None if version is None else str(version)
+
+    @property
+    def updated_at(self) -> datetime:
+        """Each version is one change, so a version's creation is the card's last update."""
+        return self.created_at
+
+
+def card_prefix(model: str) -> str:
+    return f"cards/{check_slug(model, 'model name')}"
+
+
+def card_key(model: str, card_version: int) -> str:
+    return f"{card_prefix(model)}/v{int(card_version)}.json"
+
+
+def _version_numbers(store: Store, model: str) -> list[int]:
+    numbers = []
+    for key in store.list(card_prefix(model)):
+        match = _VERSION_FILE.match(key.rsplit("/", 1)[-1])
+        if match:
+            numbers.append(int(match.group(1)))
+    return sorted(numbers)
+
+
+def _read(store: Store, model: str, number: int) -> ModelCard:
+    from tasks.baselines import parse_document
+
+    key = card_key(model, number)
+    card = parse_document(ModelCard, store.read_bytes(key), store.uri(key))
+    if card.model != model or card.card_version != number:
+        raise UserError(f"{store.uri(key)}: holds card v{card.card_version} of model "
+                        f"{card.model!r}, not v{number} of {model!r}")
+    return card
+
+
+def _write_new(store: Store, card: ModelCard) -> str:
+    """Write a card version that must not exist yet: a second writer racing for the same version
+    number fails here instead of silently replacing the first one's version."""
+    key = card_key(card.model, card.card_version)
+    data = json_dumps(card.dump()).encode("utf-8")
+    taken = UserError(
+        f"card v{card.card_version} of model {card.model!r} already exists ({store.uri(key)}): "
+        "someone changed the card meanwhile; read it again and retry"
+    )
+    target = store.path(key)
+    if store.is_local:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        # A complete temp file hard-linked into place: readers never see half a card, and link()
+        # fails if the name exists, where os.replace (Store.write_bytes) would overwrite it.
+        tmp = f"{target}.tmp-{uuid.uuid4().hex}"
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                raise taken from None
+            except OSError:  # a filesystem without hard links: exclusive create instead
+                try:
+                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    raise taken from None
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        return store.uri(key)
+    if store.exists(key):
+        raise taken
+    try:
+        # S3 conditional PUT (If-None-Match: *) closes the race where the store supports it.
+        store.fs.pipe_file(target, data, mode="create")
+    except FileExistsError:
+        raise taken from None
+    except OSError as problem:
+        if "precondition" in str(problem).lower():
+            raise taken from None
+        raise
+    return store.uri(key)
+
+
+# ---- reading ----
+
+def card_versions(store: Store, model: str) -> list[ModelCard]:
+    """Every version of a model's card, oldest first (empty when it has none)."""
+    return [_read(store, model, n) for n in _version_numbers(store, model)]
+
+
+def latest_card(store: Store, model: str) -> ModelCard | None:
+    """The newest version of a model's card, or None when it has none."""
+    numbers = _version_numbers(store, model)
+    return _read(store, model, numbers[-1]) if numbers else None
+
+
+def get_card(store: Store, model: str, card_version: int | None = None) -> ModelCard:
+    """One card version (default the latest); UserError when it does not exist."""
+    numbers = _version_numbers(store, model)
+    if not numbers:
+        raise UserError(f"model {model!r} has no model card in {store.root}: create one with "
+                        f"`modelwatch cards create --model {model}`")
+    if card_version is None:
+        return _read(store, model, numbers[-1])
+    if card_version not in numbers:
+        raise UserError(f"model {model!r} has no card v{card_version} (card versions: "
+                        f"{_ranges(numbers)})")
+    return _read(store, model, card_version)
+
+
+def card_for_version(store: Store, model: str, model_version: str) -> ModelCard | None:
+    """The latest card version describing a model version (content.model_overview.model_version),
+    or None. Endpoint promotion refuses a model version whose card here is not Approved."""
+    wanted = str(model_version)
+    for number in reversed(_version_numbers(store, model)):
+        card = _read(store, model, number)
+        if card.model_version == wanted:
+            return card
+    return None
+
+
+def risk_rating(card: ModelCard | None) -> str:
+    """The card's risk rating (High, Medium, Low, Unknown); Unknown when absent."""
+    if card is None:
+        return "Unknown"
+    uses = card.content.get("intended_uses")
+    rating = uses.get("risk_rating") if isinstance(uses, dict) else None
+    return rating if rating in RISK_RATINGS else "Unknown"
+
+
+def list_card_models(store: Store) -> list[str]:
+    """Models that have a card folder in the store."""
+    return store.list_dirs("cards")
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[1, 2, 3, 5] -> "v1-v3, v5"."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"v{a}" if a == b else f"v{a}-v{b}" for a, b in spans)
+
+
+# ---- writing ----
+
+EventSender = Callable[["ModelCard", str], bool]
+
+
+def _who(by: str | None) -> str:
+    who = (by if by is not None else os.environ.get("USER") or "unknown").strip()
+    if not who:
+        raise UserError("--by: expected who makes the change, got an empty name")
+    if len(who) > 256:
+        raise UserError(f"--by: at most 256 characters, got {len(who)}")
+    return who
+
+
+def _check_note(note: str | None) -> str | None:
+    if note is not None and len(note) > 2048:
+        raise UserError(f"--note: at most 2048 characters, got {len(note)}")
+    return note
+
+
+def create_card(store: Store, model: str, content: dict[str, Any] | None, by: str | None,
+                model_version: str | None = None, *, note: str | None = None) -> ModelCard:
+    """Write a new Draft card for a model version (default: the model's latest version).
+
+    The model must be registered. `model_version` (or content.model_overview.model_version) must be
+    one of its versions and is written into the content; model_overview.model_name defaults to the
+    model's name. Refused when that model version already has a card that is not Archived (change
+    it with update_card). The status history of earlier cards is carried forward.
+    """
+    from tasks.registry import get_model
+
+    record = get_model(store, model)
+    content = copy.deepcopy(content) if content is not None else {}
+    if not isinstance(content, dict):
+        raise CardContentError((), f"expected an object of card sections, got {_kind(content)}")
+    overview = content.get("model_overview")
+    if overview is None:
+        overview = content["model_overview"] = {}
+    if not isinstance(overview, dict):
+        raise CardContentError(("model_overview",), f"expected an object, got {_kind(overview)}")
+    # An explicit model_version wins over the content's: the retrain flow copies the previous card's
+    # content (naming the previous version) into the new version's card.
+    if model_version is None and overview.get("model_version") is not None:
+        model_version = _check(VersionId(), overview["model_version"],
+                               ("model_overview", "model_version"))
+    if model_version is None and record.latest is not None:
+        model_version = record.latest.version
+    if model_version is not None:
+        model_version = record.version(str(model_version)).version
+        overview["model_version"] = model_version
+    if not overview.get("model_name"):
+        overview["model_name"] = model
+    checked = validate_content(content)
+    who, note = _who(by), _check_note(note)
+
+    existing = (card_for_version(store, model, model_version) if model_version is not None
+                else latest_card(store, model))
+    if existing is not None and existing.status != "Archived":
+        which = f"version {model_version} of model {model!r}" if model_version else repr(model)
+        raise UserError(f"{which} already has a card (card v{existing.card_version}, "
+                        f"{existing.status}): change it with `modelwatch cards update --model "
+                        f"{model}`, or archive it first")
+    previous = latest_card(store, model)
+    number = previous.card_version + 1 if previous else 1
+    at = now()
+    history = list(previous.status_history) if previous else []
+    history.append(StatusChange(
+        status="Draft", by=who, at=at, card_version=number, model_version=model_version,
+        note=note or (f"card created for model version {model_version}" if model_version
+                      else "card created")))
+    card = ModelCard(model=model, card_version=number, status="Draft", content=checked,
+                     created_at=at, created_by=who, status_history=history)
+    _write_new(store, card)
+    return card
+
+
+def update_card(store: Store, model: str, patch: dict[str, Any], by: str | None, *,
+                note: str | None = None, send_event: EventSender | None = None) -> ModelCard:
+    """Merge a patch (JSON Merge Patch: null deletes a field) into the latest card's content and
+    write it as the next version. An Approved card goes back to Draft, recorded in the history
+    (and announced as a status change). A patch that changes nothing writes nothing and returns
+    the latest card. Archived cards cannot change, nor can the model version a card describes."""
+    latest = get_card(store, model)
+    if latest.status == "Archived":
+        raise UserError(f"the card of model {model!r} is Archived (card v{latest.card_version}) "
+                        "and cannot change: create a new one with `modelwatch cards create`")
+    if not isinstance(patch, dict):
+        raise CardContentError((), f"expected an object of card sections, got {_kind(patch)}")
+    merged = validate_content(merge_patch(latest.content, patch))
+    was = latest.model_version
+    now_describes = (merged.get("model_overview") or {}).get("model_version")
+    if now_describes != was:
+        raise UserError(
+            f"model_overview.model_version: a card keeps the model version it describes "
+            f"({was}); for version {now_describes} create a card with `modelwatch cards create "
+            f"--model {model} --model-version {now_describes}`")
+    if merged == latest.content:
+        return latest
+    who, note = _who(by), _check_note(note)
+    at = now()
+    number = latest.card_version + 1
+    history = list(latest.status_history)
+    status = latest.status
+    if status == "Approved":
+        status = "Draft"
+        history.append(StatusChange(
+            status="Draft", by=who, at=at, card_version=number, model_version=was,
+            note=note or "content changed after approval: the card needs review again"))
+    card = ModelCard(model=model, card_version=number, status=status, content=merged,
+                     created_at=at, created_by=who, status_history=history)
+    _write_new(store, card)
+    if status != latest.status:
+        (send_event or emit_status_changed)(card, latest.status)
+    return card
+
+
+def set_status(store: Store, model: str, status: str, by: str | None, note: str | None = None,
+               *, send_event: EventSender | None = None) -> ModelCard:
+    """Move the card to a new review status as a new version, record who/when/why, and emit
+    modelwatch.card.status-changed. An illegal move is a UserError naming the allowed ones."""
+    if status not in STATUSES:
+        raise UserError(f"unknown card status {status!r}: expected one of {', '.join(STATUSES)}")
+    latest = get_card(store, model)
+    allowed = ALLOWED_MOVES[latest.status]
+    if status not in allowed:
+        moves = ", ".join(allowed) if allowed else "none (an Archived card is final)"
+        raise UserError(f"the card of model {model!r} (card v{latest.card_version}) is "
+                        f"{latest.status} and cannot move to {status}; allowed moves from "
+                        f"{latest.status}: {moves}")
+    who, note = _who(by), _check_note(note)
+    at = now()
+    number = latest.card_version + 1
+    history = [*latest.status_history, StatusChange(
+        status=status, by=who, at=at, note=note, card_version=number,
+        model_version=latest.model_version)]
+    card = ModelCard(model=model, card_version=number, status=status,
+                     content=copy.deepcopy(latest.content), created_at=at, created_by=who,
+                     status_history=history)
+    _write_new(store, card)
+    (send_event or emit_status_changed)(card, latest.status)
+    return card
+
+
+# ---- events ----
+
+def status_event(card: ModelCard, previous_status: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """Resource and payload of a card's modelwatch.card.status-changed event."""
+    resource = {"prefect.resource.id": f"modelwatch.model.{card.model}",
+                "prefect.resource.name": card.model,
+                "modelwatch.card.version": str(card.card_version)}
+    last = card.status_history[-1] if card.status_history else None
+    payload = {"from": previous_status, "to": card.status,
+               "by": last.by if last else card.created_by, "model_version": card.model_version}
+    return resource, payload
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _events_unavailable() -> str | None:
+    """Why an event cannot be sent now, or None.
+
+    emit_event itself never says: with an unreachable PREFECT_API_URL it still returns the Event
+    and the send fails later on Prefect's worker thread; without any PREFECT_API_URL it starts a
+    temporary local Prefect server (~20 s) and records the event in PREFECT_HOME's database.
+    """
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    url = settings.api.url
+    if not url:
+        if settings.api.key:
+            return "PREFECT_API_KEY is set but PREFECT_API_URL is not"
+        if not settings.server.ephemeral.enabled:
+            return "no Prefect API is configured (PREFECT_API_URL) and ephemeral mode is off"
+        print(f"note: no Prefect API is configured (PREFECT_API_URL); {STATUS_EVENT} goes to a "
+              "temporary local Prefect server (PREFECT_HOME's database), which takes a while to "
+              "start", file=sys.stderr, flush=True)
+        return None
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True, httpx_settings={"timeout": 10}) as client:
+        problem = client.api_healthcheck()
+    return f"the Prefect API at {url} is not reachable ({problem})" if problem else None
+
+
+def emit_status_changed(card: ModelCard, previous_status: str) -> bool:
+    """Send modelwatch.card.status-changed; True once Prefect took it, False (and a warning on
+    stderr) when it could not be sent. Never raises: the card version is already written."""
+    resource, payload = status_event(card, previous_status)
+    what = f"{STATUS_EVENT} for model {card.model!r} (card v{card.card_version})"
+    try:
+        problem = _events_unavailable()
+        if problem:
+            _warn(f"{what} not sent: {problem}")
+            return False
+        from prefect.events import emit_event
+
+        sent = emit_event(event=STATUS_EVENT, resource=resource, payload=payload)
+    except Exception as problem:  # noqa: BLE001 - the card is written; an event must not undo that
+        _warn(f"{what} not sent: {type(problem).__name__}: {problem}")
+        return False
+    if sent is None:
+        _warn(f"{what} not sent: Prefect has no events client in this configuration")
+        return False
+    return True
+
+
+# ---- export ----
+
+def _label(key: str) -> str:
+    return key.replace("_", " ").capitalize()
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%SZ")
+    return str(value)
+
+
+def _compact(value: Any) -> str:
+    """A metric value on one line: numbers as _scalar, lists bracketed."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_compact(v) for v in value) + "]"
+    return _scalar(value)
+
+
+# Objects whose keys users name themselves: shown verbatim, not prettified like schema fields.
+_USER_KEYED = ("custom_details", "metadata")
+
+
+def _summary_rows(card: ModelCard) -> list[tuple[str, str]]:
+    last = card.status_history[-1] if card.status_history else None
+    return [
+        ("Card version", str(card.card_version)),
+        ("Status", card.status),
+        ("Risk rating", risk_rating(card)),
+        ("Model version", card.model_version or "-"),
+        ("Updated", f"{_scalar(card.updated_at)} by {card.created_by or 'unknown'}"),
+        ("Last review step", f"{last.status} by {last.by or 'unknown'} at {_scalar(last.at)}"
+         if last else "-"),
+    ]
+
+
+def _md(text: Any, cell: bool = False) -> str:
+    """Escape user text for Markdown: HTML-escaped (renderers pass raw HTML through), and in table
+    cells pipes escaped and line breaks kept as <br>."""
+    escaped = html.escape(_scalar(text), quote=False)
+    if cell:
+        return escaped.replace("|", "\\|").replace("\r\n", "\n").replace("\n", "<br>")
+    return escaped.replace("\r\n", "\n").replace("\n", "\n  ")
+
+
+def _md_value(key: str, value: Any, depth: int) -> list[str]:
+    pad = "  " * depth
+    label = _label(key)
+    if isinstance(value, dict):
+        lines = [f"{pad}- **{label}:**"]
+        for sub, item in value.items():
+            if key in _USER_KEYED:
+                lines.append(f"{pad}  - **{_md(sub)}:** {_md(item)}")
+            else:
+                lines.extend(_md_value(sub, item, depth + 1))
+        return lines
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        lines = [f"{pad}- **{label}:**"]
+        for item in value:
+            parts = ", ".join(f"{_label(k)}: {_md(v)}" for k, v in item.items())
+            lines.append(f"{pad}  - {parts}")
+        return lines
+    if isinstance(value, list):
+        return [f"{pad}- **{label}:** {', '.join(_md(v) for v in value)}"]
+    return [f"{pad}- **{label}:** {_md(value)}"]
+
+
+def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(_md(c, cell=True) for c in row) + " |" for row in rows]
+    return lines
+
+
+def card_to_markdown(card: ModelCard) -> str:
+    """The card as a Markdown document: summary, every section, metric groups as tables, and the
+    status history. User text is HTML-escaped so a renderer never runs markup from a card."""
+    lines = [f"# Model card: {_md(card.model)}", ""]
+    lines += _md_table(["Field", "Value"], [[k, v] for k, v in _summary_rows(card)])
+    for section, title in SECTION_TITLES.items():
+        body = card.content.get(section)
+        if not body:
+            continue
+        lines += ["", f"## {title}", ""]
+        if section == "evaluation_details":
+            for evaluation in body:
+                lines += [f"### {_md(evaluation.get('name', 'Evaluation'))}", ""]
+                for key, value in evaluation.items():
+                    if key not in ("name", "metric_groups"):
+                        lines += _md_value(key, value, 0)
+                for group in evaluation.get("metric_groups", []):
+                    lines += ["", f"#### {_md(group.get('name', ''))}", ""]
+                    lines += _md_table(
+                        ["Metric", "Type", "Value", "Notes"],
+                        [[m.get("name", ""), m.get("type", ""), _compact(m.get("value", "")),
+                          m.get("notes", "")] for m in group.get("metric_data", [])])
+                lines.append("")
+            continue
+        for key, value in body.items():
+            lines += _md_value(key, value, 0)
+    lines += ["", "## Status history", ""]
+    lines += _md_table(["Status", "By", "At", "Card version", "Note"],
+                       [[h.status, h.by or "", _scalar(h.at), h.card_version or "", h.note or ""]
+                        for h in card.status_history])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+_STYLE = """
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d2330;background:#f6f7f9;
+margin:0}
+main{max-width:960px;margin:0 auto;padding:24px}
+h1{font-size:26px;margin:0 0 12px}h2{font-size:19px;margin:0 0 10px;border-bottom:1px solid #dde1e7;
+padding-bottom:4px}h3{font-size:16px;margin:16px 0 6px}h4{font-size:14px;margin:14px 0 6px;
+color:#46506a}
+section{background:#fff;border:1px solid #dde1e7;border-radius:8px;padding:16px 20px;margin:16px 0}
+dl{display:grid;grid-template-columns:minmax(160px,28%) 1fr;gap:6px 16px;margin:0}
+dt{font-weight:600;color:#46506a}dd{margin:0;white-space:pre-wrap;overflow-wrap:anywhere}
+dd dl{grid-template-columns:minmax(120px,30%) 1fr}
+table{border-collapse:collapse;width:100%;font-size:14px;margin:4px 0}
+th,td{border:1px solid #dde1e7;padding:4px 8px;text-align:left;vertical-align:top;
+overflow-wrap:anywhere}
+th{background:#f0f2f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
+table.inner{width:auto;font-size:13px}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:13px;font-weight:600;
+background:#e4e7ec}
+.s-approved{background:#d3f2dc;color:#13602b}.s-pendingreview{background:#fff1c2;color:#7a5b00}
+.s-draft{background:#e4e7ec;color:#39414f}.s-archived{background:#ececec;color:#6b6b6b}
+.r-high{background:#fbd5d5;color:#8f1c1c}.r-medium{background:#ffe7c2;color:#7a4a00}
+.r-low{background:#d3f2dc;color:#13602b}.r-unknown{background:#e4e7ec;color:#39414f}
+footer{color:#6b7385;font-size:12px;margin-top:24px}
+""".strip()
+
+
+def _h(value: Any) -> str:
+    return html.escape(_scalar(value), quote=True)
+
+
+def _badge(prefix: str, value: str, known: tuple[str, ...]) -> str:
+    # The class comes from a fixed list, never from the text itself.
+    css = f"{prefix}-{value.lower()}" if value in known else ""
+    return f'<span class="badge {css}">{_h(value)}</span>'
+
+
+def _html_value(key: str, value: Any) -> str:
+    if isinstance(value, dict):
+        user_keys = key in _USER_KEYED
+        items = "".join(
+            f"<dt>{_h(sub) if user_keys else _h(_label(sub))}</dt>"
+            f"<dd>{_h(item) if user_keys else _html_value(sub, item)}</dd>"
+            for sub, item in value.items())
+        return f"<dl>{items}</dl>"
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        columns = list(dict.fromkeys(k for item in value for k in item))
+        head = "".join(f"<th>{_h(_label(c))}</th>" for c in columns)
+        body = "".join("<tr>" + "".join(f"<td>{_h(_compact(item.get(c, '')))}</td>"
+                                        for c in columns) + "</tr>" for item in value)
+        return f'<table class="inner"><tr>{head}</tr>{body}</table>'
+    if isinstance(value, list):
+        return "<br>".join(_h(v) for v in value)
+    return _h(value)
+
+
+def _html_fields(fields: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
+    items = "".join(f"<dt>{_h(_label(k))}</dt><dd>{_html_value(k, v)}</dd>"
+                    for k, v in fields.items() if k not in skip)
+    return f"<dl>{items}</dl>" if items else ""
+
+
+def _html_metric_value(metric: dict[str, Any]) -> str:
+    kind, value = metric.get("type"), metric.get("value")
+    xs, ys = metric.get("x_axis_name"), metric.get("y_axis_name")
+    if kind == "matrix" and isinstance(value, list):
+        cols = xs if isinstance(xs, list) else []
+        rows = ys if isinstance(ys, list) else []
+        head = ("<tr><th></th>" + "".join(f"<th>{_h(c)}</th>" for c in cols) + "</tr>"
+                if cols else "")
+        body = "".join(
+            "<tr>" + (f"<th>{_h(rows[i])}</th>" if i < len(rows) else ("<th></th>" if cols else ""))
+            + "".join(f'<td class="num">{_h(v)}</td>' for v in row) + "</tr>"
+            for i, row in enumerate(value) if isinstance(row, list))
+        return f'<table class="inner">{head}{body}</table>'
+    if kind == "bar_chart" and isinstance(value, list):
+        labels = xs if isinstance(xs, list) else []
+        head = "".join(f"<th>{_h(labels[i]) if i < len(labels) else i}</th>"
+                       for i in range(len(value)))
+        cells = "".join(f'<td class="num">{_h(v)}</td>' for v in value)
+        return f'<table class="inner"><tr>{head}</tr><tr>{cells}</tr></table>'
+    if kind == "linear_graph" and isinstance(value, list):
+        head = f"<tr><th>{_h(xs or 'x')}</th><th>{_h(ys or 'y')}</th></tr>"
+        body = "".join("<tr>" + "".join(f'<td class="num">{_h(v)}</td>' for v in point) + "</tr>"
+                       for point in value if isinstance(point, list))
+        # <details> folds long curves without any script.
+        return (f"<details><summary>{len(value)} points</summary>"
+                f'<table class="inner">{head}{body}</table></details>')
+    return _h(_compact(value))
+
+
+def _html_metric_group(group: dict[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{_h(m.get('name', ''))}</td><td>{_h(m.get('type', ''))}</td>"
+        f"<td>{_html_metric_value(m)}</td><td>{_h(m.get('notes', ''))}</td></tr>"
+        for m in group.get("metric_data", []))
+    return (f"<h4>{_h(group.get('name', ''))}</h4><table class=\"metrics\"><tr><th>Metric</th>"
+            f"<th>Type</th><th>Value</th><th>Notes</th></tr>{rows}</table>")
+
+
+def card_to_html(card: ModelCard) -> str:
+    """The card as one self-contained HTML page: inline stylesheet, no script at all (a CSP meta
+    forbids any), every user-written string escaped, metric groups and status history as tables."""
+    sections = []
+    summary = "".join(
+        f"<dt>{_h(k)}</dt><dd>"
+        + (_badge("s", v, STATUSES) if k == "Status" else
+           _badge("r", v, RISK_RATINGS) if k == "Risk rating" else _h(v)) + "</dd>"
+        for k, v in _summary_rows(card))
+    sections.append(f"<section><h2>Summary</h2><dl>{summary}</dl></section>")
+    for section, title in SECTION_TITLES.items():
+        body = card.content.get(section)
+        if not body:
+            continue
+        if section == "evaluation_details":
+            parts = []
+            for evaluation in body:
+                groups = "".join(_html_metric_group(g) for g in evaluation.get("metric_groups", []))
+                parts.append(f"<h3>{_h(evaluation.get('name', 'Evaluation'))}</h3>"
+                             f"{_html_fields(evaluation, skip=('name', 'metric_groups'))}{groups}")
+            inner = "".join(parts)
+        else:
+            inner = _html_fields(body)
+        sections.append(f"<section><h2>{_h(title)}</h2>{inner}</section>")
+    history = "".join(
+        f"<tr><td>{_badge('s', h.status, STATUSES)}</td><td>{_h(h.by or '')}</td>"
+        f"<td>{_h(h.at)}</td><td class=\"num\">{_h(h.card_version or '')}</td>"
+        f"<td>{_h(h.note or '')}</td></tr>" for h in card.status_history)
+    sections.append(
+        "<section><h2>Status history</h2><table><tr><th>Status</th><th>By</th><th>At</th>"
+        f"<th>Card version</th><th>Note</th></tr>{history}</table></section>")
+    title = f"Model card: {card.model}"
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        "style-src 'unsafe-inline'\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{_h(title)}</title><style>{_STYLE}</style></head>\n<body><main>"
+        f"<h1>{_h(title)}</h1>\n" + "\n".join(sections)
+        + f"\n<footer>modelwatch model card v{_h(card.card_version)} of {_h(card.model)}, "
+        f"exported {_h(now())}</footer></main></body></html>\n"
+    )
