@@ -82,7 +82,6 @@ def build_row(model: Any, endpoints: list[Any], latest_job: Any | None, card: An
 @task(name="read-fleet", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])
 def read_fleet_task(store_uri: str) -> dict[str, Any]:
     from tasks.cards import latest_card
-
     from tasks.registry import list_batch_jobs, list_endpoints, list_models
 
     store = Store(store_uri)
@@ -121,7 +120,6 @@ def reevaluate_task(store_uri: str, alerts: dict[tuple[str, str], Alert]) -> lis
 def write_dashboard_task(store_uri: str, rows: list[DashboardRow], fleet: dict[str, Any],
                          generated_at: datetime) -> dict[str, str]:
     from tasks.dashboard_html import render_index, render_model_page
-
     from tasks.executions import read_index
     from tasks.registry import lineage
 

@@ -3,6 +3,7 @@ documents in the store under registry/. Plain functions over a Store; the CLI an
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -13,6 +14,10 @@ from tasks.documents import Document
 from tasks.store import Store, check_slug
 
 ProblemType = Literal["binary", "multiclass", "regression"]
+PROBLEM_TYPES: tuple[str, ...] = ("binary", "multiclass", "regression")
+# SageMaker's own VariantName pattern: its default variant, "AllTraffic", is not one of our
+# lowercase slugs, yet it names a folder of every capture tree, so variants get their own rule.
+VARIANT = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
 def now() -> datetime:
@@ -56,6 +61,15 @@ class ModelRecord(Document):
         known = ", ".join(v.version for v in self.versions) or "none"
         raise UserError(f"model {self.name!r} has no version {version!r} (versions: {known})")
 
+    def resolve(self, version: str | None = None) -> ModelVersion:
+        """The named version, or the latest when version is None."""
+        if version is not None:
+            return self.version(version)
+        if self.latest is None:
+            raise UserError(f"model {self.name!r} has no versions: add one with "
+                            f"`modelwatch models add-version --model {self.name} ...`")
+        return self.latest
+
     def next_version(self) -> str:
         numbers = [int(v.version) for v in self.versions if v.version.isdigit()]
         return str(max(numbers, default=0) + 1)
@@ -92,6 +106,21 @@ class BatchJob(Document):
     rows_out: int = 0
     failure_reason: str | None = None
     flow_run_id: str | None = None
+
+
+def check_variant(name: str) -> str:
+    """Return name if it is a SageMaker variant name (e.g. AllTraffic); else UserError."""
+    if not isinstance(name, str) or not VARIANT.fullmatch(name):
+        raise UserError(f"invalid variant name {name!r}: expected 1-63 letters, digits or '-', "
+                        "starting and ending with a letter or digit (e.g. AllTraffic)")
+    return name
+
+
+def default_batch_job_id(model: str, at: datetime) -> str:
+    """<model>-<yyyymmdd>t<hhmmss> (UTC). The 't' is lowercase, and a long model name is cut, so
+    the id is always a slug."""
+    stamp = at.astimezone(UTC).strftime("%Y%m%dt%H%M%S")
+    return f"{model[: 62 - len(stamp)]}-{stamp}"
 
 
 # ---- store access ----
@@ -168,7 +197,7 @@ def list_endpoints(store: Store) -> list[EndpointRecord]:
 
 def register_endpoint(store: Store, record: EndpointRecord) -> EndpointRecord:
     check_slug(record.name, "endpoint name")
-    check_slug(record.variant, "variant name")
+    check_variant(record.variant)
     model = get_model(store, record.model)
     model.version(record.model_version)
     if not 0 < record.sampling_percentage <= 100:
