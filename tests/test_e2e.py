@@ -31,15 +31,21 @@ def prefect_server(s3_endpoint: str) -> Iterator[str]:
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = WAIT,
-             serve_log: Path | None = None) -> Any:
+             serve_log: Path | None = None, api: str | None = None) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = probe()
         if found:
             return found
         time.sleep(2)
-    tail = serve_log.read_text()[-4000:] if serve_log and serve_log.exists() else ""
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
+    tail = serve_log.read_text()[-6000:] if serve_log and serve_log.exists() else ""
+    runs = ""
+    if api:
+        runs = "\n".join(f"{r['name']} {r['state_type']} {r.get('state_name')} "
+                         f"{r.get('expected_start_time')}"
+                         for r in api_post(api, "/flow_runs/filter", {"limit": 30, "offset": 0,
+                                                                     "sort": "ID_DESC"}))
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{runs}\n{tail}")
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 300) -> dict:
@@ -109,16 +115,16 @@ def test_scheduled_drift_raises_alert_and_retrains(prefect_server: str, s3_bucke
         try:
             monitor_run = wait_for("a completed scheduled monitor run",
                                    lambda: completed(flow_runs(api, "scheduled-monitor")),
-                                   serve_log=serve_log)[0]
+                                   serve_log=serve_log, api=api)[0]
             events = wait_for("the alert.raised event", lambda: api_post(api, "/events/filter", {
                 "filter": {"event": {"name": ["modelwatch.alert.raised"]},
                            "occurred": {"since": (today - timedelta(days=1)).isoformat()}},
-                "limit": 10})["events"], serve_log=serve_log)
+                "limit": 10})["events"], serve_log=serve_log, api=api)
             assert events[0]["resource"]["prefect.resource.id"] == f"modelwatch.model.{MODEL}"
             assert events[0]["resource"]["modelwatch.monitor-type"] == "data-quality"
             retrain_run = wait_for("a completed retrain run",
                                    lambda: completed(flow_runs(api, "retrain")),
-                                   serve_log=serve_log)[0]
+                                   serve_log=serve_log, api=api)[0]
             assert retrain_run["parameters"]["model"] == MODEL
             assert retrain_run["parameters"]["alert_event_id"] == events[0]["id"]
             # The monitor keeps running every minute on the same window: still one alarm, one retrain.
