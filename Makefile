@@ -35,6 +35,7 @@ test: install lint browser
 
 bench: install
 	.venv/bin/python -m benchmarks.data_quality
+	.venv/bin/python -m benchmarks.summary
 
 clean:
 	rm -rf .venv $(TOOLS) demo-output modelwatch-store .pytest_cache

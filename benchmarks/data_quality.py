@@ -2,7 +2,7 @@
 peak memory, on synthetic data drawn from one fixed distribution (so no check should fire).
 
     .venv/bin/python -m benchmarks.data_quality [--rows 1000000] [--evidently-rows 100000]
-                                                [--out benchmarks/out]
+                                                [--out benchmarks/out] [--repeat 3] [--fresh]
 
 Setup (not timed): a 100,000-row x 20-feature training CSV, a baseline suggested from it by the
 `suggest_baseline` flow into a local store under --out, and --rows CSV-encoded capture records from
@@ -21,7 +21,11 @@ step's inputs are loaded) is its own:
   Evidently does with its reference on every run), at --evidently-rows.
 * evidently: Evidently's DataDriftPreset on the same current and reference frames.
 
-The markdown results table goes to stdout and to benchmarks/RESULTS.md; progress goes to stderr.
+The in-memory steps run --repeat times in their child and the fastest run counts; the execution runs
+once. Besides wall seconds, each step records its process's CPU seconds, and the parent records the
+CPU other processes used meanwhile (from /proc/stat), since a shared 2-core machine makes wall times
+noisy. The markdown results table goes to stdout and to benchmarks/results/data_quality.md (with the date);
+progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ FEATURES = [
 assert sorted(FEATURES) == sorted(NUMERIC + CATEGORICAL)
 
 SERVER_PID_ENV = "MODELWATCH_BENCH_API_PID"  # the parent's ephemeral API server, for its CPU time
-RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
+RESULTS_MD = Path(__file__).resolve().parent / "results" / "data_quality.md"
 
 
 def log(message: str) -> None:
@@ -666,6 +670,7 @@ def main(argv: list[str] | None = None) -> None:
         total = time.perf_counter() - started
         text = render(results, startup, baseline_s, setup, total, args)
         print(text)
+        RESULTS_MD.parent.mkdir(parents=True, exist_ok=True)
         RESULTS_MD.write_text(text)
         log(f"wrote {RESULTS_MD} (total {total:.0f} s)")
     finally:

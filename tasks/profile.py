@@ -24,7 +24,6 @@ from tasks.documents import (
 )
 from tasks.sketch import QuantileSketch
 
-_INTEGER = r"^\s*[+-]?\d+\s*$"
 _NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 MAX_CATEGORIES = 10_000  # kept per column; the rest is counted as overflow
 MAX_BUCKETS = 1_000  # categorical buckets written to statistics.json
@@ -145,6 +144,15 @@ class DatasetProfile:
 _NUMBER_START = pa.array(list("0123456789+-. "), pa.string())
 
 
+def _count_numbers(column: ColumnProfile, numbers: np.ndarray) -> None:
+    """Add parsed numbers: a whole number counts as Integral however it was written (3 or 3.0),
+    so CSV (typed by Arrow) and JSON (typed here) captures agree."""
+    whole = int(np.count_nonzero(np.isfinite(numbers) & (numbers == np.floor(numbers))))
+    column.integral += whole
+    column.fractional += len(numbers) - whole
+    column.add_numeric(numbers)
+
+
 def _classify_strings(column: ColumnProfile, values: pa.Array) -> pa.Array | None:
     """Type-count a string array; return the non-numeric strings (None when all are numeric)."""
     present = values.drop_null()
@@ -155,32 +163,19 @@ def _classify_strings(column: ColumnProfile, values: pa.Array) -> pa.Array | Non
         column.string += len(present)
         return present
     if candidates == len(present):
-        try:
-            numbers = pc.cast(present, pa.int64())
-            column.integral += len(present)
-            column.add_numeric(numbers.to_numpy(zero_copy_only=False).astype(np.float64))
+        for kind in (pa.int64(), pa.float64()):
+            try:
+                numbers = pc.cast(present, kind).to_numpy(zero_copy_only=False)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+            _count_numbers(column, numbers.astype(np.float64))
             return None
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-        try:
-            numbers = pc.cast(present, pa.float64())
-            integral = int(pc.sum(pc.match_substring_regex(present, _INTEGER)).as_py() or 0)
-            column.integral += integral
-            column.fractional += len(present) - integral
-            column.add_numeric(numbers.to_numpy(zero_copy_only=False))
-            return None
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
     is_number = pc.and_(maybe_number, pc.match_substring_regex(present, _NUMBER))
-    is_integer = pc.and_(is_number, pc.match_substring_regex(present, _INTEGER))
-    integral = int(pc.sum(is_integer).as_py() or 0)
     numeric = int(pc.sum(is_number).as_py() or 0)
-    column.integral += integral
-    column.fractional += numeric - integral
     column.string += len(present) - numeric
     if numeric:
         stripped = pc.utf8_trim_whitespace(present.filter(is_number))
-        column.add_numeric(pc.cast(stripped, pa.float64()).to_numpy(zero_copy_only=False))
+        _count_numbers(column, pc.cast(stripped, pa.float64()).to_numpy(zero_copy_only=False))
     return present.filter(pc.invert(is_number))
 
 
@@ -203,9 +198,10 @@ def profile_column(name: str, values: pa.Array, *, categorical: bool = False,
         column.integral = column.present
         column.add_numeric(pc.cast(values.drop_null(), pa.float64()).to_numpy(zero_copy_only=False))
     elif pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        numbers = pc.cast(values.drop_null(), pa.float64()).to_numpy(zero_copy_only=False)
-        column.fractional = column.present
-        column.add_numeric(numbers)
+        # Arrow's CSV reader types a whole column double for one "3.5" among integers: count per
+        # value, so data_type_check still reports the share of non-integral values.
+        _count_numbers(column, pc.cast(values.drop_null(), pa.float64()).to_numpy(
+            zero_copy_only=False))
     else:
         strings = values if pa.types.is_string(kind) else pc.cast(values, pa.string())
         if pa.types.is_large_string(kind):
