@@ -33,7 +33,7 @@ def _add_command_groups() -> None:
     """Command groups that live in modelwatch/commands/, one module per concern."""
     import importlib
 
-    for module_name in ("registry", "cards", "operations"):
+    for module_name in ("registry", "cards", "operations", "groundtruth"):
         try:
             module = importlib.import_module(f"modelwatch.commands.{module_name}")
         except ModuleNotFoundError as missing:
@@ -54,9 +54,18 @@ def baseline_suggest(
     version: Annotated[str, typer.Option(help="Model version the baseline belongs to.")] = "1",
     categorical_drift_method: Annotated[str, typer.Option(
         help="LInfinity (default) or ChiSquared.")] = "LInfinity",
+    prediction: Annotated[str | None, typer.Option(
+        help="model-quality: the predicted-label column.")] = None,
+    probability: Annotated[str | None, typer.Option(
+        help="model-quality (binary): the score column.")] = None,
+    problem_type: Annotated[str | None, typer.Option(
+        help="model-quality: binary, multiclass or regression [default: the registry's]")] = None,
+    threshold: Annotated[float, typer.Option(
+        help="model-quality (binary): probability threshold.")] = 0.5,
     store: StoreOption = None,
 ) -> None:
-    """Profile a dataset and write statistics.json and constraints.json to the store."""
+    """Suggest a baseline: data-quality profiles a dataset; model-quality scores a labelled,
+    predicted one. Writes statistics.json and constraints.json to the store."""
     check_type(monitor_type)
     if categorical_drift_method not in ("LInfinity", "ChiSquared"):
         raise UserError(f"--categorical-drift-method {categorical_drift_method!r}: "
@@ -70,6 +79,18 @@ def baseline_suggest(
     fs, path = filesystem_for(dataset)
     if not fs.isfile(path):
         raise UserError(f"--dataset {dataset}: no such file (expected a CSV or Parquet dataset)")
+    if monitor_type == "model-quality":
+        if not label or not (prediction or probability):
+            raise UserError("--type model-quality needs --label and --prediction (or --probability)")
+        with stdout_to_stderr():
+            from flows.quality import suggest_model_quality_baseline
+
+            uris = suggest_model_quality_baseline(
+                model=model, dataset=dataset, label=label, prediction=prediction,
+                probability=probability, problem_type=problem_type, version=version,
+                threshold=threshold, store=store)
+        emit_json(uris)
+        return
     with stdout_to_stderr():
         from flows.baseline import suggest_baseline
 
@@ -83,10 +104,16 @@ def baseline_suggest(
 @monitor_app.command("run")
 def monitor_run(
     model: Annotated[str, typer.Option(help="Model name (a slug).")],
-    capture: Annotated[str, typer.Option(
-        help="Capture root (<root>/<variant>/YYYY/MM/DD/HH/*.jsonl) or a CSV/Parquet dataset.")],
     start: Annotated[str, typer.Option(help="Window start, ISO-8601 (UTC if no zone).")],
     end: Annotated[str, typer.Option(help="Window end (exclusive), ISO-8601.")],
+    capture: Annotated[str | None, typer.Option(
+        help="data-quality: capture root (<root>/<variant>/YYYY/MM/DD/HH/*.jsonl) or a CSV/Parquet "
+             "dataset.")] = None,
+    merged: Annotated[str | None, typer.Option(
+        help="model-quality: merged-data root [default: merged/<endpoint> of the model's "
+             "endpoints]")] = None,
+    min_records: Annotated[int, typer.Option(
+        help="model-quality: fewer labelled records than this is NoData.")] = 200,
     monitor_type: Annotated[str, typer.Option("--type", help="Monitor type.")] = "data-quality",
     version: Annotated[str | None, typer.Option(help="Baseline version [default: latest].")] = None,
     max_malformed_share: Annotated[float, typer.Option(
@@ -103,10 +130,29 @@ def monitor_run(
     if not 0 <= max_malformed_share <= 1:
         raise UserError(f"--max-malformed-share {max_malformed_share}: expected a share in [0, 1]")
     # Refuse an unknown model or a broken baseline before paying for Prefect's start-up.
-    from tasks.baselines import load_baseline
     from tasks.store import Store, default_store_uri
 
-    load_baseline(Store(store or default_store_uri()), model, monitor_type, version, with_sample=False)
+    the_store = Store(store or default_store_uri())
+    if monitor_type == "model-quality":
+        from flows.quality import load_quality_baseline
+
+        load_quality_baseline(the_store, model, version)
+        with stdout_to_stderr():
+            from flows.quality import monitor_model_quality
+
+            state = monitor_model_quality(model=model, start=begin, end=finish, merged=merged,
+                                          store=store, version=version, min_records=min_records,
+                                          return_state=True)
+            document = _execution_of(state, model, monitor_type, begin, finish, store)
+        emit_json(document)
+        if document.get("status") == "Failed":
+            raise typer.Exit(1)
+        return
+    if capture is None:
+        raise UserError("--type data-quality needs --capture")
+    from tasks.baselines import load_baseline
+
+    load_baseline(the_store, model, monitor_type, version, with_sample=False)
     with stdout_to_stderr():
         from flows.monitor import monitor_data_quality
 
@@ -114,13 +160,13 @@ def monitor_run(
                                      store=store, version=version,
                                      max_malformed_share=max_malformed_share, report=report,
                                      return_state=True)
-        document = _execution_of(state, model, begin, finish, store)
+        document = _execution_of(state, model, monitor_type, begin, finish, store)
     emit_json(document)
     if document.get("status") == "Failed":
         raise typer.Exit(1)
 
 
-def _execution_of(state: Any, model: str, begin: datetime, finish: datetime,
+def _execution_of(state: Any, model: str, monitor_type: str, begin: datetime, finish: datetime,
                   store: str | None) -> dict[str, Any]:
     if not state.is_failed():
         return state.result()
@@ -133,7 +179,7 @@ def _execution_of(state: Any, model: str, begin: datetime, finish: datetime,
         from tasks.store import Store, default_store_uri
 
         the_store = Store(store or default_store_uri())
-        key = f"{execution_prefix(model, 'data-quality', begin, finish)}/execution.json"
+        key = f"{execution_prefix(model, monitor_type, begin, finish)}/execution.json"
         if the_store.exists(key):
             return the_store.read_json(key)
         return {"model": model, "status": "Failed", "failure_reason": str(problem)}

@@ -70,7 +70,7 @@ def parse_document(model_class: type, data: bytes | str | Any, source: str):
         ) from None
 
 
-def _override_file(model: str, version: str, monitor_type: str, name: str) -> Path | None:
+def project_override(model: str, version: str, monitor_type: str, name: str) -> Path | None:
     root = project_baselines_dir()
     for candidate in (root / model / version / monitor_type / name, root / model / monitor_type / name):
         if candidate.is_file():
@@ -83,7 +83,7 @@ def load_baseline(store: Store, model: str, monitor_type: str, version: str | No
     version = version or latest_version(store, model)
     prefix = baseline_prefix(model, version, monitor_type)
     sources: dict[str, str] = {}
-    override = _override_file(model, version, monitor_type, "constraints.json")
+    override = project_override(model, version, monitor_type, "constraints.json")
     if override is not None:
         constraints = parse_document(Constraints, override.read_bytes(), str(override))
         sources["constraints"] = str(override.resolve())
@@ -97,7 +97,7 @@ def load_baseline(store: Store, model: str, monitor_type: str, version: str | No
             f"(no {store.uri(prefix)}/constraints.json and no project override)"
         )
     statistics = None
-    stats_override = _override_file(model, version, monitor_type, "statistics.json")
+    stats_override = project_override(model, version, monitor_type, "statistics.json")
     if stats_override is not None:
         statistics = parse_document(Statistics, stats_override.read_bytes(), str(stats_override))
         sources["statistics"] = str(stats_override.resolve())

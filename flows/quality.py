@@ -1,0 +1,246 @@
+"""Model-quality flows: suggest a baseline from a labelled, scored dataset, and run an execution over
+merged records (capture joined with ground truth) of a window, in SageMaker's model-quality shapes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.monitor import artifact_key, execution_prefix, update_alert_task, write_outputs_task
+from modelwatch.errors import UserError
+from tasks.baselines import baseline_prefix, latest_version, parse_document, project_override
+from tasks.capture import hour_prefixes, read_dataset
+from tasks.documents import Execution
+from tasks.store import Store, check_slug, default_store_uri, filesystem_for, json_dumps, read_uri_bytes
+
+MONITOR_TYPE = "model-quality"
+MIN_RECORDS = 200
+
+
+def _problem_type(store: Store, model: str, given: str | None) -> str:
+    if given:
+        return given
+    from tasks.registry import get_model, model_key
+
+    if store.exists(model_key(model)):
+        return get_model(store, model).problem_type
+    return "binary"
+
+
+@task(name="compute-baseline-metrics", cache_policy=NO_CACHE)
+def baseline_metrics_task(dataset: str, problem_type: str, label: str, prediction: str | None,
+                          probability: str | None, threshold: float) -> Any:
+    from tasks.quality import compute_metrics
+
+    frame = read_dataset(dataset).to_pandas()
+    missing = [c for c in (label, prediction, probability) if c and c not in frame.columns]
+    if missing:
+        raise UserError(f"dataset {dataset}: column(s) {', '.join(missing)} not found; columns are "
+                        f"{', '.join(frame.columns)}")
+    if prediction is None and probability is None:
+        raise UserError("model-quality baseline needs --prediction or --probability")
+    return compute_metrics(problem_type, frame[label],
+                           frame[prediction] if prediction else None,
+                           frame[probability] if probability else None, threshold=threshold)
+
+
+@flow(name="baseline-suggest-model-quality", log_prints=True)
+def suggest_model_quality_baseline(
+    model: str,
+    dataset: str,
+    label: str,
+    prediction: str | None = None,
+    probability: str | None = None,
+    problem_type: str | None = None,
+    version: str = "1",
+    threshold: float = 0.5,
+    store: str | None = None,
+) -> dict[str, str]:
+    """Metrics of a labelled validation set with its predictions, and constraints that a window
+    drawn like it does not violate (thresholds allow for each metric's standard deviation)."""
+    from tasks.quality import suggest_constraints
+
+    check_slug(model, "model name")
+    check_slug(version, "model version")
+    store_uri = store or default_store_uri()
+    the_store = Store(store_uri)
+    kind = _problem_type(the_store, model, problem_type)
+    statistics = baseline_metrics_task(dataset, kind, label, prediction, probability, threshold)
+    constraints = suggest_constraints(statistics)
+    prefix = baseline_prefix(model, version, MONITOR_TYPE)
+    manifest = {"model": model, "version": version, "monitor_type": MONITOR_TYPE, "dataset": dataset,
+                "label": label, "prediction": prediction, "probability": probability,
+                "problem_type": kind, "threshold": threshold,
+                "created_at": datetime.now(UTC).isoformat()}
+    return {
+        "statistics": the_store.write_json(f"{prefix}/statistics.json", statistics.dump()),
+        "constraints": the_store.write_json(f"{prefix}/constraints.json", constraints.dump()),
+        "baseline": the_store.write_json(f"{prefix}/baseline.json", manifest),
+    }
+
+
+def load_quality_baseline(store: Store, model: str, version: str | None) -> tuple[str, Any, dict, dict]:
+    """(version, constraints, manifest, sources); a reviewed constraints.json in the project wins."""
+    from tasks.quality import ModelQualityConstraints
+
+    version = version or latest_version(store, model)
+    prefix = baseline_prefix(model, version, MONITOR_TYPE)
+    override = project_override(model, version, MONITOR_TYPE, "constraints.json")
+    if override is not None:
+        constraints = parse_document(ModelQualityConstraints, override.read_bytes(), str(override))
+        source = str(override.resolve())
+    elif store.exists(f"{prefix}/constraints.json"):
+        source = store.uri(f"{prefix}/constraints.json")
+        constraints = parse_document(ModelQualityConstraints,
+                                     store.read_bytes(f"{prefix}/constraints.json"), source)
+    else:
+        raise UserError(f"model {model!r} version {version} has no {MONITOR_TYPE} baseline "
+                        f"(no {store.uri(prefix)}/constraints.json and no project override)")
+    manifest = store.read_json(f"{prefix}/baseline.json") if store.exists(f"{prefix}/baseline.json") \
+        else {}
+    return version, constraints, manifest, {"constraints": source}
+
+
+def merged_files(roots: list[str], start: datetime, end: datetime) -> list[str]:
+    """Merged JSONL files of the window's hours (merged data is keyed by the capture hour)."""
+    files: list[str] = []
+    for root in roots:
+        fs, base = filesystem_for(root)
+        protocol = "s3://" if root.startswith("s3://") else ""
+        for hour in hour_prefixes(start, end):
+            try:
+                entries = fs.ls(f"{base.rstrip('/')}/{hour}", detail=True)
+            except FileNotFoundError:
+                continue
+            files += [protocol + e["name"] for e in entries
+                      if e.get("type") == "file" and e["name"].endswith(".jsonl")]
+    return sorted(files)
+
+
+@task(name="read-merged", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def read_merged_task(files: list[str]) -> Any:
+    from tasks.merged import MergedBatch, read_merged
+
+    total = MergedBatch()
+    for uri in files:
+        part = read_merged(read_uri_bytes(uri), uri)
+        total.labels += part.labels
+        total.predictions += part.predictions
+        total.scores += part.scores
+        total.records_read += part.records_read
+        total.quarantine += part.quarantine
+    return total
+
+
+def _metrics(batch: Any, problem_type: str, threshold: float) -> Any:
+    """Statistics of a window. Labels and predictions arrive as text or JSON values: numbers are
+    compared as numbers ("1" == 1); a binary model that outputs only a score is thresholded."""
+    from tasks.quality import compute_metrics, normalise_problem_type
+
+    binary = normalise_problem_type(problem_type) == "BinaryClassification"
+    scores = batch.scores if binary and any(s is not None for s in batch.scores) else None
+    predictions = [_as_number(p) for p in batch.predictions]
+    if scores is not None and all(p is None for p in predictions):
+        predictions = None
+    labels = [_as_number(v) for v in batch.labels]
+    return compute_metrics(problem_type, labels, predictions, scores, threshold=threshold)
+
+
+def _as_number(value: Any) -> Any:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    return int(number) if number.is_integer() else number
+
+
+@flow(name="monitor-model-quality", log_prints=True)
+def monitor_model_quality(
+    model: str,
+    start: datetime,
+    end: datetime,
+    merged: str | list[str] | None = None,
+    store: str | None = None,
+    version: str | None = None,
+    min_records: int = MIN_RECORDS,
+    threshold: float | None = None,
+) -> dict[str, Any]:
+    """One model-quality execution over merged records of [start, end) (default: the merged data of
+    the model's endpoints). Fewer than `min_records` labelled records is NoData, not a noisy verdict."""
+    from tasks.quality import check
+    from tasks.registry import endpoints_of
+
+    check_slug(model, "model name")
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    if end <= start:
+        raise UserError(f"window end {end.isoformat()} must be after its start {start.isoformat()}")
+    store_uri = store or default_store_uri()
+    the_store = Store(store_uri)
+    version, constraints, manifest, sources = load_quality_baseline(the_store, model, version)
+    roots = ([merged] if isinstance(merged, str) else list(merged)) if merged else [
+        the_store.uri(f"merged/{e.name}") for e in endpoints_of(the_store, model)]
+    if not roots:
+        raise UserError(f"model {model!r} has no endpoint with merged data; pass --merged")
+    prefix = execution_prefix(model, MONITOR_TYPE, start, end)
+    from prefect.runtime import flow_run
+
+    execution = Execution(model=model, model_version=version, monitor_type=MONITOR_TYPE,
+                          window_start=start, window_end=end, status="Completed",
+                          capture=", ".join(roots), baseline=sources, started_at=datetime.now(UTC),
+                          flow_run_id=str(flow_run.id) if flow_run.id else None)
+    the_store.delete(f"{prefix}/execution.json")
+    metric: float | None = None
+    violations: Any = None
+    try:
+        files = merged_files(roots, start, end)
+        batch = read_merged_task(files)
+        execution.files_read = len(files)
+        execution.records_read = batch.records_read
+        execution.records_malformed = len(batch.quarantine)
+        execution.rows_profiled = len(batch.labels)
+        problem_type = manifest.get("problem_type") or _problem_type(the_store, model, None)
+        documents = {"quarantine.jsonl": b"".join(orjson.dumps(q) + b"\n" for q in batch.quarantine)}
+        if len(batch.labels) < min_records:
+            execution.status = "NoData"
+            execution.notes.append(f"{len(batch.labels)} labelled records in the window; at least "
+                                   f"{min_records} are needed for a model-quality verdict")
+        else:
+            statistics = _metrics(batch, problem_type,
+                                  threshold if threshold is not None else manifest.get("threshold", 0.5))
+            violations = check(constraints, statistics, min_records=min_records)
+            documents["statistics.json"] = json_dumps(statistics.dump()).encode()
+            documents["constraint_violations.json"] = json_dumps(violations.dump()).encode()
+            group = statistics.metrics
+            headline = group.metric("accuracy" if group.metric("accuracy") is not None else "rmse") \
+                if group else None
+            metric = headline.value if headline is not None else None
+            execution.violation_count = len(violations.violations)
+            for v in violations.violations:
+                execution.violation_types[v.metric_name] = execution.violation_types.get(v.metric_name, 0) + 1
+            if violations.violations:
+                execution.status = "CompletedWithViolations"
+        execution.outputs = write_outputs_task(store_uri, prefix, documents)
+    except UserError:
+        raise
+    except Exception as problem:  # noqa: BLE001 - any other failure is the execution's outcome
+        execution.status = "Failed"
+        execution.failure_reason = f"{type(problem).__name__}: {problem}"[:1024]
+    execution.finished_at = datetime.now(UTC)
+    execution.outputs["execution"] = the_store.uri(f"{prefix}/execution.json")
+    the_store.write_json(f"{prefix}/execution.json", execution.dump())
+    update_alert_task(store_uri, execution, metric)
+    lines = [f"### {model} · model-quality · {execution.status}",
+             f"{execution.rows_profiled} labelled records, window {start:%Y-%m-%d %H:%M} to "
+             f"{end:%Y-%m-%d %H:%M} UTC."]
+    if violations is not None:
+        lines += [f"- {v.description}" for v in violations.violations]
+    create_markdown_artifact(key=artifact_key(model, MONITOR_TYPE), markdown="\n".join(lines),
+                             description=f"{model} model-quality execution {execution.status}")
+    if execution.status == "Failed":
+        raise RuntimeError(f"model-quality execution failed: {execution.failure_reason}")
+    return execution.dump()

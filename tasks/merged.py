@@ -1,0 +1,128 @@
+"""Read merged records (capture + groundTruthData, SageMaker's merge output) into the columns the
+model-quality monitor needs: the label, the predicted label and, when the model output one, a score.
+
+A record whose labels and predictions do not pair up (different counts, unreadable payloads) is
+quarantined with its reason, like a malformed capture line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+_LABEL_KEYS = ("predicted_label", "label", "prediction", "class")
+_SCORE_KEYS = ("score", "probability", "probabilities")
+
+
+class _Bad(Exception):
+    pass
+
+
+@dataclass
+class MergedBatch:
+    labels: list[Any] = field(default_factory=list)
+    predictions: list[Any] = field(default_factory=list)
+    scores: list[float | None] = field(default_factory=list)
+    records_read: int = 0
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _payload(event: Any, what: str) -> tuple[str, str]:
+    if not isinstance(event, dict) or not isinstance(event.get("data"), str):
+        raise _Bad(f"{what}.data is missing or not a string")
+    data, encoding = event["data"], str(event.get("encoding", "")).upper()
+    if encoding == "BASE64":
+        try:
+            data = base64.b64decode(data, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise _Bad(f"{what}.data is not valid base64 of UTF-8 text") from None
+        content = str(event.get("observedContentType") or "")
+        encoding = "JSON" if "json" in content or data.lstrip()[:1] in ("{", "[") else "CSV"
+    return encoding, data
+
+
+def _values(encoding: str, text: str, what: str, list_key: str) -> list[Any]:
+    if encoding == "JSON":
+        try:
+            body = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise _Bad(f"{what}.data is not valid JSON") from None
+        if isinstance(body, dict) and list_key in body:
+            body = body[list_key]
+        elif isinstance(body, dict) and "instances" in body:
+            body = body["instances"]
+        return body if isinstance(body, list) else [body]
+    rows = [r for r in text.replace("\r\n", "\n").strip("\n").split("\n")]
+    # One row per record; a CSV ground truth may also carry several labels on one line.
+    if len(rows) == 1 and "," in rows[0] and list_key == "labels":
+        return rows[0].split(",")
+    return rows
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number
+
+
+def _split_output(value: Any) -> tuple[Any, float | None]:
+    """(predicted label or None, score or None) of one model output."""
+    if isinstance(value, dict):
+        label = next((value[k] for k in _LABEL_KEYS if k in value), None)
+        score = next((value[k] for k in _SCORE_KEYS if k in value), None)
+        if isinstance(score, list):  # class probabilities: the positive class is the last
+            score = score[-1] if score else None
+        return label, _number(score)
+    if isinstance(value, str) and "," in value:  # "label,score" CSV output
+        head, _, tail = value.partition(",")
+        return head, _number(tail)
+    number = _number(value)
+    if number is not None and 0.0 <= number <= 1.0 and not float(number).is_integer():
+        return None, number
+    return value, None
+
+
+def _label_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return next((value[k] for k in ("label", *_LABEL_KEYS) if k in value), None)
+    return value
+
+
+def read_merged(data: bytes, source: str) -> MergedBatch:
+    """Labels, predictions and scores of one merged JSONL file."""
+    batch = MergedBatch()
+    for line_no, raw in enumerate(data.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        batch.records_read += 1
+        try:
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise _Bad("line is not valid JSON") from None
+            if not isinstance(record, dict):
+                raise _Bad("line is not a JSON object")
+            truth = record.get("groundTruthData")
+            capture = record.get("captureData") or {}
+            if "endpointOutput" not in capture:
+                raise _Bad("record has no captureData.endpointOutput (the prediction)")
+            labels = _values(*_payload(truth, "groundTruthData"), "groundTruthData", "labels")
+            outputs = _values(*_payload(capture["endpointOutput"], "endpointOutput"),
+                              "endpointOutput", "predictions")
+            if len(labels) != len(outputs):
+                raise _Bad(f"{len(labels)} labels for {len(outputs)} predictions")
+            for label, output in zip(labels, outputs, strict=True):
+                predicted, score = _split_output(output)
+                batch.labels.append(_label_value(label))
+                batch.predictions.append(predicted)
+                batch.scores.append(score)
+        except _Bad as problem:
+            batch.quarantine.append({"file": source, "line": line_no, "reason": str(problem),
+                                     "record": raw.decode("utf-8", errors="replace")})
+    return batch
