@@ -143,10 +143,17 @@ def _metrics(batch: Any, problem_type: str, threshold: float) -> Any:
     from tasks.quality import compute_metrics, normalise_problem_type
 
     binary = normalise_problem_type(problem_type) == "BinaryClassification"
-    scores = batch.scores if binary and any(s is not None for s in batch.scores) else None
+    scores = list(batch.scores) if binary and any(s is not None for s in batch.scores) else None
     predictions = [_as_number(p) for p in batch.predictions]
-    if scores is not None and all(p is None for p in predictions):
-        predictions = None
+    if scores is not None:
+        # A bare 0 or 1 among scores is a score too (a model that outputs probabilities).
+        for i, (p, s) in enumerate(zip(predictions, scores, strict=True)):
+            if s is None and isinstance(p, int | float) and 0 <= p <= 1:
+                predictions[i], scores[i] = None, float(p)
+    if scores is not None:
+        # Outputs that carry only a score are thresholded; those with a label keep it.
+        predictions = [p if p is not None else (None if s is None else int(s >= threshold))
+                       for p, s in zip(predictions, scores, strict=True)]
     labels = [_as_number(v) for v in batch.labels]
     return compute_metrics(problem_type, labels, predictions, scores, threshold=threshold)
 
