@@ -273,9 +273,30 @@ def _table(title: str, records: list[dict]) -> None:
     console.print(table)
 
 
+def endpoints_promote(
+    endpoint: Annotated[str, typer.Option(help="Endpoint name.")],
+    version: Annotated[str, typer.Option(help="Model version to serve.")],
+    by: Annotated[str | None, typer.Option(help="Who promotes [default: $USER].")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Move an endpoint to another version of its model; refused unless that version's card is
+    Approved. The endpoint's monitors then check against that version's baselines."""
+    import os
+
+    from tasks.promotion import promote_endpoint
+
+    record = promote_endpoint(open_store(store), endpoint, version, by or os.environ.get("USER"))
+    emit_json(record.dump())
+
+
+def _group(app: typer.Typer, name: str) -> typer.Typer:
+    return next(g.typer_instance for g in app.registered_groups if g.name == name)
+
+
 def register(app: typer.Typer) -> None:
-    monitor_group = next(g.typer_instance for g in app.registered_groups if g.name == "monitor")
+    monitor_group = _group(app, "monitor")
     monitor_group.add_typer(schedule_app, name="schedule")
+    _group(app, "endpoints").command("promote")(endpoints_promote)
     app.add_typer(alerts_app, name="alerts")
     app.add_typer(automations_app, name="automations")
     app.command("dashboard")(dashboard_command)
