@@ -58,15 +58,25 @@ def scheduled_monitor(
     endpoints = endpoints_of(the_store, model)
     if not endpoints:
         raise UserError(f"model {model!r} has no registered endpoint to monitor")
-    if monitor_type != "data-quality":
-        raise UserError(f"monitor type {monitor_type!r} has no monitor yet")
-    # The endpoints' capture, checked against the baseline of the version they serve.
+    # The endpoints' traffic, checked against the baseline of the version they serve.
     version = max((e.model_version for e in endpoints), key=lambda v: (len(v), v))
     print(f"{model} {monitor_type}: window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, "
           f"endpoints {', '.join(e.name for e in endpoints)}")
-    state = monitor_data_quality(
-        model=model, capture=[f"{e.capture_uri.rstrip('/')}" for e in endpoints], start=start,
-        end=end, store=store_uri, version=version, return_state=True)
+    if monitor_type == "data-quality":
+        state = monitor_data_quality(
+            model=model, capture=[f"{e.capture_uri.rstrip('/')}" for e in endpoints], start=start,
+            end=end, store=store_uri, version=version, return_state=True)
+    elif monitor_type == "model-quality":
+        from flows.merge import merge_ground_truth
+        from flows.quality import monitor_model_quality
+
+        # Model quality runs behind the merge: join the window's capture with the labels so far.
+        for endpoint in endpoints:
+            merge_ground_truth(endpoint=endpoint.name, start=start, end=end, store=store_uri)
+        state = monitor_model_quality(model=model, start=start, end=end, store=store_uri,
+                                      version=version, return_state=True)
+    else:
+        raise UserError(f"monitor type {monitor_type!r} has no monitor yet")
     if summarize:
         from flows.summary import summarize_fleet
 
