@@ -1,0 +1,98 @@
+"""`modelwatch groundtruth upload | merge`: labels in SageMaker's ground-truth format, and their merge
+with an endpoint's capture.
+
+`upload` is a plain store write and never starts Prefect; `merge` runs the merge flow once every
+check a user can fail has passed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from modelwatch.cli_common import StoreOption, emit_json, open_store, parse_window, stdout_to_stderr
+from modelwatch.errors import UserError
+
+
+def register(app: typer.Typer) -> None:
+    """Add the groundtruth command group to the main app."""
+    groundtruth_app = typer.Typer(
+        no_args_is_help=True,
+        help="Ground truth: upload labels, merge them with an endpoint's capture.")
+    app.add_typer(groundtruth_app, name="groundtruth")
+    groundtruth_app.command("upload")(groundtruth_upload)
+    groundtruth_app.command("merge")(groundtruth_merge)
+
+
+def groundtruth_upload(
+    endpoint: Annotated[str, typer.Option(help="Registered endpoint the labels belong to.")],
+    file: Annotated[str, typer.Option(
+        "--file", help="Labelled dataset: CSV with a header row, or Parquet; path or URI.")],
+    id_column: Annotated[str, typer.Option(
+        help="Column holding the capture's inferenceId (or its eventId when it had none).")],
+    label_column: Annotated[str, typer.Option(help="Column holding the label.")],
+    labelled_at: Annotated[str | None, typer.Option(
+        help="When these labels were collected, ISO-8601 [default: now].")] = None,
+    labelled_at_column: Annotated[str | None, typer.Option(
+        help="Column holding each row's labelling time instead of --labelled-at.")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Write a dataset's labels as ground truth, groundtruth/<endpoint>/YYYY/MM/DD/HH/, by the hour
+    they were labelled. Prints what was written and the rows skipped (no id or no label)."""
+    from tasks.groundtruth import parse_labelled_at, write_ground_truth
+    from tasks.registry import get_endpoint
+    from tasks.store import check_slug
+
+    check_slug(endpoint, "endpoint name")
+    if labelled_at and labelled_at_column:
+        raise UserError("give --labelled-at or --labelled-at-column, not both")
+    moment = parse_labelled_at(labelled_at)
+    the_store = open_store(store)
+    get_endpoint(the_store, endpoint)
+    report = write_ground_truth(the_store, endpoint, file, id_column, label_column,
+                                labelled_at=moment, labelled_at_column=labelled_at_column)
+    emit_json(report.dump())
+
+
+def groundtruth_merge(
+    endpoint: Annotated[str, typer.Option(help="Registered endpoint.")],
+    start: Annotated[str, typer.Option(help="Window start, ISO-8601 on a whole hour (UTC if no zone).")],
+    end: Annotated[str, typer.Option(help="Window end (exclusive), ISO-8601 on a whole hour.")],
+    lookback: Annotated[str, typer.Option(
+        help="How late labels may arrive, and how far around the window capture ids are searched: "
+             "ISO-8601 PnD, PTnH or PTnM.")] = "P7D",
+    store: StoreOption = None,
+) -> None:
+    """Merge the window's capture records with their ground truth and print the merge report."""
+    from tasks.groundtruth import check_window, parse_duration
+    from tasks.registry import get_endpoint
+    from tasks.store import check_slug
+
+    check_slug(endpoint, "endpoint name")
+    begin, finish = check_window(*parse_window(start, end))
+    parse_duration(lookback, "--lookback")
+    the_store = open_store(store)
+    get_endpoint(the_store, endpoint)
+    with stdout_to_stderr():
+        from flows.merge import merge_ground_truth
+
+        state = merge_ground_truth(endpoint=endpoint, start=begin, end=finish, lookback=lookback,
+                                   store=the_store.root, return_state=True)
+        report = _report_of(state, endpoint)
+    emit_json(report)
+    if report.get("status") == "Failed":
+        raise typer.Exit(1)
+
+
+def _report_of(state: Any, endpoint: str) -> dict[str, Any]:
+    if not state.is_failed():
+        return state.result()
+    try:
+        state.result()
+    except UserError:
+        raise
+    except Exception as problem:  # noqa: BLE001 - reported as the merge's outcome, exit code 1
+        return {"endpoint": endpoint, "status": "Failed",
+                "failure_reason": f"{type(problem).__name__}: {problem}"[:1024]}
+    return {"endpoint": endpoint, "status": "Failed", "failure_reason": "unknown"}

@@ -1,0 +1,298 @@
+"""The ground-truth core without Prefect: SageMaker's samples join, uploads round-trip, malformed
+lines are quarantined, duplicates keep the latest label, labels are classified matched / pending /
+unknown, and a merge is a pure function of what it read."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flows.demo_data import capture_line, capture_record
+from modelwatch.errors import UserError
+from tasks.groundtruth import (
+    check_window,
+    concat_labels,
+    ground_truth_line,
+    join_ground_truth,
+    merge_outputs,
+    merge_window,
+    parse_duration,
+    parse_ground_truth,
+    read_capture_records,
+    write_ground_truth,
+)
+from tasks.store import Store
+from tests.sagemaker_samples import sample
+
+H0 = datetime(2026, 11, 23, tzinfo=UTC)
+
+
+def hours(n: int) -> datetime:
+    return H0 + timedelta(hours=n)
+
+
+def capture(event_id: str, inference_id: str | None = None, at: datetime = H0,
+            row: str = "1,2,3", score: str = "0.5") -> bytes:
+    return capture_line(capture_record(row, score, encoding="CSV", event_id=event_id,
+                                       inference_time=at, inference_id=inference_id)).encode()
+
+
+def label(event_id: str, data: str = "1") -> bytes:
+    return ground_truth_line(event_id, data)
+
+
+# ---- SageMaker samples ----
+
+def test_sdk_actuals_join_the_sdk_capture() -> None:
+    captures = read_capture_records(sample("capture.jsonl").read_bytes(), "capture.jsonl")
+    labels = parse_ground_truth(sample("actuals.jsonl").read_bytes(), "actuals.jsonl")
+    assert not captures.quarantine and not labels.quarantine
+    assert len(captures.frame) == len(labels.frame) == 44
+    # inferenceTime is the fixture's "{%s}" template: joinable, with no hour of its own.
+    assert captures.frame["hour"].isna().all()
+    assert set(labels.frame["id"]) <= set(captures.frame["event_id"])
+    result = join_ground_truth(captures.frame, labels.frame)
+    assert result.captures_matched == result.labels_matched == 44
+    assert result.labels_unknown == result.labels_pending == result.labels_duplicate == 0
+    first = json.loads(result.merged["record"][0])
+    original = json.loads(sample("capture.jsonl").read_bytes().splitlines()[0])
+    assert first["groundTruthData"] == {"data": "1", "encoding": "CSV"}
+    assert first["captureData"] == original["captureData"]
+    assert first["eventMetadata"] == original["eventMetadata"]
+    # Same top-level keys as the merged record SageMaker wrote.
+    merged_sample = json.loads(sample("merged_capture_groundtruth_record.jsonl").read_text())
+    assert set(first) == set(merged_sample)
+
+
+def test_join_id_is_the_inference_id_when_there_is_one() -> None:
+    records = read_capture_records(sample("capture_csv_with_inference_id.jsonl").read_bytes(), "f")
+    assert list(records.frame["id"]) == list(records.frame["inference_id"]) == ["58", "59"]
+    assert records.frame["hour"].iloc[0] == datetime(2021, 5, 18, tzinfo=UTC)
+
+
+def test_a_multirow_capture_is_one_join_record() -> None:
+    data = sample("capture_json_multirow_endpoint.jsonl").read_bytes()
+    records = read_capture_records(data, "f")
+    assert len(records.frame) == 2  # two invocations, three rows between them
+    rows = json.loads(data.splitlines()[1])["captureData"]["endpointInput"]["data"]
+    assert len(json.loads(rows)["instances"]) == 2
+    labels = parse_ground_truth(b"".join(label(i, "1,0") for i in records.frame["id"]), "gt")
+    result = join_ground_truth(records.frame, labels.frame)
+    assert result.captures_matched == 2 and result.captures_unmatched == 0
+
+
+def test_the_merged_sample_reads_as_ground_truth_and_capture() -> None:
+    data = sample("merged_capture_groundtruth_record.jsonl").read_bytes()
+    truth = parse_ground_truth(data, "merged")
+    assert truth.frame["encoding"].tolist() == ["JSON"] and not truth.quarantine
+    assert read_capture_records(data, "merged").frame["id"].tolist() == ["7"]
+
+
+# ---- malformed lines ----
+
+@pytest.mark.parametrize("raw, reason", [
+    (b"{not json", "not valid JSON"),
+    (b"[1, 2]", "not a JSON object"),
+    (b'{"eventMetadata": {"eventId": "a"}}', "no groundTruthData object"),
+    (b'{"groundTruthData": {"data": 1, "encoding": "CSV"}, "eventMetadata": {"eventId": "a"}}',
+     "data is missing or not a string"),
+    (b'{"groundTruthData": {"data": "1", "encoding": "XML"}, "eventMetadata": {"eventId": "a"}}',
+     "encoding 'XML' is not CSV or JSON"),
+    (b'{"groundTruthData": {"data": "{oops", "encoding": "JSON"}, "eventMetadata": {"eventId": "a"}}',
+     "not valid JSON (encoding JSON)"),
+    (b'{"groundTruthData": {"data": " ", "encoding": "CSV"}, "eventMetadata": {"eventId": "a"}}',
+     "data is empty"),
+    (b'{"groundTruthData": {"data": "1", "encoding": "CSV"}}', "no eventMetadata object"),
+    (b'{"groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId": ""}}',
+     "eventId is missing"),
+])
+def test_malformed_label_lines_are_quarantined(raw: bytes, reason: str) -> None:
+    data = label("a") + raw + b"\n\n" + label("b")
+    batch = parse_ground_truth(data, "groundtruth/ep/f.jsonl", hours(1))
+    assert batch.lines_read == 3 and batch.frame["id"].tolist() == ["a", "b"]
+    [entry] = batch.quarantine
+    assert reason in entry["reason"] and entry["line"] == 2 and entry["record"] == raw.decode()
+    assert (batch.frame["labelled_at"] == hours(1)).all()
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b'{"captureData": {"endpointInput"', "not valid JSON"),
+    (b'{"eventMetadata": {"eventId": "x"}, "eventVersion": "0"}', "no captureData object"),
+    (b'{"captureData": {}, "eventVersion": "0"}', "no eventMetadata object"),
+    (b'{"captureData": {}, "eventMetadata": {"inferenceTime": "2026-11-23T00:00:00Z"}}',
+     "eventId is missing"),
+    (b'{"captureData": {}, "eventMetadata": {"eventId": "x", "inferenceId": 7}}',
+     "inferenceId is not a non-empty string"),
+])
+def test_malformed_capture_lines_are_quarantined(raw: bytes, reason: str) -> None:
+    data = capture("e1") + raw + b"\n" + capture("e2", "i2")
+    batch = read_capture_records(data, "cap.jsonl", hours(0))
+    assert batch.frame["id"].tolist() == ["e1", "i2"] and batch.frame["line"].tolist() == [1, 3]
+    [entry] = batch.quarantine
+    assert reason in entry["reason"] and entry["line"] == 2
+
+
+# ---- duplicates, classification ----
+
+def test_duplicates_keep_the_latest_label() -> None:
+    captures = read_capture_records(capture("a") + capture("b") + capture("c"), "cap", hours(0))
+    early = parse_ground_truth(label("a", "0") + label("b", "1") + label("c", "1"),
+                               "groundtruth/ep/2026/11/23/01/x.jsonl", hours(1))
+    late = parse_ground_truth(label("a", "1") + label("b", "1") + label("c", "0") + label("c", "1"),
+                              "groundtruth/ep/2026/11/23/03/y.jsonl", hours(3))
+    # Listed in any order: the labelled hour decides, then the file, then the line.
+    labels = concat_labels([late, early]).frame
+    result = join_ground_truth(captures.frame, labels)
+    kept = {json.loads(r)["eventMetadata"]["eventId"]: json.loads(r)["groundTruthData"]["data"]
+            for r in result.merged["record"]}
+    assert kept == {"a": "1", "b": "1", "c": "1"}
+    assert result.labels_duplicate == 4  # a, b, c from the early file; the first c of the late one
+    assert result.label_conflicts == 2  # a 0 -> 1, c 0 -> 1 (within y.jsonl); b and early c agree
+    assert result.labels_read == result.labels_matched + result.labels_duplicate == 7
+    sup = result.superseded
+    [[kept_file, kept_line]] = sup[(sup["id"] == "c") & sup["file"].str.endswith("y.jsonl")][
+        ["kept_file", "kept_line"]].values.tolist()
+    assert kept_file.endswith("y.jsonl") and kept_line == 4
+
+
+def test_labels_are_matched_pending_or_unknown() -> None:
+    window = read_capture_records(capture("w1") + capture("w2", "inf-2"), "cap", hours(5))
+    outside = read_capture_records(capture("o1") + capture("o2"), "cap2", hours(30), keep_raw=False)
+    labels = parse_ground_truth(
+        label("w1") + label("inf-2") + label("o1") + label("ghost") + label("w2"), "gt", hours(6))
+    result = join_ground_truth(window.frame, labels.frame, outside.frame[["id", "hour"]])
+    assert (result.labels_matched, result.labels_pending, result.labels_unknown) == (2, 1, 2)
+    assert result.unknown["id"].tolist() == ["ghost", "w2"]  # w2 joins on its inferenceId only
+    assert result.pending["capture_hour"].tolist() == [hours(30)]
+    assert result.captures_unmatched == 0
+
+
+def test_a_pending_label_met_again_in_its_own_file_is_one_label() -> None:
+    start, end = hours(0), hours(1)
+    window = read_capture_records(capture("a") + capture("b"), "cap", hours(0))
+    direct = parse_ground_truth(label("a") + label("b"), "groundtruth/ep/x.jsonl", hours(0))
+    pending_line = json.dumps({
+        "groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId": "a"},
+        "eventVersion": "0", "provenance": {"file": "groundtruth/ep/x.jsonl", "line": 1,
+                                            "labelledAt": "2026-11-23T00:00:00Z"}}).encode()
+    early = json.dumps({
+        "groundTruthData": {"data": "0", "encoding": "CSV"}, "eventMetadata": {"eventId": "b"},
+        "eventVersion": "0", "provenance": {"file": "groundtruth/ep/old.jsonl", "line": 9,
+                                            "labelledAt": "2026-11-22T20:00:00Z"}}).encode()
+    pending = parse_ground_truth(pending_line + b"\n" + early + b"\n" + label("z"), "pending",
+                                 pending=True)
+    assert "no provenance" in pending.quarantine[0]["reason"]
+    report, result = merge_window(window, direct, pending, None, endpoint="ep", start=start,
+                                  end=end, lookback="PT1H")
+    assert report.labels_read == 3 and report.labels_from_pending == 1
+    # The pending b ("0", labelled 20:00 the day before) is older than b in x.jsonl ("1").
+    assert report.labels_duplicate == 1 and report.label_conflicts == 1
+    assert report.labels_malformed == 1 and report.balanced
+
+
+# ---- idempotence ----
+
+def _window_inputs(seed: int):
+    captures = read_capture_records(
+        b"".join(capture(f"e{i}", f"i{i}" if i % 2 else None, at=hours(0)) for i in range(50)),
+        "s3://b/capture/ep/AllTraffic/2026/11/23/00/00-00-000-x.jsonl", hours(0))
+    context = read_capture_records(b"".join(capture(f"n{i}") for i in range(10)), "c", hours(3),
+                                   keep_raw=False).frame[["id", "hour"]]
+    lines = [label(f"i{i}" if i % 2 else f"e{i}", str(i % 2)) for i in range(0, 50, 3)]
+    lines += [label(f"n{i}") for i in range(5)] + [label("ghost"), label("e0", "1")]
+    random.Random(seed).shuffle(lines)
+    files = [parse_ground_truth(b"".join(lines[:10]), "groundtruth/ep/2026/11/23/01/a.jsonl",
+                                hours(1)),
+             parse_ground_truth(b"".join(lines[10:]), "groundtruth/ep/2026/11/23/02/b.jsonl",
+                                hours(2))]
+    return captures, files, context
+
+
+def test_a_merge_is_a_function_of_its_inputs() -> None:
+    outputs = []
+    for order in (0, 1):
+        captures, files, context = _window_inputs(seed=7)
+        labels = concat_labels(files if order == 0 else files[::-1])
+        shuffled = captures.frame.sample(frac=1, random_state=order) if order else captures.frame
+        captures.frame = shuffled
+        report, result = merge_window(captures, labels, None, context, endpoint="ep",
+                                      start=hours(0), end=hours(1), lookback="PT6H")
+        outputs.append((report.dump(), merge_outputs("ep", hours(0), hours(1), result)))
+    assert outputs[0] == outputs[1]
+    report, documents = outputs[0]
+    assert set(documents) == {"merged/ep/2026/11/23/00/part-00000.jsonl",
+                              "merged/ep/pending/2026/11/23/03/20261123T000000Z_20261123T010000Z.jsonl"}
+    assert report["labels_pending"] == 5 and report["labels_unknown"] == 1
+    assert report["labels_duplicate"] == 1 and report["captures_matched"] == 17
+
+
+# ---- upload ----
+
+def test_upload_round_trip(tmp_path: Path) -> None:
+    source = tmp_path / "labels.csv"
+    source.write_text("request,truth,when\n007,1,2026-11-23T10:15:00Z\n008,0,2026-11-23T11:59:59Z\n"
+                      ',1,2026-11-23T10:00:00Z\n009,,2026-11-23T10:00:00Z\n010,"a,b",yesterday\n'
+                      "007,0,2026-11-23T11:00:00+00:00\n")
+    store = Store(str(tmp_path / "store"))
+    report = write_ground_truth(store, "ep", str(source), "request", "truth",
+                                labelled_at_column="when")
+    assert report.rows_read == 6 and report.labels_written == 3 and report.duplicate_ids == 1
+    assert report.rows_skipped == {"missing_id": 1, "missing_label": 1, "bad_labelled_at": 1}
+    assert report.skipped_rows == {"missing_id": [3], "missing_label": [4], "bad_labelled_at": [5]}
+    assert [f["labelled_hour"] for f in report.files] == ["2026-11-23T10:00:00Z",
+                                                          "2026-11-23T11:00:00Z"]
+    keys = store.list("groundtruth/ep/2026/11/23/10") + store.list("groundtruth/ep/2026/11/23/11")
+    read = concat_labels([parse_ground_truth(store.read_bytes(k), k, None) for k in keys]).frame
+    assert sorted(zip(read["id"], read["data"], strict=True)) == [
+        ("007", "0"), ("007", "1"), ("008", "0")]
+    # The same labels again: the same files, not new duplicates.
+    again = write_ground_truth(store, "ep", str(source), "request", "truth",
+                               labelled_at_column="when")
+    assert [f["uri"] for f in again.files] == [f["uri"] for f in report.files]
+
+
+def test_upload_parquet_with_one_labelled_at(tmp_path: Path) -> None:
+    source = tmp_path / "labels.parquet"
+    pd.DataFrame({"id": [1, 2, 3], "y": [0.5, None, 2.0]}).to_parquet(source)
+    store = Store(str(tmp_path / "store"))
+    report = write_ground_truth(store, "ep", str(source), "id", "y", labelled_at=hours(4) +
+                                timedelta(minutes=20))
+    assert report.labels_written == 2 and report.rows_skipped["missing_label"] == 1
+    [key] = store.list("groundtruth/ep/2026/11/23/04")
+    batch = parse_ground_truth(store.read_bytes(key), key, hours(4))
+    assert batch.frame[["id", "data"]].values.tolist() == [["1", "0.5"], ["3", "2"]]
+
+
+def test_upload_names_a_missing_column(tmp_path: Path) -> None:
+    source = tmp_path / "labels.csv"
+    source.write_text("id,label\n1,0\n")
+    with pytest.raises(UserError, match="--label-column 'truth' is not a column"):
+        write_ground_truth(Store(str(tmp_path / "s")), "ep", str(source), "id", "truth")
+
+
+# ---- durations and windows ----
+
+@pytest.mark.parametrize("text, expected", [
+    ("P7D", timedelta(days=7)), ("PT12H", timedelta(hours=12)), ("PT30M", timedelta(minutes=30)),
+    ("P1DT6H", timedelta(days=1, hours=6)), ("p0d", timedelta(0)),
+])
+def test_durations(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["7D", "P", "PT", "P1W", "-P1D", "P1.5D", "PT1S", ""])
+def test_bad_durations_are_user_errors(text: str) -> None:
+    with pytest.raises(UserError, match="not an ISO-8601 duration"):
+        parse_duration(text)
+
+
+def test_windows_are_whole_hours() -> None:
+    with pytest.raises(UserError, match="not on a whole hour"):
+        check_window(hours(0) + timedelta(minutes=5), hours(2))
+    with pytest.raises(UserError, match="must be after"):
+        check_window(hours(2), hours(2))
