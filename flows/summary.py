@@ -121,9 +121,16 @@ def write_dashboard_task(store_uri: str, rows: list[DashboardRow], fleet: dict[s
                          generated_at: datetime) -> dict[str, str]:
     from tasks.dashboard_html import render_index, render_model_page
     from tasks.executions import read_index
-    from tasks.registry import lineage
+    from tasks.registry import lineage_edges
 
     store = Store(store_uri)
+    models = {m.name: m for m in fleet["models"]}
+    endpoints_by_model: dict[str, list[Any]] = {}
+    for endpoint in fleet["endpoints"]:
+        endpoints_by_model.setdefault(endpoint.model, []).append(endpoint)
+    jobs_by_model: dict[str, list[Any]] = {}
+    for job in fleet["jobs"]:
+        jobs_by_model.setdefault(job.model, []).append(job)
     flat = [row.flat() for row in rows]
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(flat) if flat else pa.table({"model": pa.array([], pa.string())}),
@@ -142,7 +149,9 @@ def write_dashboard_task(store_uri: str, rows: list[DashboardRow], fleet: dict[s
         card = fleet["cards"].get(row.model)
         document = ModelPage(
             row=row, card=card.dump() if card is not None else None,
-            lineage=lineage(store, row.model), alert_history=sorted(history, key=lambda h: h.at),
+            lineage=lineage_edges(models[row.model], endpoints_by_model.get(row.model, []),
+                                  jobs_by_model.get(row.model, [])),
+            alert_history=sorted(history, key=lambda h: h.at),
             executions=executions[:200], generated_at=generated_at,
         )
         store.write_text(f"dashboard/models/{row.model}.html",

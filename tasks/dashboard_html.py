@@ -1026,11 +1026,14 @@ def _alerts_table(page: ModelPage) -> str:
             f"<tbody>{rows}</tbody></table></div>")
 
 
+RECENT_EXECUTIONS = 25  # rows of the executions table; the trend charts show the whole index
+
+
 def _executions_table(page: ModelPage, store_root: str | None, store_href: str) -> str:
     if not page.executions:
         return '<p class="empty">No monitoring executions yet.</p>'
     rows = []
-    for e in page.executions:
+    for e in page.executions[:RECENT_EXECUTIONS]:
         start, end = utc(e.window_start), utc(e.window_end)
         window = f"{start:%Y-%m-%d %H:%M} → " + (f"{end:%H:%M}" if start.date() == end.date()
                                                  else f"{end:%Y-%m-%d %H:%M}")

@@ -227,7 +227,14 @@ def list_batch_jobs(store: Store, model: str | None = None) -> list[BatchJob]:
 
 def lineage(store: Store, model: str) -> list[dict[str, str]]:
     """Edges of the lineage graph: dataset -> training run -> model version -> endpoint / batch job."""
-    record = get_model(store, model)
+    return lineage_edges(get_model(store, model), endpoints_of(store, model),
+                         list_batch_jobs(store, model))
+
+
+def lineage_edges(record: ModelRecord, endpoints: list[EndpointRecord],
+                  jobs: list[BatchJob]) -> list[dict[str, str]]:
+    """The lineage of one model from documents already read (the dashboard reads the fleet once)."""
+    model = record.name
     edges: list[dict[str, str]] = []
     for version in record.versions:
         node = f"model:{model}/v{version.version}"
@@ -239,10 +246,13 @@ def lineage(store: Store, model: str) -> list[dict[str, str]]:
         if version.parent_version:
             edges.append({"from": f"model:{model}/v{version.parent_version}", "to": node,
                           "kind": "retrained-from"})
-    for endpoint in endpoints_of(store, model):
+    for endpoint in endpoints:
+        if endpoint.model != model:
+            continue
         for change in endpoint.history:
             edges.append({"from": f"model:{model}/v{change.model_version}",
                           "to": f"endpoint:{endpoint.name}"})
-    for job in list_batch_jobs(store, model):
-        edges.append({"from": f"model:{model}/v{job.model_version}", "to": f"batch:{job.job_id}"})
+    for job in jobs:
+        if job.model == model:
+            edges.append({"from": f"model:{model}/v{job.model_version}", "to": f"batch:{job.job_id}"})
     return edges
