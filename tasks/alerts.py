@@ -24,10 +24,13 @@ class AlertCriteria(Document):
     evaluation_period: int = 1
 
     def validate_values(self) -> AlertCriteria:
-        if self.evaluation_period < 1 or not 1 <= self.datapoints_to_alert <= self.evaluation_period:
+        from tasks.executions import MAX_ENTRIES
+
+        if not 1 <= self.evaluation_period <= MAX_ENTRIES or \
+                not 1 <= self.datapoints_to_alert <= self.evaluation_period:
             raise UserError(
                 f"alert criteria {self.datapoints_to_alert} of {self.evaluation_period}: expected "
-                "1 <= datapoints-to-alert <= evaluation-period"
+                f"1 <= datapoints-to-alert <= evaluation-period <= {MAX_ENTRIES}"
             )
         return self
 

@@ -9,7 +9,9 @@ from tasks.dashboard import ExecutionSummary
 from tasks.documents import Document, Execution
 from tasks.store import Store
 
-MAX_ENTRIES = 500  # enough for a year of daily executions; older ones stay on disk, unindexed
+# The latest executions per monitor: the trend chart's window and the longest evaluation period.
+# Older executions stay in the store, unindexed, so the dashboard's cost does not grow with history.
+MAX_ENTRIES = 60
 
 
 class ExecutionIndex(Document):
