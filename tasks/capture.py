@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
-import io
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -351,9 +350,18 @@ def _check_outputs(outputs: list[Any] | None, rows: int) -> None:
         raise _Malformed(f"request has {rows} rows but the response has {len(outputs)} predictions")
 
 
+def arrow_owned(data: bytes) -> pa.BufferReader:
+    """Bytes copied into Arrow-owned memory for Arrow's readers. Reading a Python-owned buffer lets
+    Arrow release it from a background thread after read_csv returns, which aborts a process that is
+    already exiting (apache/arrow#34314; seen as exit 134 in ~3% of short CLI runs)."""
+    buffer = pa.allocate_buffer(len(data))
+    memoryview(buffer).cast("B")[:] = data
+    return pa.BufferReader(buffer)
+
+
 def _csv_table(rows: list[str], features: list[str]) -> pa.Table:
     return pacsv.read_csv(
-        io.BytesIO("\n".join(rows).encode("utf-8")),
+        arrow_owned("\n".join(rows).encode("utf-8")),
         read_options=pacsv.ReadOptions(column_names=features, block_size=1 << 26),
         # An empty line is a row (of one missing value), or predictions would misalign.
         parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
@@ -419,7 +427,7 @@ def read_dataset(uri: str, header: bool | None = None) -> pa.Table:
     names = None if has_header else [f"_c{i}" for i in range(len(first))]
     try:
         return pacsv.read_csv(
-            io.BytesIO(data),
+            arrow_owned(data),
             read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 26),
             convert_options=pacsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True,
                                                  true_values=[], false_values=[]),

@@ -28,7 +28,6 @@ Windows are whole UTC hours, so every capture record belongs to exactly one wind
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,7 +41,7 @@ import pyarrow.csv as pacsv
 from pydantic import Field
 
 from modelwatch.errors import UserError
-from tasks.capture import hour_prefixes, iso_z, parse_time
+from tasks.capture import arrow_owned, hour_prefixes, iso_z, parse_time
 from tasks.documents import Document
 from tasks.store import Store, check_slug, filesystem_for
 
@@ -674,7 +673,7 @@ def read_label_table(uri: str, id_column: str, label_column: str,
                 data = handle.read()
             if not data.strip():
                 raise UserError(f"--file {uri}: the file is empty")
-            table = pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(
+            table = pacsv.read_csv(arrow_owned(data), convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in wanted}, null_values=[""],
                 strings_can_be_null=True, quoted_strings_can_be_null=False))
     except FileNotFoundError:
