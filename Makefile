@@ -22,7 +22,7 @@ demo: install
 	.venv/bin/modelwatch demo --out demo-output
 
 lint: install
-	.venv/bin/ruff check .
+	.venv/bin/ruff check --no-cache .
 
 # Debian's chromium for the dashboard's browser tests (they skip, saying why, where it is absent).
 browser:

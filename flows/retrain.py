@@ -56,9 +56,9 @@ def retrain(
 ) -> dict[str, Any]:
     """Fit, register (new version, lineage to the previous one), Draft card, data-quality baseline."""
     from prefect.runtime import flow_run
-    from tasks.cards import create_card, latest_card
 
     from flows.baseline import suggest_baseline
+    from tasks.cards import create_card, latest_card
     from tasks.registry import ModelVersion, add_version, get_model
 
     store_uri = store or default_store_uri()
