@@ -24,18 +24,18 @@ UNMONITORED = "income-estimator"
 
 def _register(store: Store, name: str, problem_type: str, training_csv: Path, artifact: Path,
               entry_point: str | None, endpoint: str | None, capture: Path | None) -> None:
-    from modelwatch.commands.registry import features_from_dataset
     from tasks.registry import (
         EndpointRecord,
         ModelRecord,
         ModelVersion,
+        infer_features,
         register_endpoint,
         register_model,
     )
 
     register_model(store, ModelRecord(
         name=name, problem_type=problem_type, label=LABEL,
-        features=features_from_dataset(str(training_csv), LABEL),
+        features=infer_features(str(training_csv), LABEL),
         training_entry_point=entry_point,
         versions=[ModelVersion(version="1", artifact_uri=str(artifact),
                                training_dataset_uri=str(training_csv), training_run="demo-fit-1")],

@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.monitor import MAX_CHUNKS, chunked
 from modelwatch.errors import UserError
-from tasks.capture import iso_z
+from tasks.capture import iso_z, list_capture_hours
 from tasks.groundtruth import (
     CaptureRecords,
     JoinResult,
@@ -25,7 +25,6 @@ from tasks.groundtruth import (
     check_window,
     concat_captures,
     concat_labels,
-    list_capture_hours,
     list_ground_truth,
     list_pending,
     merge_outputs,

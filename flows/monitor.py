@@ -276,11 +276,7 @@ def monitor_data_quality(
             title = f"{model} data quality, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
             documents["report.html"] = report_task(baseline, sample, title).encode("utf-8")
         execution.outputs = write_outputs_task(store_uri, prefix, documents)
-        execution.violation_count = len(violations.violations)
-        for v in violations.violations:
-            execution.violation_types[v.constraint_check_type] = (
-                execution.violation_types.get(v.constraint_check_type, 0) + 1
-            )
+        count_violations(execution, [v.constraint_check_type for v in violations.violations])
         if violations.violations:
             execution.status = "CompletedWithViolations"
         elif profile.item_count == 0:
@@ -291,19 +287,38 @@ def monitor_data_quality(
     except UserError:
         raise
     except Exception as problem:  # noqa: BLE001 - any other failure is the execution's outcome
-        execution.status = "Failed"
-        execution.failure_reason = f"{type(problem).__name__}: {problem}"[:1024]
+        mark_failed(execution, problem)
+    return finish_execution(store_uri, prefix, execution, metric,
+                            _markdown_summary(execution, violations))
+
+
+def count_violations(execution: Execution, kinds: list[str]) -> None:
+    """Violation count and per-kind tally of an execution (check type, or metric name)."""
+    execution.violation_count = len(kinds)
+    for kind in kinds:
+        execution.violation_types[kind] = execution.violation_types.get(kind, 0) + 1
+
+
+def mark_failed(execution: Execution, problem: Exception) -> None:
+    execution.status = "Failed"
+    execution.failure_reason = f"{type(problem).__name__}: {problem}"[:1024]
+
+
+def finish_execution(store_uri: str, prefix: str, execution: Execution, metric: float | None,
+                     markdown: str) -> dict[str, Any]:
+    """Write execution.json last, index it and re-evaluate the alert, publish the summary artifact;
+    a Failed execution then fails the flow run, with everything about it recorded."""
+    store = Store(store_uri)
     execution.finished_at = datetime.now(UTC)
-    execution.outputs["execution"] = the_store.uri(f"{prefix}/execution.json")
-    the_store.write_json(f"{prefix}/execution.json", execution.dump())
+    execution.outputs["execution"] = store.uri(f"{prefix}/execution.json")
+    store.write_json(f"{prefix}/execution.json", execution.dump())
     update_alert_task(store_uri, execution, metric)
     create_markdown_artifact(
-        key=artifact_key(model, "data-quality"),
-        markdown=_markdown_summary(execution, violations),
-        description=f"{model} data-quality execution {execution.status}",
+        key=artifact_key(execution.model, execution.monitor_type), markdown=markdown,
+        description=f"{execution.model} {execution.monitor_type} execution {execution.status}",
     )
     if execution.status == "Failed":
-        raise RuntimeError(f"data-quality execution failed: {execution.failure_reason}")
+        raise RuntimeError(f"{execution.monitor_type} execution failed: {execution.failure_reason}")
     return execution.dump()
 
 

@@ -8,10 +8,15 @@ from typing import Any
 
 import orjson
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.monitor import artifact_key, execution_prefix, update_alert_task, write_outputs_task
+from flows.monitor import (
+    count_violations,
+    execution_prefix,
+    finish_execution,
+    mark_failed,
+    write_outputs_task,
+)
 from modelwatch.errors import UserError
 from tasks.baselines import baseline_prefix, latest_version, parse_document, project_override
 from tasks.capture import hour_prefixes, read_dataset
@@ -226,28 +231,17 @@ def monitor_model_quality(
             headline = group.metric("accuracy" if group.metric("accuracy") is not None else "rmse") \
                 if group else None
             metric = headline.value if headline is not None else None
-            execution.violation_count = len(violations.violations)
-            for v in violations.violations:
-                execution.violation_types[v.metric_name] = execution.violation_types.get(v.metric_name, 0) + 1
+            count_violations(execution, [v.metric_name for v in violations.violations])
             if violations.violations:
                 execution.status = "CompletedWithViolations"
         execution.outputs = write_outputs_task(store_uri, prefix, documents)
     except UserError:
         raise
     except Exception as problem:  # noqa: BLE001 - any other failure is the execution's outcome
-        execution.status = "Failed"
-        execution.failure_reason = f"{type(problem).__name__}: {problem}"[:1024]
-    execution.finished_at = datetime.now(UTC)
-    execution.outputs["execution"] = the_store.uri(f"{prefix}/execution.json")
-    the_store.write_json(f"{prefix}/execution.json", execution.dump())
-    update_alert_task(store_uri, execution, metric)
+        mark_failed(execution, problem)
     lines = [f"### {model} · model-quality · {execution.status}",
              f"{execution.rows_profiled} labelled records, window {start:%Y-%m-%d %H:%M} to "
              f"{end:%Y-%m-%d %H:%M} UTC."]
     if violations is not None:
         lines += [f"- {v.description}" for v in violations.violations]
-    create_markdown_artifact(key=artifact_key(model, MONITOR_TYPE), markdown="\n".join(lines),
-                             description=f"{model} model-quality execution {execution.status}")
-    if execution.status == "Failed":
-        raise RuntimeError(f"model-quality execution failed: {execution.failure_reason}")
-    return execution.dump()
+    return finish_execution(store_uri, prefix, execution, metric, "\n".join(lines))

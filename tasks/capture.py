@@ -25,6 +25,7 @@ from tasks.store import filesystem_for
 PREDICTION = "prediction"
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
 _YEAR = re.compile(r"^\d{4}$")
+_HOUR_IN_PATH = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+$")
 # Keys of a JSON prediction object that name the predicted value, best first.
 _PREDICTION_KEYS = ("predicted_label", "label", "prediction", "score", "probability")
 
@@ -84,10 +85,24 @@ def hour_prefixes(start: datetime, end: datetime) -> list[str]:
     return out
 
 
-def list_capture_files(capture_uri: str, start: datetime, end: datetime) -> list[str]:
-    """URIs of capture files under <capture_uri>/<variant>/YYYY/MM/DD/HH/ for the window's hours.
+def hour_of_path(path: str) -> datetime | None:
+    """The UTC hour of a .../YYYY/MM/DD/HH/<file> path, or None."""
+    match = _HOUR_IN_PATH.search(path)
+    if match is None:
+        return None
+    year, month, day, hour = (int(g) for g in match.groups())
+    try:
+        return datetime(year, month, day, hour, tzinfo=UTC)
+    except ValueError:
+        return None
 
-    A root whose sub-folders are years is read as a single variant's folder.
+
+def list_capture_hours(capture_uri: str, start: datetime, end: datetime) -> list[tuple[str, datetime]]:
+    """(URI, hour folder) of the capture files of every variant in the hours overlapping [start, end).
+
+    One recursive listing per variant and day, not one per hour: the merge searches a week or two
+    around its window, and on S3 each listing is a round trip. A root whose sub-folders are years
+    is read as a single variant's folder.
     """
     fs, base = filesystem_for(capture_uri)
     protocol = "s3://" if capture_uri.startswith("s3://") else ""
@@ -95,41 +110,48 @@ def list_capture_files(capture_uri: str, start: datetime, end: datetime) -> list
         children = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(base, detail=False)]
     except FileNotFoundError:
         raise UserError(f"capture location {capture_uri} does not exist") from None
-    variant_roots = [base] if any(_YEAR.match(c) for c in children) else [
-        f"{base}/{c}" for c in sorted(children)
-    ]
-    files: list[str] = []
-    for root in variant_roots:
-        for prefix in hour_prefixes(start, end):
+    years = [c for c in children if _YEAR.match(c)]
+    roots = [base] if years else [f"{base}/{c}" for c in sorted(children)]
+    wanted = set(hour_prefixes(start, end))
+    files: list[tuple[str, datetime]] = []
+    for root in roots:
+        for day in sorted({h[:10] for h in wanted}):
             try:
-                entries = fs.ls(f"{root}/{prefix}", detail=True)
+                found = fs.find(f"{root}/{day}", detail=False)
             except FileNotFoundError:
                 continue
-            files.extend(
-                protocol + e["name"] for e in entries
-                if e.get("type") == "file" and e["name"].endswith((".jsonl", ".json"))
-            )
+            for path in found:
+                hour = hour_of_path(path)
+                if (hour is not None and path.endswith((".jsonl", ".json"))
+                        and path[len(root) + 1:].rsplit("/", 1)[0] in wanted):
+                    files.append((protocol + path, hour))
     return sorted(files)
 
 
-class _Malformed(Exception):
-    pass
+def list_capture_files(capture_uri: str, start: datetime, end: datetime) -> list[str]:
+    """URIs of capture files under <capture_uri>/<variant>/YYYY/MM/DD/HH/ for the window's hours."""
+    return [uri for uri, _ in list_capture_hours(capture_uri, start, end)]
 
 
-def _decode_payload(event: Any, side: str) -> tuple[str, str]:
-    """(encoding kind 'csv' or 'json', text) of an endpointInput/endpointOutput object."""
+class MalformedRecord(Exception):
+    """A capture, ground-truth or merged line that cannot be read; the message is its reason."""
+
+
+def decode_payload(event: Any, where: str) -> tuple[str, str]:
+    """(encoding kind 'csv' or 'json', text) of a {data, encoding, observedContentType} object such as
+    captureData.endpointInput or groundTruthData; `where` names it in the error."""
     if not isinstance(event, dict):
-        raise _Malformed(f"captureData.{side} is not an object")
+        raise MalformedRecord(f"{where} is not an object")
     data = event.get("data")
     if not isinstance(data, str):
-        raise _Malformed(f"captureData.{side}.data is missing or not a string")
+        raise MalformedRecord(f"{where}.data is missing or not a string")
     encoding = str(event.get("encoding", "")).upper()
     content_type = str(event.get("observedContentType") or "").lower()
     if encoding == "BASE64":
         try:
             data = base64.b64decode(data, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise _Malformed(f"captureData.{side}.data is not valid base64 of UTF-8 text") from None
+            raise MalformedRecord(f"{where}.data is not valid base64 of UTF-8 text") from None
         if "json" in content_type:
             return "json", data
         if "csv" in content_type:
@@ -139,7 +161,7 @@ def _decode_payload(event: Any, side: str) -> tuple[str, str]:
         return "csv", data
     if encoding == "JSON":
         return "json", data
-    raise _Malformed(f"captureData.{side}.encoding {event.get('encoding')!r} is not CSV, JSON or BASE64")
+    raise MalformedRecord(f"{where}.encoding {event.get('encoding')!r} is not CSV, JSON or BASE64")
 
 
 def _csv_rows(text: str) -> list[str]:
@@ -156,7 +178,7 @@ def _json_body(text: str, side: str) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        raise _Malformed(f"captureData.{side}.data is not valid JSON") from None
+        raise MalformedRecord(f"captureData.{side}.data is not valid JSON") from None
 
 
 def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -190,7 +212,7 @@ def _json_input_rows(body: Any, features: list[str]) -> list[dict[str, Any] | li
         elif isinstance(item, dict | list):
             rows.append(item)
         else:
-            raise _Malformed("a JSON instance is neither an object nor a list")
+            raise MalformedRecord("a JSON instance is neither an object nor a list")
     return rows
 
 
@@ -201,7 +223,7 @@ def _json_outputs(body: Any) -> list[Any]:
 
 
 def _output_values(event: Any) -> list[Any]:
-    kind, text = _decode_payload(event, "endpointOutput")
+    kind, text = decode_payload(event, "captureData.endpointOutput")
     if kind == "csv":
         return [row.split(",")[0] if "," in row else row for row in _csv_rows(text)]
     return _json_outputs(_json_body(text, "endpointOutput"))
@@ -257,10 +279,10 @@ def parse_capture(
             try:
                 record = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                raise _Malformed("line is not valid JSON") from None
+                raise MalformedRecord("line is not valid JSON") from None
             capture = record.get("captureData") if isinstance(record, dict) else None
             if not isinstance(capture, dict) or "endpointInput" not in capture:
-                raise _Malformed("record has no captureData.endpointInput")
+                raise MalformedRecord("record has no captureData.endpointInput")
             if lo is not None:
                 moment = (record.get("eventMetadata") or {}).get("inferenceTime")
                 if isinstance(moment, str) and moment[:1].isdigit() and not lo <= moment < hi:
@@ -271,7 +293,7 @@ def parse_capture(
                 csv_rows.append(simple[0])
                 csv_predictions.append(simple[1])
                 continue
-            kind, text = _decode_payload(capture["endpointInput"], "endpointInput")
+            kind, text = decode_payload(capture["endpointInput"], "captureData.endpointInput")
             outputs = (
                 _output_values(capture["endpointOutput"]) if "endpointOutput" in capture else None
             )
@@ -280,7 +302,7 @@ def parse_capture(
                 for row in rows:
                     count = len(_split_csv_row(row))
                     if count != n_features:
-                        raise _Malformed(
+                        raise MalformedRecord(
                             f"CSV row has {count} values, expected {n_features} "
                             f"({', '.join(features[:5])}{', ...' if n_features > 5 else ''})"
                         )
@@ -295,7 +317,7 @@ def parse_capture(
                 for row in rows_json:
                     if isinstance(row, list):
                         if len(row) != n_features:
-                            raise _Malformed(
+                            raise MalformedRecord(
                                 f"JSON row has {len(row)} values, expected {n_features}"
                             )
                         mapped.append(dict(zip(features, row, strict=True)))
@@ -306,7 +328,7 @@ def parse_capture(
                 json_predictions.extend(
                     [_prediction_text(o) for o in outputs] if outputs else [None] * len(mapped)
                 )
-        except _Malformed as problem:
+        except MalformedRecord as problem:
             batch.quarantine.append({
                 "file": source, "line": line_no, "reason": str(problem),
                 "record": raw.decode("utf-8", errors="replace"),
@@ -347,7 +369,7 @@ def _simple_csv(capture: dict[str, Any], commas: int) -> tuple[str, str | None] 
 
 def _check_outputs(outputs: list[Any] | None, rows: int) -> None:
     if outputs is not None and len(outputs) != rows:
-        raise _Malformed(f"request has {rows} rows but the response has {len(outputs)} predictions")
+        raise MalformedRecord(f"request has {rows} rows but the response has {len(outputs)} predictions")
 
 
 def arrow_owned(data: bytes) -> pa.BufferReader:

@@ -54,7 +54,6 @@ ENCODINGS = ("CSV", "JSON")
 CAPTURE_COLUMNS = ["id", "event_id", "inference_id", "inference_time", "hour", "file", "line"]
 LABEL_COLUMNS = ["id", "data", "encoding", "labelled_at", "file", "line"]
 
-_HOUR_IN_PATH = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+$")
 _DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?)?")
 
 
@@ -84,18 +83,6 @@ def check_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
 
 def window_stamp(start: datetime, end: datetime) -> str:
     return f"{start.astimezone(UTC).strftime(STAMP)}_{end.astimezone(UTC).strftime(STAMP)}"
-
-
-def hour_of_path(path: str) -> datetime | None:
-    """The UTC hour of a .../YYYY/MM/DD/HH/<file> path, or None."""
-    match = _HOUR_IN_PATH.search(path)
-    if match is None:
-        return None
-    year, month, day, hour = (int(g) for g in match.groups())
-    try:
-        return datetime(year, month, day, hour, tzinfo=UTC)
-    except ValueError:
-        return None
 
 
 def groundtruth_prefix(endpoint: str) -> str:
@@ -583,37 +570,6 @@ def merge_outputs(endpoint: str, start: datetime, end: datetime,
 
 
 # ---- listing what a merge reads (store I/O) ----
-
-def list_capture_hours(capture_uri: str, start: datetime, end: datetime) -> list[tuple[str, datetime]]:
-    """(URI, hour folder) of the capture files of every variant in the hours overlapping [start, end).
-
-    One recursive listing per variant and day, not one per hour: the merge searches a week or two
-    around its window, and on S3 each listing is a round trip. A root whose sub-folders are years
-    is read as a single variant's folder (as tasks.capture.list_capture_files does).
-    """
-    fs, base = filesystem_for(capture_uri)
-    protocol = "s3://" if capture_uri.startswith("s3://") else ""
-    try:
-        children = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(base, detail=False)]
-    except FileNotFoundError:
-        raise UserError(f"capture location {capture_uri} does not exist") from None
-    years = [c for c in children if re.fullmatch(r"\d{4}", c)]
-    roots = [base] if years else [f"{base}/{c}" for c in sorted(children)]
-    wanted = set(hour_prefixes(start, end))
-    files: list[tuple[str, datetime]] = []
-    for root in roots:
-        for day in sorted({h[:10] for h in wanted}):
-            try:
-                found = fs.find(f"{root}/{day}", detail=False)
-            except FileNotFoundError:
-                continue
-            for path in found:
-                hour = hour_of_path(path)
-                if (hour is not None and path.endswith((".jsonl", ".json"))
-                        and path[len(root) + 1:].rsplit("/", 1)[0] in wanted):
-                    files.append((protocol + path, hour))
-    return sorted(files)
-
 
 def list_ground_truth(store: Store, endpoint: str, start: datetime,
                       end: datetime) -> list[tuple[str, datetime]]:

@@ -7,19 +7,15 @@ quarantined with its reason, like a malformed capture line.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from tasks.capture import MalformedRecord, decode_payload
+
 _LABEL_KEYS = ("predicted_label", "label", "prediction", "class")
 _SCORE_KEYS = ("score", "probability", "probabilities")
-
-
-class _Bad(Exception):
-    pass
 
 
 @dataclass
@@ -31,26 +27,12 @@ class MergedBatch:
     quarantine: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _payload(event: Any, what: str) -> tuple[str, str]:
-    if not isinstance(event, dict) or not isinstance(event.get("data"), str):
-        raise _Bad(f"{what}.data is missing or not a string")
-    data, encoding = event["data"], str(event.get("encoding", "")).upper()
-    if encoding == "BASE64":
-        try:
-            data = base64.b64decode(data, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise _Bad(f"{what}.data is not valid base64 of UTF-8 text") from None
-        content = str(event.get("observedContentType") or "")
-        encoding = "JSON" if "json" in content or data.lstrip()[:1] in ("{", "[") else "CSV"
-    return encoding, data
-
-
 def _values(encoding: str, text: str, what: str, list_key: str) -> list[Any]:
-    if encoding == "JSON":
+    if encoding == "json":
         try:
             body = orjson.loads(text)
         except orjson.JSONDecodeError:
-            raise _Bad(f"{what}.data is not valid JSON") from None
+            raise MalformedRecord(f"{what}.data is not valid JSON") from None
         if isinstance(body, dict) and list_key in body:
             body = body[list_key]
         elif isinstance(body, dict) and "instances" in body:
@@ -105,24 +87,24 @@ def read_merged(data: bytes, source: str) -> MergedBatch:
             try:
                 record = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                raise _Bad("line is not valid JSON") from None
+                raise MalformedRecord("line is not valid JSON") from None
             if not isinstance(record, dict):
-                raise _Bad("line is not a JSON object")
+                raise MalformedRecord("line is not a JSON object")
             truth = record.get("groundTruthData")
             capture = record.get("captureData") or {}
             if "endpointOutput" not in capture:
-                raise _Bad("record has no captureData.endpointOutput (the prediction)")
-            labels = _values(*_payload(truth, "groundTruthData"), "groundTruthData", "labels")
-            outputs = _values(*_payload(capture["endpointOutput"], "endpointOutput"),
-                              "endpointOutput", "predictions")
+                raise MalformedRecord("record has no captureData.endpointOutput (the prediction)")
+            labels = _values(*decode_payload(truth, "groundTruthData"), "groundTruthData", "labels")
+            outputs = _values(*decode_payload(capture["endpointOutput"], "captureData.endpointOutput"),
+                              "captureData.endpointOutput", "predictions")
             if len(labels) != len(outputs):
-                raise _Bad(f"{len(labels)} labels for {len(outputs)} predictions")
+                raise MalformedRecord(f"{len(labels)} labels for {len(outputs)} predictions")
             for label, output in zip(labels, outputs, strict=True):
                 predicted, score = _split_output(output)
                 batch.labels.append(_label_value(label))
                 batch.predictions.append(predicted)
                 batch.scores.append(score)
-        except _Bad as problem:
+        except MalformedRecord as problem:
             batch.quarantine.append({"file": source, "line": line_no, "reason": str(problem),
                                      "record": raw.decode("utf-8", errors="replace")})
     return batch

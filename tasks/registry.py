@@ -256,3 +256,34 @@ def lineage_edges(record: ModelRecord, endpoints: list[EndpointRecord],
         if job.model == model:
             edges.append({"from": f"model:{model}/v{job.model_version}", "to": f"batch:{job.job_id}"})
     return edges
+
+
+def infer_features(uri: str, label: str | None, option: str = "dataset") -> list[FeatureSpec]:
+    """Feature specs of a dataset, typed the way the data-quality baseline types them, in column order.
+
+    `option` names the input in errors (the CLI passes its flag).
+    """
+    import logging
+
+    from tasks.capture import read_dataset
+    from tasks.profile import profile_table
+
+    table = read_dataset(uri)
+    if label is not None and label not in table.column_names:
+        raise UserError(f"{option} {uri}: label column {label!r} not found; columns are "
+                        f"{', '.join(table.column_names)}")
+    if table.num_rows == 0:
+        raise UserError(f"{option} {uri}: no rows to infer feature types from")
+    profile = profile_table(table, exclude={label} if label else set())
+    features = []
+    for name in table.column_names:
+        if name == label:
+            continue
+        kind = profile.columns[name].inferred_type
+        if kind == "Unknown":
+            # Nothing to infer from an all-missing column; String accepts whatever comes later.
+            logging.getLogger("modelwatch.registry").warning(
+                "feature %r of %s has no values; registered as String", name, uri)
+            kind = "String"
+        features.append(FeatureSpec(name=name, type=kind))
+    return features

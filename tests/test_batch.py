@@ -5,7 +5,6 @@ subprocess."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import re
@@ -23,9 +22,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from modelwatch import cli
 from tasks.capture import PREDICTION, iso_z, parse_capture, parse_time
 from tasks.store import Store
+from tests.cli_run import invoke, run
 
 MODEL = "churn"
 FEATURES = ["tenure", "spend", "plan"]
@@ -62,18 +61,6 @@ def case(tmp_path_factory) -> dict:
             "input": str(folder / "input.csv")}
 
 
-def invoke(*args: str) -> tuple[int, str]:
-    """The CLI in this process (the session's Prefect API): exit code and stdout."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = cli.run(list(args))
-    return code, out.getvalue()
-
-
-def run(*args: str) -> dict | list:
-    code, stdout = invoke(*args)
-    assert code == 0, stdout
-    return json.loads(stdout)
 
 
 def register(case: dict, store: str) -> dict:

@@ -3,8 +3,6 @@ local and S3 stores, re-runs, empty and failing windows, reviewed constraints ov
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -12,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from flows.demo_data import LABEL, generate_demo
-from modelwatch import cli
 from tasks.capture import iso_z
 from tasks.documents import ConstraintViolations, Statistics
 from tasks.store import Store
+from tests.cli_run import invoke, run
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 MODEL = "credit-default"
@@ -26,18 +24,6 @@ def case(tmp_path_factory):
     return generate_demo(tmp_path_factory.mktemp("demo"), rows_per_hour=40, training_rows=5_000)
 
 
-def invoke(*args: str) -> tuple[int, str]:
-    """The CLI in this process (the session's Prefect API): exit code and stdout."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = cli.run(list(args))
-    return code, out.getvalue()
-
-
-def run(*args: str) -> dict:
-    code, stdout = invoke(*args)
-    assert code == 0, stdout
-    return json.loads(stdout)
 
 
 def suggest(case, store: str) -> dict:

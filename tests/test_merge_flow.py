@@ -5,9 +5,7 @@ unmatched; a re-run rewrites the same files."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from flows.demo_data import capture_file_name, capture_hour_dir, capture_line, capture_record
-from modelwatch import cli
 from tasks.capture import iso_z
 from tasks.registry import EndpointRecord, ModelRecord, ModelVersion, register_endpoint, register_model
 from tasks.store import Store
+from tests.cli_run import invoke, run
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 ENDPOINT = "churn-ep"
@@ -27,17 +25,6 @@ D2 = D1 + timedelta(days=1)
 D3 = D2 + timedelta(days=1)
 
 
-def invoke(*args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = cli.run(list(args))
-    return code, out.getvalue()
-
-
-def run(*args: str) -> dict:
-    code, stdout = invoke(*args)
-    assert code == 0, stdout
-    return json.loads(stdout)
 
 
 def write_captures(root: Path) -> tuple[list[str], list[str], dict[str, dict]]:

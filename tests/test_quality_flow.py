@@ -4,8 +4,6 @@ degrades, and the alert moving to ALARM."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,26 +14,15 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 from flows.demo_data import capture_line, capture_record
-from modelwatch import cli
 from tasks.alerts import read_alert
 from tasks.store import Store
+from tests.cli_run import run
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 MODEL = "scorer"
 START = datetime(2026, 11, 20, tzinfo=UTC)
 
 
-def invoke(*args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = cli.run(list(args))
-    return code, out.getvalue()
-
-
-def run(*args: str) -> dict:
-    code, stdout = invoke(*args)
-    assert code == 0, stdout
-    return json.loads(stdout)
 
 
 def scored(n: int, rng: np.random.Generator, flip: float = 0.0) -> pd.DataFrame:

@@ -51,33 +51,6 @@ def parse_feature(spec: str) -> Any:
     return FeatureSpec(name=name.strip(), type=by_lower[kind.strip().lower()])
 
 
-def features_from_dataset(uri: str, label: str | None) -> list[Any]:
-    """Feature specs typed the way the data-quality baseline types them, in column order."""
-    from tasks.capture import read_dataset
-    from tasks.profile import profile_table
-    from tasks.registry import FeatureSpec
-
-    table = read_dataset(uri)
-    if label is not None and label not in table.column_names:
-        raise UserError(f"--features-from {uri}: label column {label!r} not found; columns are "
-                        f"{', '.join(table.column_names)}")
-    if table.num_rows == 0:
-        raise UserError(f"--features-from {uri}: no rows to infer feature types from")
-    profile = profile_table(table, exclude={label} if label else set())
-    features = []
-    for name in table.column_names:
-        if name == label:
-            continue
-        kind = profile.columns[name].inferred_type
-        if kind == "Unknown":
-            # Nothing to infer from an all-missing column; String accepts whatever comes later.
-            print(f"warning: feature {name!r} of {uri} has no values; registered as String",
-                  file=sys.stderr)
-            kind = "String"
-        features.append(FeatureSpec(name=name, type=kind))
-    return features
-
-
 def check_problem_type(problem_type: str) -> str:
     from tasks.registry import PROBLEM_TYPES
 
@@ -174,7 +147,9 @@ def models_register(
     artifact = check_file("--artifact", artifact)
     training_dataset = check_file("--training-dataset", training_dataset)
     if features_from:
-        features = features_from_dataset(features_from, label)
+        from tasks.registry import infer_features
+
+        features = infer_features(features_from, label, option="--features-from")
     else:
         features = [parse_feature(spec) for spec in feature or []]
     names = [f.name for f in features]
