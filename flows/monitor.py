@@ -220,24 +220,12 @@ def monitor_data_quality(
     the same execution, re-indexes it and re-evaluates the model's alert.
     """
     check_slug(model, "model name")
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    if end <= start:
-        raise UserError(f"window end {end.isoformat()} must be after its start {start.isoformat()}")
+    start, end = utc_window(start, end)
     store_uri = store or default_store_uri()
-    the_store = Store(store_uri)
-    baseline = load_baseline(the_store, model, "data-quality", version)
-    prefix = execution_prefix(model, "data-quality", start, end)
+    baseline = load_baseline(Store(store_uri), model, "data-quality", version)
     captures = [capture] if isinstance(capture, str) else list(capture)
-    execution = Execution(
-        model=model, model_version=baseline.version, monitor_type="data-quality",
-        window_start=start, window_end=end, status="Completed", capture=", ".join(captures),
-        baseline=baseline.sources, started_at=datetime.now(UTC),
-    )
-    from prefect.runtime import flow_run
-
-    execution.flow_run_id = str(flow_run.id) if flow_run.id else None
-    # A re-run first withdraws the old marker, so a crash midway never leaves a stale "done".
-    the_store.delete(f"{prefix}/execution.json")
+    prefix, execution = begin_execution(store_uri, model, "data-quality", baseline.version, start, end,
+                                        ", ".join(captures), baseline.sources)
     violations = ConstraintViolations()
     metric: float | None = None
     try:
@@ -290,6 +278,28 @@ def monitor_data_quality(
         mark_failed(execution, problem)
     return finish_execution(store_uri, prefix, execution, metric,
                             _markdown_summary(execution, violations))
+
+
+def begin_execution(store_uri: str, model: str, monitor_type: str, version: str, start: datetime,
+                    end: datetime, source: str, baseline_sources: dict[str, str]) -> tuple[str, Execution]:
+    """(prefix, Execution in progress) of one window; a re-run first withdraws the old execution.json,
+    so a crash midway never leaves a stale "done"."""
+    from prefect.runtime import flow_run
+
+    prefix = execution_prefix(model, monitor_type, start, end)
+    execution = Execution(model=model, model_version=version, monitor_type=monitor_type,
+                          window_start=start, window_end=end, status="Completed", capture=source,
+                          baseline=baseline_sources, started_at=datetime.now(UTC),
+                          flow_run_id=str(flow_run.id) if flow_run.id else None)
+    Store(store_uri).delete(f"{prefix}/execution.json")
+    return prefix, execution
+
+
+def utc_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    if end <= start:
+        raise UserError(f"window end {end.isoformat()} must be after its start {start.isoformat()}")
+    return start, end
 
 
 def count_violations(execution: Execution, kinds: list[str]) -> None:

@@ -11,16 +11,16 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.monitor import (
+    begin_execution,
     count_violations,
-    execution_prefix,
     finish_execution,
     mark_failed,
+    utc_window,
     write_outputs_task,
 )
 from modelwatch.errors import UserError
-from tasks.baselines import baseline_prefix, latest_version, parse_document, project_override
+from tasks.baselines import baseline_prefix, latest_version, parser_of, read_manifest, require_document
 from tasks.capture import hour_prefixes, read_dataset
-from tasks.documents import Execution
 from tasks.store import Store, check_slug, default_store_uri, filesystem_for, json_dumps, read_uri_bytes
 
 MONITOR_TYPE = "model-quality"
@@ -94,21 +94,22 @@ def load_quality_baseline(store: Store, model: str, version: str | None) -> tupl
     from tasks.quality import ModelQualityConstraints
 
     version = version or latest_version(store, model)
-    prefix = baseline_prefix(model, version, MONITOR_TYPE)
-    override = project_override(model, version, MONITOR_TYPE, "constraints.json")
-    if override is not None:
-        constraints = parse_document(ModelQualityConstraints, override.read_bytes(), str(override))
-        source = str(override.resolve())
-    elif store.exists(f"{prefix}/constraints.json"):
-        source = store.uri(f"{prefix}/constraints.json")
-        constraints = parse_document(ModelQualityConstraints,
-                                     store.read_bytes(f"{prefix}/constraints.json"), source)
-    else:
-        raise UserError(f"model {model!r} version {version} has no {MONITOR_TYPE} baseline "
-                        f"(no {store.uri(prefix)}/constraints.json and no project override)")
-    manifest = store.read_json(f"{prefix}/baseline.json") if store.exists(f"{prefix}/baseline.json") \
-        else {}
-    return version, constraints, manifest, {"constraints": source}
+    constraints, source = require_document(store, model, version, MONITOR_TYPE, "constraints.json",
+                                           parser_of(ModelQualityConstraints))
+    return version, constraints, read_manifest(store, model, version, MONITOR_TYPE), \
+        {"constraints": source}
+
+
+def merged_roots(store: Store, model: str, merged: str | list[str] | None) -> list[str]:
+    """The merged-data roots to read: those given, else merged/<endpoint> of the model's endpoints."""
+    from tasks.registry import endpoints_of
+
+    if merged:
+        return [merged] if isinstance(merged, str) else list(merged)
+    roots = [store.uri(f"merged/{e.name}") for e in endpoints_of(store, model)]
+    if not roots:
+        raise UserError(f"model {model!r} has no endpoint with merged data; pass --merged")
+    return roots
 
 
 def merged_files(roots: list[str], start: datetime, end: datetime) -> list[str]:
@@ -128,17 +129,12 @@ def merged_files(roots: list[str], start: datetime, end: datetime) -> list[str]:
 
 
 @task(name="read-merged", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def read_merged_task(files: list[str]) -> Any:
+def read_merged_task(files: list[str], features: list[str] | None = None) -> Any:
     from tasks.merged import MergedBatch, read_merged
 
     total = MergedBatch()
     for uri in files:
-        part = read_merged(read_uri_bytes(uri), uri)
-        total.labels += part.labels
-        total.predictions += part.predictions
-        total.scores += part.scores
-        total.records_read += part.records_read
-        total.quarantine += part.quarantine
+        total.extend(read_merged(read_uri_bytes(uri), uri, features))
     return total
 
 
@@ -185,27 +181,15 @@ def monitor_model_quality(
     """One model-quality execution over merged records of [start, end) (default: the merged data of
     the model's endpoints). Fewer than `min_records` labelled records is NoData, not a noisy verdict."""
     from tasks.quality import check
-    from tasks.registry import endpoints_of
 
     check_slug(model, "model name")
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    if end <= start:
-        raise UserError(f"window end {end.isoformat()} must be after its start {start.isoformat()}")
+    start, end = utc_window(start, end)
     store_uri = store or default_store_uri()
     the_store = Store(store_uri)
     version, constraints, manifest, sources = load_quality_baseline(the_store, model, version)
-    roots = ([merged] if isinstance(merged, str) else list(merged)) if merged else [
-        the_store.uri(f"merged/{e.name}") for e in endpoints_of(the_store, model)]
-    if not roots:
-        raise UserError(f"model {model!r} has no endpoint with merged data; pass --merged")
-    prefix = execution_prefix(model, MONITOR_TYPE, start, end)
-    from prefect.runtime import flow_run
-
-    execution = Execution(model=model, model_version=version, monitor_type=MONITOR_TYPE,
-                          window_start=start, window_end=end, status="Completed",
-                          capture=", ".join(roots), baseline=sources, started_at=datetime.now(UTC),
-                          flow_run_id=str(flow_run.id) if flow_run.id else None)
-    the_store.delete(f"{prefix}/execution.json")
+    roots = merged_roots(the_store, model, merged)
+    prefix, execution = begin_execution(store_uri, model, MONITOR_TYPE, version, start, end,
+                                        ", ".join(roots), sources)
     metric: float | None = None
     violations: Any = None
     try:

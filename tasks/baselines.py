@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,33 +79,54 @@ def project_override(model: str, version: str, monitor_type: str, name: str) -> 
     return None
 
 
+def load_document(store: Store, model: str, version: str, monitor_type: str, name: str,
+                  parse: Callable[[bytes, str], Any]) -> tuple[Any, str] | None:
+    """(document, source) of one baseline file: the project's reviewed copy wins over the store's
+    suggested one; None when neither exists. `parse(data, source)` validates it."""
+    override = project_override(model, version, monitor_type, name)
+    if override is not None:
+        return parse(override.read_bytes(), str(override)), str(override.resolve())
+    key = f"{baseline_prefix(model, version, monitor_type)}/{name}"
+    if store.exists(key):
+        uri = store.uri(key)
+        return parse(store.read_bytes(key), uri), uri
+    return None
+
+
+def require_document(store: Store, model: str, version: str, monitor_type: str, name: str,
+                     parse: Callable[[bytes, str], Any]) -> tuple[Any, str]:
+    """load_document, or a UserError naming where the baseline file was looked for."""
+    found = load_document(store, model, version, monitor_type, name, parse)
+    if found is None:
+        prefix = baseline_prefix(model, version, monitor_type)
+        raise UserError(
+            f"model {model!r} version {version} has no {monitor_type} baseline "
+            f"(no {store.uri(prefix)}/{name} and no project override)"
+        )
+    return found
+
+
+def read_manifest(store: Store, model: str, version: str, monitor_type: str) -> dict[str, Any]:
+    """baseline.json of a suggested baseline (what it was computed from), {} when absent."""
+    key = f"{baseline_prefix(model, version, monitor_type)}/baseline.json"
+    return store.read_json(key) if store.exists(key) else {}
+
+
+def parser_of(model_class: type) -> Callable[[bytes, str], Any]:
+    return lambda data, source: parse_document(model_class, data, source)
+
+
 def load_baseline(store: Store, model: str, monitor_type: str, version: str | None = None,
                   with_sample: bool = True) -> Baseline:
     version = version or latest_version(store, model)
     prefix = baseline_prefix(model, version, monitor_type)
     sources: dict[str, str] = {}
-    override = project_override(model, version, monitor_type, "constraints.json")
-    if override is not None:
-        constraints = parse_document(Constraints, override.read_bytes(), str(override))
-        sources["constraints"] = str(override.resolve())
-    elif store.exists(f"{prefix}/constraints.json"):
-        uri = store.uri(f"{prefix}/constraints.json")
-        constraints = parse_document(Constraints, store.read_bytes(f"{prefix}/constraints.json"), uri)
-        sources["constraints"] = uri
-    else:
-        raise UserError(
-            f"model {model!r} version {version} has no {monitor_type} baseline "
-            f"(no {store.uri(prefix)}/constraints.json and no project override)"
-        )
+    constraints, sources["constraints"] = require_document(
+        store, model, version, monitor_type, "constraints.json", parser_of(Constraints))
     statistics = None
-    stats_override = project_override(model, version, monitor_type, "statistics.json")
-    if stats_override is not None:
-        statistics = parse_document(Statistics, stats_override.read_bytes(), str(stats_override))
-        sources["statistics"] = str(stats_override.resolve())
-    elif store.exists(f"{prefix}/statistics.json"):
-        uri = store.uri(f"{prefix}/statistics.json")
-        statistics = parse_document(Statistics, store.read_bytes(f"{prefix}/statistics.json"), uri)
-        sources["statistics"] = uri
+    found = load_document(store, model, version, monitor_type, "statistics.json", parser_of(Statistics))
+    if found is not None:
+        statistics, sources["statistics"] = found
     features = [f.name for f in constraints.features]
     if store.exists(f"{prefix}/baseline.json"):
         manifest = store.read_json(f"{prefix}/baseline.json")

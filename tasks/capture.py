@@ -216,6 +216,29 @@ def _json_input_rows(body: Any, features: list[str]) -> list[dict[str, Any] | li
     return rows
 
 
+def input_rows(event: Any, features: list[str]) -> list[dict[str, Any]]:
+    """Rows of one captureData.endpointInput as dicts keyed by feature: CSV values stay text, JSON
+    values keep their type. A row with the wrong number of values is a MalformedRecord."""
+    kind, text = decode_payload(event, "captureData.endpointInput")
+    n_features = len(features)
+    rows: list[dict[str, Any]] = []
+    if kind == "csv":
+        for row in _csv_rows(text):
+            values = _split_csv_row(row)
+            if len(values) != n_features:
+                raise MalformedRecord(f"CSV row has {len(values)} values, expected {n_features}")
+            rows.append(dict(zip(features, values, strict=True)))
+        return rows
+    for row in _json_input_rows(_json_body(text, "endpointInput"), features):
+        if isinstance(row, list):
+            if len(row) != n_features:
+                raise MalformedRecord(f"JSON row has {len(row)} values, expected {n_features}")
+            rows.append(dict(zip(features, row, strict=True)))
+        else:
+            rows.append(_flatten(row))
+    return rows
+
+
 def _json_outputs(body: Any) -> list[Any]:
     if isinstance(body, dict) and "predictions" in body:
         body = body["predictions"]

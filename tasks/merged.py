@@ -1,5 +1,6 @@
 """Read merged records (capture + groundTruthData, SageMaker's merge output) into the columns the
-model-quality monitor needs: the label, the predicted label and, when the model output one, a score.
+model-quality and bias-drift monitors need: the label, the predicted label, a score when the model output
+one, and (for bias drift, given the model's features) the captured inputs.
 
 A record whose labels and predictions do not pair up (different counts, unreadable payloads) is
 quarantined with its reason, like a malformed capture line.
@@ -12,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from tasks.capture import MalformedRecord, decode_payload
+from tasks.capture import MalformedRecord, decode_payload, input_rows
 
 _LABEL_KEYS = ("predicted_label", "label", "prediction", "class")
 _SCORE_KEYS = ("score", "probability", "probabilities")
@@ -23,8 +24,17 @@ class MergedBatch:
     labels: list[Any] = field(default_factory=list)
     predictions: list[Any] = field(default_factory=list)
     scores: list[float | None] = field(default_factory=list)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
     records_read: int = 0
     quarantine: list[dict[str, Any]] = field(default_factory=list)
+
+    def extend(self, other: MergedBatch) -> None:
+        self.labels += other.labels
+        self.predictions += other.predictions
+        self.scores += other.scores
+        self.inputs += other.inputs
+        self.records_read += other.records_read
+        self.quarantine += other.quarantine
 
 
 def _values(encoding: str, text: str, what: str, list_key: str) -> list[Any]:
@@ -76,8 +86,9 @@ def _label_value(value: Any) -> Any:
     return value
 
 
-def read_merged(data: bytes, source: str) -> MergedBatch:
-    """Labels, predictions and scores of one merged JSONL file."""
+def read_merged(data: bytes, source: str, features: list[str] | None = None) -> MergedBatch:
+    """Labels, predictions and scores of one merged JSONL file; with `features`, the inputs too
+    (one dict per labelled row, aligned with the labels)."""
     batch = MergedBatch()
     for line_no, raw in enumerate(data.splitlines(), start=1):
         if not raw.strip():
@@ -99,6 +110,13 @@ def read_merged(data: bytes, source: str) -> MergedBatch:
                               "captureData.endpointOutput", "predictions")
             if len(labels) != len(outputs):
                 raise MalformedRecord(f"{len(labels)} labels for {len(outputs)} predictions")
+            if features is not None:
+                if "endpointInput" not in capture:
+                    raise MalformedRecord("record has no captureData.endpointInput (the inputs)")
+                rows = input_rows(capture["endpointInput"], features)
+                if len(rows) != len(labels):
+                    raise MalformedRecord(f"{len(rows)} input rows for {len(labels)} labels")
+                batch.inputs += rows
             for label, output in zip(labels, outputs, strict=True):
                 predicted, score = _split_output(output)
                 batch.labels.append(_label_value(label))
