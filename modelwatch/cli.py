@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 import typer
@@ -61,11 +62,33 @@ def baseline_suggest(
     problem_type: Annotated[str | None, typer.Option(
         help="model-quality: binary, multiclass or regression [default: the registry's]")] = None,
     threshold: Annotated[float, typer.Option(
-        help="model-quality (binary): probability threshold.")] = 0.5,
+        help="model-quality, bias-drift: probability threshold for score predictions.")] = 0.5,
+    facet: Annotated[list[str] | None, typer.Option(
+        help="bias-drift: sensitive facet NAME, NAME=VALUE[,VALUE] or NAME>THRESHOLD (repeatable).")
+    ] = None,
+    group: Annotated[str | None, typer.Option(help="bias-drift: group variable for CDDPL.")] = None,
+    label_values: Annotated[str | None, typer.Option(
+        help="bias-drift: positive label value(s), e.g. 1 or yes,true or >0.5 [default: 1]")] = None,
+    bound: Annotated[list[str] | None, typer.Option(
+        help="bias-drift: absolute bounds METRIC=LOW:HIGH, e.g. DI=0.8:1.25 (repeatable).")] = None,
+    tolerance: Annotated[float, typer.Option(
+        help="bias-drift: allowed move beyond the baseline's distance from fair.")] = 0.1,
+    min_members: Annotated[int, typer.Option(
+        help="bias-drift: smallest facet group that gets a figure.")] = 30,
+    window_rows: Annotated[int, typer.Option(
+        help="bias-drift: expected window size; ranges allow a metric's chance movement in one.")
+    ] = 1000,
+    sample_size: Annotated[int | None, typer.Option(
+        help="feature-attribution-drift: records explained per run.")] = None,
+    background_size: Annotated[int | None, typer.Option(
+        help="feature-attribution-drift: background records of a model-agnostic explainer.")] = None,
+    seed: Annotated[int, typer.Option(help="feature-attribution-drift: sampling seed.")] = 0,
+    ndcg_threshold: Annotated[float | None, typer.Option(
+        help="feature-attribution-drift: nDCG below this is a violation [default: 0.9]")] = None,
     store: StoreOption = None,
 ) -> None:
-    """Suggest a baseline: data-quality profiles a dataset; model-quality scores a labelled,
-    predicted one. Writes statistics.json and constraints.json to the store."""
+    """Suggest a baseline: data-quality profiles a dataset; model-quality and bias-drift score a
+    labelled, predicted one; feature-attribution-drift explains a sample with shap."""
     check_type(monitor_type)
     if categorical_drift_method not in ("LInfinity", "ChiSquared"):
         raise UserError(f"--categorical-drift-method {categorical_drift_method!r}: "
@@ -79,6 +102,29 @@ def baseline_suggest(
     fs, path = filesystem_for(dataset)
     if not fs.isfile(path):
         raise UserError(f"--dataset {dataset}: no such file (expected a CSV or Parquet dataset)")
+    if monitor_type == "bias-drift":
+        if not label or not prediction or not facet:
+            raise UserError("--type bias-drift needs --label, --prediction and at least one --facet")
+        with stdout_to_stderr():
+            from flows.bias import suggest_bias_baseline
+
+            uris = suggest_bias_baseline(
+                model=model, dataset=dataset, label=label, prediction=prediction, facets=facet,
+                group=group, label_values=label_values, probability_threshold=threshold,
+                bounds=bound, tolerance=tolerance, min_members=min_members, window_rows=window_rows,
+                version=version,
+                store=store)
+        emit_json(uris)
+        return
+    if monitor_type == "feature-attribution-drift":
+        with stdout_to_stderr():
+            from flows.attribution import suggest_attribution_baseline
+
+            uris = suggest_attribution_baseline(
+                model=model, dataset=dataset, version=version, label=label, sample_size=sample_size,
+                background_size=background_size, seed=seed, threshold=ndcg_threshold, store=store)
+        emit_json(uris)
+        return
     if monitor_type == "model-quality":
         if not label or not (prediction or probability):
             raise UserError("--type model-quality needs --label and --prediction (or --probability)")
@@ -108,12 +154,18 @@ def monitor_run(
     end: Annotated[str, typer.Option(help="Window end (exclusive), ISO-8601.")],
     capture: Annotated[str | None, typer.Option(
         help="data-quality: capture root (<root>/<variant>/YYYY/MM/DD/HH/*.jsonl) or a CSV/Parquet "
-             "dataset.")] = None,
+             "dataset; feature-attribution-drift: capture root [default: the model's endpoints]")
+    ] = None,
     merged: Annotated[str | None, typer.Option(
-        help="model-quality: merged-data root [default: merged/<endpoint> of the model's "
-             "endpoints]")] = None,
-    min_records: Annotated[int, typer.Option(
-        help="model-quality: fewer labelled records than this is NoData.")] = 200,
+        help="model-quality, bias-drift: merged-data root [default: merged/<endpoint> of the "
+             "model's endpoints]")] = None,
+    min_records: Annotated[int | None, typer.Option(
+        help="model-quality, bias-drift, feature-attribution-drift: fewer usable records than this "
+             "is NoData [default: 200 labelled; 100 captured for attribution]")] = None,
+    ndcg_threshold: Annotated[float | None, typer.Option(
+        help="feature-attribution-drift: nDCG threshold [default: the baseline's]")] = None,
+    sample_size: Annotated[int | None, typer.Option(
+        help="feature-attribution-drift: records explained [default: the baseline's]")] = None,
     monitor_type: Annotated[str, typer.Option("--type", help="Monitor type.")] = "data-quality",
     version: Annotated[str | None, typer.Option(help="Baseline version [default: latest].")] = None,
     max_malformed_share: Annotated[float, typer.Option(
@@ -133,33 +185,37 @@ def monitor_run(
     from tasks.store import Store, default_store_uri
 
     the_store = Store(store or default_store_uri())
+    if min_records is not None and min_records < 1:
+        raise UserError(f"--min-records {min_records}: expected at least 1")
+    minimum = {} if min_records is None else {"min_records": min_records}
     if monitor_type == "model-quality":
-        from flows.quality import load_quality_baseline
+        from flows.quality import load_quality_baseline, monitor_model_quality
 
         load_quality_baseline(the_store, model, version)
-        with stdout_to_stderr():
-            from flows.quality import monitor_model_quality
+        flow_call = partial(monitor_model_quality, merged=merged, **minimum)
+    elif monitor_type == "bias-drift":
+        from flows.bias import load_bias_baseline, monitor_bias_drift
 
-            state = monitor_model_quality(model=model, start=begin, end=finish, merged=merged,
-                                          store=store, version=version, min_records=min_records,
-                                          return_state=True)
-            document = _execution_of(state, model, monitor_type, begin, finish, store)
-        emit_json(document)
-        if document.get("status") == "Failed":
-            raise typer.Exit(1)
-        return
-    if capture is None:
-        raise UserError("--type data-quality needs --capture")
-    from tasks.baselines import load_baseline
+        load_bias_baseline(the_store, model, version)
+        flow_call = partial(monitor_bias_drift, merged=merged, **minimum)
+    elif monitor_type == "feature-attribution-drift":
+        from flows.attribution import load_attribution_baseline, monitor_feature_attribution_drift
 
-    load_baseline(the_store, model, monitor_type, version, with_sample=False)
-    with stdout_to_stderr():
+        load_attribution_baseline(the_store, model, version)
+        flow_call = partial(monitor_feature_attribution_drift, capture=capture,
+                            threshold=ndcg_threshold, sample_size=sample_size, **minimum)
+    else:
+        if capture is None:
+            raise UserError("--type data-quality needs --capture")
         from flows.monitor import monitor_data_quality
+        from tasks.baselines import load_baseline
 
-        state = monitor_data_quality(model=model, capture=capture, start=begin, end=finish,
-                                     store=store, version=version,
-                                     max_malformed_share=max_malformed_share, report=report,
-                                     return_state=True)
+        load_baseline(the_store, model, monitor_type, version, with_sample=False)
+        flow_call = partial(monitor_data_quality, capture=capture,
+                            max_malformed_share=max_malformed_share, report=report)
+    with stdout_to_stderr():
+        state = flow_call(model=model, start=begin, end=finish, store=store, version=version,
+                          return_state=True)
         document = _execution_of(state, model, monitor_type, begin, finish, store)
     emit_json(document)
     if document.get("status") == "Failed":

@@ -17,7 +17,7 @@ from modelwatch.errors import UserError
 StoreOption = Annotated[str | None, typer.Option(
     "--store", help="Store root URI: a folder or s3://bucket/prefix "
                     "[default: $MODELWATCH_STORE, else ./modelwatch-store]")]
-SUPPORTED_TYPES = ("data-quality", "model-quality")
+SUPPORTED_TYPES = ("data-quality", "model-quality", "bias-drift", "feature-attribution-drift")
 
 
 @contextlib.contextmanager
