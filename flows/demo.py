@@ -1,6 +1,8 @@
 """The demo, on the embedded defaults (a local folder store and Prefect's ephemeral API): a fleet of
-three models. credit-default drifts on day two, raises its data-quality alert and is retrained;
-credit-default-canary has a paused schedule; income-estimator is registered but never monitored."""
+four models. credit-default drifts on day two and its labels, arriving a day late, show its quality
+dropping: both alerts are raised and it is retrained; loan-approval runs all four monitors and an
+upstream change on day two moves its bias and attributions; credit-default-canary has a paused
+schedule; income-estimator is registered but never monitored."""
 
 from __future__ import annotations
 
@@ -12,18 +14,26 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from flows import demo_lending
+from flows.attribution import monitor_feature_attribution_drift, suggest_attribution_baseline
 from flows.baseline import suggest_baseline
-from flows.demo_data import LABEL, generate_demo
+from flows.bias import monitor_bias_drift, suggest_bias_baseline
+from flows.demo_data import LABEL, SCORE, generate_demo
+from flows.merge import merge_ground_truth
 from flows.monitor import monitor_data_quality
+from flows.quality import monitor_model_quality, suggest_model_quality_baseline
 from tasks.store import Store
 
 MODEL = "credit-default"
 CANARY = "credit-default-canary"
 UNMONITORED = "income-estimator"
+LOANS = "loan-approval"
+ENDPOINT = "credit-default-prod"
 
 
 def _register(store: Store, name: str, problem_type: str, training_csv: Path, artifact: Path,
-              entry_point: str | None, endpoint: str | None, capture: Path | None) -> None:
+              entry_point: str | None, endpoint: str | None, capture: Path | None,
+              label: str = LABEL) -> None:
     from tasks.registry import (
         EndpointRecord,
         ModelRecord,
@@ -34,8 +44,8 @@ def _register(store: Store, name: str, problem_type: str, training_csv: Path, ar
     )
 
     register_model(store, ModelRecord(
-        name=name, problem_type=problem_type, label=LABEL,
-        features=infer_features(str(training_csv), LABEL),
+        name=name, problem_type=problem_type, label=label,
+        features=infer_features(str(training_csv), label),
         training_entry_point=entry_point,
         versions=[ModelVersion(version="1", artifact_uri=str(artifact),
                                training_dataset_uri=str(training_csv), training_run="demo-fit-1")],
@@ -45,12 +55,13 @@ def _register(store: Store, name: str, problem_type: str, training_csv: Path, ar
                                                 capture_uri=str(capture)))
 
 
-def _card(store: Store, model: str, risk: str, purpose: str, approve: bool) -> None:
+def _card(store: Store, model: str, risk: str, purpose: str, approve: bool,
+          algorithm: str = "logistic regression") -> None:
     from tasks.cards import create_card, set_status
 
     create_card(store, model, {
         "model_overview": {"model_description": purpose, "model_owner": "credit-risk team",
-                           "algorithm_type": "logistic regression"},
+                           "algorithm_type": algorithm},
         "intended_uses": {"purpose_of_model": purpose, "risk_rating": risk},
     }, by="demo")
     if approve:
@@ -67,6 +78,7 @@ def run_demo(out: str = "demo-output") -> dict[str, Any]:
     from flows.summary import summarize_fleet
     from modelwatch.commands.operations import print_dashboard
     from tasks.alerts import read_alert
+    from tasks.groundtruth import write_ground_truth
 
     console = Console(width=max(Console().width, 150))
     began = time.perf_counter()
@@ -89,23 +101,66 @@ def run_demo(out: str = "demo-output") -> dict[str, Any]:
     shutil.copytree(case.capture_root / "AllTraffic" / day_one,
                     canary_capture / "AllTraffic" / day_one)
     _register(store, MODEL, "binary", case.training_csv, case.model_path,
-              "flows.demo_data:train", "credit-default-prod", case.capture_root)
+              "flows.demo_data:train", ENDPOINT, case.capture_root)
     _register(store, CANARY, "binary", case.training_csv, case.model_path, None,
               "credit-default-canary", canary_capture)
     _register(store, UNMONITORED, "binary", case.training_csv, case.model_path, None, None, None)
+    loans = demo_lending.generate_lending(root / "data" / "lending", start=case.days[0][0])
+    _register(store, LOANS, "binary", loans.training_csv, loans.model_path,
+              "flows.demo_lending:train", demo_lending.ENDPOINT, loans.capture_root,
+              label=demo_lending.LABEL)
     _card(store, MODEL, "Medium", "Decide who is offered credit", approve=True)
     _card(store, CANARY, "Low", "Shadow copy receiving a slice of traffic", approve=True)
     _card(store, UNMONITORED, "High", "Estimate income for affordability checks", approve=False)
+    _card(store, LOANS, "High", "Approve or decline loan applications", approve=True,
+          algorithm="gradient-boosted trees")
 
     # Baselines and schedules (Prefect deployments); the canary's schedule is paused.
-    for model in (MODEL, CANARY):
-        suggest_baseline(model=model, dataset=str(case.training_csv), label=LABEL, store=store_uri)
-        monitor_deployment(model, "data-quality", "0 1 * * *", store_uri).apply()
+    for model, training, label in ((MODEL, case.training_csv, LABEL), (CANARY, case.training_csv, LABEL),
+                                   (LOANS, loans.training_csv, demo_lending.LABEL)):
+        suggest_baseline(model=model, dataset=str(training), label=label, store=store_uri)
+    for model, validation, label in ((MODEL, case.validation_csv, LABEL),
+                                     (LOANS, loans.validation_csv, demo_lending.LABEL)):
+        suggest_model_quality_baseline(model=model, dataset=str(validation), label=label,
+                                       probability=SCORE, store=store_uri)
+    suggest_bias_baseline(model=LOANS, dataset=str(loans.validation_csv), label=demo_lending.LABEL,
+                          prediction=demo_lending.SCORE, facets=[demo_lending.FACET],
+                          group=demo_lending.GROUP, bounds=["DI=0.8:1.25"], store=store_uri)
+    suggest_attribution_baseline(model=LOANS, dataset=str(loans.training_csv),
+                                 label=demo_lending.LABEL, store=store_uri)
+    schedules = [(MODEL, "data-quality"), (MODEL, "model-quality"), (CANARY, "data-quality")] + [
+        (LOANS, t) for t in ("data-quality", "model-quality", "bias-drift",
+                             "feature-attribution-drift")]
+    for model, monitor_type in schedules:
+        monitor_deployment(model, monitor_type, "0 1 * * *", store_uri).apply()
     set_schedules_active(monitor_schedules()[(CANARY, "data-quality")], False)
 
-    # Two days of monitoring, as the daily schedule would run them.
-    executions = [monitor_data_quality(model=MODEL, capture=str(case.capture_root), start=start,
-                                       end=end, store=store_uri) for start, end in case.days]
+    # Labels are collected a day after each prediction; `modelwatch groundtruth upload` files them
+    # by the hour they were labelled.
+    for endpoint, labels, label in ((ENDPOINT, case.labels_csv, LABEL),
+                                    (demo_lending.ENDPOINT, loans.labels_csv, demo_lending.LABEL)):
+        upload = write_ground_truth(store, endpoint, str(labels), "event_id", label,
+                                    labelled_at_column="labelled_at")
+        console.print(f"uploaded {upload.labels_written} labels for {endpoint} "
+                      f"(labelled a day after the prediction)")
+
+    # Two days of monitoring, as the daily schedules would run them.
+    executions = []
+    for start, end in case.days:
+        executions.append(monitor_data_quality(model=MODEL, capture=str(case.capture_root),
+                                               start=start, end=end, store=store_uri))
+        executions.append(monitor_data_quality(model=LOANS, capture=str(loans.capture_root),
+                                               start=start, end=end, store=store_uri))
+        for endpoint in (ENDPOINT, demo_lending.ENDPOINT):
+            report = merge_ground_truth(endpoint=endpoint, start=start, end=end, store=store_uri)
+            console.print(f"merge {endpoint} {start:%Y-%m-%d}: {report['captures_matched']} of "
+                          f"{report['captures_read']} predictions labelled")
+        for model in (MODEL, LOANS):
+            executions.append(monitor_model_quality(model=model, start=start, end=end,
+                                                    store=store_uri))
+        executions.append(monitor_bias_drift(model=LOANS, start=start, end=end, store=store_uri))
+        executions.append(monitor_feature_attribution_drift(model=LOANS, start=start, end=end,
+                                                            store=store_uri))
     executions.append(monitor_data_quality(model=CANARY, capture=str(canary_capture),
                                            start=case.days[0][0], end=case.days[0][1],
                                            store=store_uri))
@@ -133,23 +188,27 @@ def run_demo(out: str = "demo-output") -> dict[str, Any]:
 
 
 def _print_executions(console: Console, store: Store, executions: list[dict]) -> None:
-    table = Table(title="data-quality executions")
-    for column in ("model", "window (UTC)", "status", "records", "malformed", "violations",
-                   "report"):
+    table = Table(title="monitoring executions")
+    for column in ("model", "monitor", "window (UTC)", "status", "records", "violations"):
         table.add_column(column, overflow="fold")
     for ex in executions:
-        violations = _violations(store, ex)
-        found = "\n".join(f"{v['feature_name'] or '-'}: {v['constraint_check_type']}"
-                          for v in violations)
-        table.add_row(ex["model"], f"{ex['window_start']:%Y-%m-%d %H:%M}\nto "
-                      f"{ex['window_end']:%Y-%m-%d %H:%M}", ex["status"], str(ex["records_read"]),
-                      str(ex["records_malformed"]), found or "none",
-                      ex["outputs"].get("report.html", "-"))
+        found = "\n".join(_violation_heads(ex["monitor_type"], _violations(store, ex)))
+        table.add_row(ex["model"], ex["monitor_type"], f"{ex['window_start']:%Y-%m-%d}",
+                      ex["status"], str(ex["records_read"]), found or "none")
     console.print(table)
     for ex in executions:
         for v in _violations(store, ex):
-            console.print(f"  {ex['model']} {ex['window_start']:%Y-%m-%d} "
-                          f"{v['feature_name'] or '-'}: {v['description']}")
+            console.print(f"  {ex['model']} {ex['monitor_type']} {ex['window_start']:%Y-%m-%d}: "
+                          f"{v['description']}")
+
+
+def _violation_heads(monitor_type: str, violations: list[dict]) -> list[str]:
+    """What each violation is about, in a few words, per monitor type's violation shape."""
+    if monitor_type == "data-quality":
+        return [f"{v.get('feature_name') or '-'}: {v['constraint_check_type']}" for v in violations]
+    if monitor_type == "bias-drift":
+        return [f"{v['facet']}={v['facet_value']}: {v['metric_name']}" for v in violations]
+    return [f"{v.get('metric_name') or '-'}: {v['constraint_check_type']}" for v in violations]
 
 
 def _violations(store: Store, execution: dict) -> list[dict]:

@@ -1,5 +1,7 @@
-"""Synthetic credit-default demo: a training set, a fitted model and two days of SageMaker
-Model Monitor data-capture files (day two drifted), deterministic for a seed."""
+"""Synthetic credit-default demo: a training set, a validation set with the model's scores, a fitted
+model, two days of SageMaker Model Monitor data-capture files (day two drifted) and their labels,
+collected a day after each prediction (day two's defaults follow a new pattern the model never saw),
+deterministic for a seed."""
 
 from __future__ import annotations
 
@@ -62,6 +64,10 @@ _CONTENT_TYPES: dict[str, tuple[str, str]] = {
 }
 
 
+LABEL_DELAY = timedelta(days=1)
+SCORE = "score"  # the validation set's model score column
+
+
 @dataclass(frozen=True)
 class DemoCase:
     training_csv: Path
@@ -70,6 +76,18 @@ class DemoCase:
     days: list[tuple[datetime, datetime]]
     malformed_lines: int
     drifted_features: list[str]
+    validation_csv: Path | None = None  # features, label and the model's score
+    labels_csv: Path | None = None  # event_id, label, labelled_at (a day after the prediction)
+
+
+@dataclass(frozen=True)
+class LabelledRecord:
+    """One capture record's event id, its first row in the day's frame, rows and capture time."""
+
+    event_id: str
+    first_row: int
+    rows: int
+    captured_at: datetime
 
 
 # --------------------------------------------------------------------------- data
@@ -385,8 +403,10 @@ def _day_files(
     rows_per_hour: int,
     rng: np.random.Generator,
     next_inference_id: int,
+    labelled: list[LabelledRecord] | None = None,
 ) -> tuple[list[tuple[datetime, list[str]]], int]:
-    """Capture files (hour start, lines) of one day; returns the next free inference id."""
+    """Capture files (hour start, lines) of one day; returns the next free inference id. Each
+    record's id and rows go to `labelled`, so its label can be written later."""
     csv_text = csv_rows(frame)
     instances = json_instances(frame)
     score_list = [float(s) for s in np.round(scores, 4)]
@@ -406,6 +426,10 @@ def _day_files(
             if rng.random() < 0.5:  # only some clients send an InferenceId
                 inference_id = str(next_inference_id)
                 next_inference_id += 1
+            if labelled is not None:
+                # Labels name the record by its inferenceId when it has one, as the merge joins.
+                labelled.append(LabelledRecord(inference_id or event_id, base, size,
+                                               hour_start + timedelta(seconds=int(offset))))
             if enc == "JSON":
                 rows = range(base, base + size)
                 body: Any = {"instances": [instances[i] for i in rows]}
@@ -447,9 +471,10 @@ def generate_demo(
     seed: int = 7,
     training_rows: int = 20_000,
     malformed_per_day: int = 10,
+    validation_rows: int = 2_000,
 ) -> DemoCase:
-    """Write training CSV, model and two days of capture files (day two drifted) under
-    ``out_dir``; any earlier capture tree there is replaced."""
+    """Write training and validation CSVs, model, two days of capture files (day two drifted) and
+    their labels under ``out_dir``; any earlier capture tree there is replaced."""
     if start.tzinfo is None:
         raise ValueError("start must be timezone-aware (UTC)")
     start = start.astimezone(UTC)
@@ -468,6 +493,10 @@ def generate_demo(
     model = train(training)
     model_path = out_dir / "model.joblib"
     joblib.dump(model, model_path)
+    validation = training_frame(validation_rows, rng)
+    validation[SCORE] = np.round(model.predict_proba(validation[FEATURES])[:, 1], 4)
+    validation_csv = out_dir / "validation.csv"
+    validation.to_csv(validation_csv, index=False)
 
     capture_root = out_dir / "capture" / ENDPOINT_NAME
     # files from an earlier run with another seed would otherwise mix into the analysis
@@ -477,14 +506,18 @@ def generate_demo(
     days: list[tuple[datetime, datetime]] = []
     malformed = 0
     next_inference_id = 1
+    label_rows: list[tuple[str, str, str]] = []
     for d in range(2):
         day_start = start + timedelta(days=d)
         days.append((day_start, day_start + timedelta(days=1)))
         frame = training_frame(24 * rows_per_hour, rng, drift=d == 1)
         scores = model.predict_proba(frame[FEATURES])[:, 1]
+        labelled: list[LabelledRecord] = []
         files, next_inference_id = _day_files(
-            frame, scores, day_start, rows_per_hour, rng, next_inference_id
+            frame, scores, day_start, rows_per_hour, rng, next_inference_id, labelled
         )
+        outcomes = concept_drift(frame, rng) if d == 1 else frame[LABEL].to_numpy()
+        label_rows += label_entries(labelled, outcomes)
 
         sample_csv, sample = csv_rows(frame.iloc[:1])[0], json_instances(frame.iloc[:1])[0]
         for i in range(malformed_per_day):
@@ -501,6 +534,9 @@ def generate_demo(
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("".join(lines), encoding="utf-8", newline="\n")
 
+    labels_csv = out_dir / "labels.csv"
+    pd.DataFrame(label_rows, columns=["event_id", LABEL, "labelled_at"]).to_csv(labels_csv,
+                                                                                index=False)
     return DemoCase(
         training_csv=training_csv,
         model_path=model_path,
@@ -508,7 +544,26 @@ def generate_demo(
         days=days,
         malformed_lines=malformed,
         drifted_features=list(DRIFTED_FEATURES),
+        validation_csv=validation_csv,
+        labels_csv=labels_csv,
     )
+
+
+def concept_drift(frame: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+    """Day two's outcomes: half of the mortgage holders default as well, a pattern (rates reset on
+    mortgages) that the model, trained when mortgages lowered the risk, cannot see."""
+    hit = (frame["has_mortgage"].to_numpy() == 1) & (rng.random(len(frame)) < 0.5)
+    return np.where(hit, 1, frame[LABEL].to_numpy())
+
+
+def label_entries(records: list[LabelledRecord], outcomes: np.ndarray,
+                  delay: timedelta = LABEL_DELAY) -> list[tuple[str, str, str]]:
+    """(id, label, labelled_at) per capture record, labelled `delay` after its prediction; a
+    multi-row request gets its labels as one CSV row ("1,0,1"), as SageMaker expects."""
+    return [(r.event_id,
+             ",".join(str(int(v)) for v in outcomes[r.first_row:r.first_row + r.rows]),
+             format_inference_time(r.captured_at + delay))
+            for r in records]
 
 
 def iter_capture_files(capture_root: Path, variant: str = VARIANT) -> Iterable[Path]:

@@ -66,17 +66,26 @@ def scheduled_monitor(
         state = monitor_data_quality(
             model=model, capture=[f"{e.capture_uri.rstrip('/')}" for e in endpoints], start=start,
             end=end, store=store_uri, version=version, return_state=True)
-    elif monitor_type == "model-quality":
+    elif monitor_type in ("model-quality", "bias-drift"):
+        from flows.bias import monitor_bias_drift
         from flows.merge import merge_ground_truth
         from flows.quality import monitor_model_quality
 
-        # Model quality runs behind the merge: join the window's capture with the labels so far.
+        # These read merged data: join the window's capture with the labels that arrived so far.
         for endpoint in endpoints:
             merge_ground_truth(endpoint=endpoint.name, start=start, end=end, store=store_uri)
-        state = monitor_model_quality(model=model, start=start, end=end, store=store_uri,
-                                      version=version, return_state=True)
+        monitor = monitor_model_quality if monitor_type == "model-quality" else monitor_bias_drift
+        state = monitor(model=model, start=start, end=end, store=store_uri, version=version,
+                        return_state=True)
+    elif monitor_type == "feature-attribution-drift":
+        from flows.attribution import monitor_feature_attribution_drift
+
+        state = monitor_feature_attribution_drift(
+            model=model, start=start, end=end, capture=[e.capture_uri.rstrip("/") for e in endpoints],
+            store=store_uri, version=version, return_state=True)
     else:
-        raise UserError(f"monitor type {monitor_type!r} has no monitor yet")
+        raise UserError(f"monitor type {monitor_type!r}: expected one of data-quality, model-quality, "
+                        "bias-drift, feature-attribution-drift")
     if summarize:
         from flows.summary import summarize_fleet
 

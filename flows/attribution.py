@@ -1,0 +1,260 @@
+"""Feature-attribution-drift flows: explain a sample of the training data with shap for the baseline
+(global mean |SHAP| per feature, Clarify's analysis.json), and explain a sample of a window's captured
+inputs the same way, reporting a violation when the feature ranking's nDCG falls below the threshold."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.batch import load_model_task
+from flows.bias import model_features
+from flows.monitor import begin_execution, count_violations, finish_execution, mark_failed, utc_window
+from flows.monitor import write_outputs_task as write_documents_task
+from modelwatch.errors import UserError
+from tasks.baselines import (
+    baseline_prefix,
+    latest_version,
+    parser_of,
+    read_manifest,
+    require_document,
+)
+from tasks.capture import PREDICTION, list_capture_files, parse_capture, read_dataset
+from tasks.store import Store, check_slug, default_store_uri, json_dumps, read_uri_bytes
+
+MONITOR_TYPE = "feature-attribution-drift"
+MIN_RECORDS = 100
+
+
+def artifact_of(store: Store, model: str, version: str) -> str:
+    """The registered artifact of a model version (what the explainer explains)."""
+    from tasks.registry import get_model
+
+    artifact = get_model(store, model).version(version).artifact_uri
+    if not artifact:
+        raise UserError(f"model {model!r} version {version} has no artifact: register one with "
+                        f"`modelwatch models add-version --model {model} --artifact URI`")
+    return artifact
+
+
+def numeric_features(frame: pd.DataFrame, features: list[str]) -> tuple[pd.DataFrame, int]:
+    """(rows whose every feature is a number, count of rows left out): the explainers need numbers,
+    and a row left out is counted, never dropped silently."""
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise UserError(f"feature(s) {', '.join(missing)} not in the data; columns are "
+                        f"{', '.join(map(str, frame.columns))}")
+    numbers = frame[features].apply(pd.to_numeric, errors="coerce")
+    usable = numbers.notna().all(axis=1).to_numpy()
+    return numbers[usable].reset_index(drop=True), int((~usable).sum())
+
+
+@task(name="explain", cache_policy=NO_CACHE)
+def explain_task(estimator: Any, frame: pd.DataFrame, features: list[str],
+                 background: pd.DataFrame | None, settings: Any) -> Any:
+    from tasks.attribution import explain
+
+    return explain(estimator, frame, features, background=background, settings=settings)
+
+
+@flow(name="baseline-suggest-feature-attribution-drift", log_prints=True)
+def suggest_attribution_baseline(
+    model: str,
+    dataset: str,
+    version: str = "1",
+    label: str | None = None,
+    sample_size: int | None = None,
+    background_size: int | None = None,
+    seed: int = 0,
+    threshold: float | None = None,
+    store: str | None = None,
+) -> dict[str, str]:
+    """Global attributions of the model version's artifact on a sample of `dataset`, the background
+    sample a model-agnostic explainer needs (kept so every execution explains against the same one),
+    and the nDCG threshold below which a window's ranking is a violation."""
+    from tasks.attribution import DEFAULT_THRESHOLD
+
+    check_slug(model, "model name")
+    check_slug(version, "model version")
+    settings = _explain_settings(sample_size, background_size, seed)
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+    if not 0 < threshold <= 1:
+        raise UserError(f"nDCG threshold {threshold}: expected a value in (0, 1]")
+    store_uri = store or default_store_uri()
+    the_store = Store(store_uri)
+    artifact = artifact_of(the_store, model, version)
+    frame = read_dataset(dataset).to_pandas()
+    if label is not None and label not in frame.columns:
+        raise UserError(f"dataset {dataset}: label column {label!r} not found")
+    features = model_features(the_store, model, list(frame.columns), {label or "", PREDICTION})
+    rows, left_out = numeric_features(frame, features)
+    if rows.empty:
+        raise UserError(f"dataset {dataset}: no row has a number for every feature "
+                        f"({', '.join(features)})")
+    background = rows.sample(n=min(settings.background_size, len(rows)), random_state=settings.seed)
+    analysis = explain_task(load_model_task(artifact), rows, features, background, settings)
+    prefix = baseline_prefix(model, version, MONITOR_TYPE)
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(background, preserve_index=False), buffer)
+    manifest = {"model": model, "version": version, "monitor_type": MONITOR_TYPE, "dataset": dataset,
+                "artifact": artifact, "features": features, "threshold": threshold,
+                "settings": settings.dump(),
+                "rows_left_out": left_out, "created_at": datetime.now(UTC).isoformat()}
+    return {
+        "analysis": the_store.write_json(f"{prefix}/analysis.json", analysis.dump()),
+        "background": the_store.write_bytes(f"{prefix}/background.parquet", buffer.getvalue()),
+        "baseline": the_store.write_json(f"{prefix}/baseline.json", manifest),
+    }
+
+
+def _explain_settings(sample_size: int | None, background_size: int | None, seed: int,
+                      recorded: dict[str, Any] | None = None) -> Any:
+    from tasks.attribution import ExplainSettings
+
+    values = dict(recorded or {})
+    if sample_size is not None:
+        values["sample_size"] = sample_size
+    if background_size is not None:
+        values["background_size"] = background_size
+    values.setdefault("seed", seed)
+    settings = ExplainSettings.model_validate(values)
+    if settings.sample_size < 1 or settings.background_size < 1:
+        raise UserError(f"sample size {settings.sample_size} and background size "
+                        f"{settings.background_size}: both must be at least 1")
+    return settings
+
+
+def load_attribution_baseline(store: Store, model: str, version: str | None
+                              ) -> tuple[str, Any, dict, pd.DataFrame | None, dict]:
+    """(version, baseline analysis, manifest, background sample, sources); a reviewed analysis.json
+    in the project (or SageMaker's own baseline analysis.json) wins over the suggested one."""
+    from tasks.attribution import AttributionAnalysis
+
+    version = version or latest_version(store, model)
+    analysis, source = require_document(store, model, version, MONITOR_TYPE, "analysis.json",
+                                        parser_of(AttributionAnalysis))
+    manifest = read_manifest(store, model, version, MONITOR_TYPE)
+    key = f"{baseline_prefix(model, version, MONITOR_TYPE)}/background.parquet"
+    background = pd.read_parquet(io.BytesIO(store.read_bytes(key))) if store.exists(key) else None
+    return version, analysis, manifest, background, {"analysis": source}
+
+
+@task(name="read-capture-inputs", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def read_inputs_task(files: list[str], features: list[str], window: tuple[datetime, datetime]
+                     ) -> tuple[pd.DataFrame, int, int, list[dict[str, Any]]]:
+    """(inputs as text columns, records read, records outside the window, quarantined lines)."""
+    frames: list[pd.DataFrame] = []
+    read = outside = 0
+    quarantine: list[dict[str, Any]] = []
+    for uri in files:
+        batch = parse_capture(read_uri_bytes(uri), uri, features, window)
+        read += batch.records_read
+        outside += batch.records_outside_window
+        quarantine += batch.quarantine
+        if batch.num_rows:
+            frames.append(pd.DataFrame({k: v.to_pylist() for k, v in batch.columns.items()}))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=features)
+    return frame, read, outside, quarantine
+
+
+@flow(name="monitor-feature-attribution-drift", log_prints=True)
+def monitor_feature_attribution_drift(
+    model: str,
+    start: datetime,
+    end: datetime,
+    capture: str | list[str] | None = None,
+    store: str | None = None,
+    version: str | None = None,
+    threshold: float | None = None,
+    sample_size: int | None = None,
+    min_records: int = MIN_RECORDS,
+) -> dict[str, Any]:
+    """One feature-attribution-drift execution over the captured inputs of [start, end): explain a
+    sample as the baseline was explained and compare the rankings (nDCG against the threshold)."""
+    from tasks.attribution import DEFAULT_THRESHOLD, check_attribution
+
+    check_slug(model, "model name")
+    start, end = utc_window(start, end)
+    store_uri = store or default_store_uri()
+    the_store = Store(store_uri)
+    version, baseline, manifest, background, sources = load_attribution_baseline(the_store, model,
+                                                                                 version)
+    captures = capture_roots(the_store, model, capture)
+    prefix, execution = begin_execution(store_uri, model, MONITOR_TYPE, version, start, end,
+                                        ", ".join(captures), sources)
+    limit = threshold if threshold is not None else manifest.get("threshold", DEFAULT_THRESHOLD)
+    metric: float | None = None
+    violations: Any = None
+    scores: dict[str, float] = {}
+    try:
+        features = manifest.get("features") or model_features(the_store, model, [], set())
+        settings = _explain_settings(sample_size, None, 0, manifest.get("settings"))
+        files = [f for root in captures for f in list_capture_files(root, start, end)]
+        raw, execution.records_read, execution.records_outside_window, quarantine = read_inputs_task(
+            files, features, (start, end))
+        execution.files_read = len(files)
+        execution.records_malformed = len(quarantine)
+        rows, left_out = numeric_features(raw, features) if len(raw) else (raw, 0)
+        if left_out:
+            execution.notes.append(f"{left_out} captured rows had a missing or non-numeric feature "
+                                   "and were not explained")
+        documents = {"quarantine.jsonl": b"".join(orjson.dumps(q) + b"\n" for q in quarantine)}
+        if len(rows) < min_records:
+            execution.status = "NoData"
+            execution.notes.append(f"{len(rows)} usable captured rows in the window; at least "
+                                   f"{min_records} are needed to compare attributions")
+        else:
+            estimator = load_model_task(manifest.get("artifact") or artifact_of(the_store, model,
+                                                                                  version))
+            analysis = explain_task(estimator, rows, features, background, settings)
+            execution.rows_profiled = (analysis.modelwatch.records_explained if analysis.modelwatch
+                                       else min(len(rows), settings.sample_size))
+            violations, scores = check_attribution(baseline, analysis, threshold=limit)
+            missing = sorted(set(_labels(baseline)) ^ set(_labels(analysis)))
+            if missing:
+                execution.notes.append("label(s) present on one side only, not compared: "
+                                       + ", ".join(missing))
+            metric = min(scores.values()) if scores else None
+            documents["analysis.json"] = json_dumps(analysis.dump()).encode()
+            documents["constraint_violations.json"] = json_dumps(violations.dump()).encode()
+            count_violations(execution, [v.constraint_check_type for v in violations.violations])
+            if violations.violations:
+                execution.status = "CompletedWithViolations"
+        execution.outputs = write_documents_task(store_uri, prefix, documents)
+    except UserError:
+        raise
+    except Exception as problem:  # noqa: BLE001 - any other failure is the execution's outcome
+        mark_failed(execution, problem)
+    lines = [f"### {model} · feature-attribution-drift · {execution.status}",
+             f"{execution.rows_profiled} of {execution.records_read} captured records explained, "
+             f"window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC; nDCG threshold {limit}."]
+    lines += [f"- {label}: nDCG {score:.4f}" for label, score in scores.items()]
+    if violations is not None:
+        lines += [f"- {v.description}" for v in violations.violations]
+    lines += [f"- {note}" for note in execution.notes]
+    return finish_execution(store_uri, prefix, execution, metric, "\n".join(lines))
+
+
+def _labels(analysis: Any) -> list[str]:
+    return [label for method in analysis.explanations.values() for label in method]
+
+
+def capture_roots(store: Store, model: str, capture: str | list[str] | None) -> list[str]:
+    """The capture roots to read: those given, else the capture of every endpoint of the model."""
+    from tasks.registry import endpoints_of
+
+    if capture:
+        return [capture] if isinstance(capture, str) else list(capture)
+    roots = [e.capture_uri.rstrip("/") for e in endpoints_of(store, model)]
+    if not roots:
+        raise UserError(f"model {model!r} has no endpoint to read capture from; pass --capture")
+    return roots
+
