@@ -55,3 +55,18 @@ def test_dashboard_has_every_monitor_column(demo: tuple[dict, Path]) -> None:
         "feature-attribution-drift": "Alarm"}
     assert rows[MODEL]["monitors"]["model-quality"]["status"] == "Alarm"
     assert rows[MODEL]["latest_version"] == "2"  # retrained on its alert
+
+
+@pytest.mark.parametrize("monitor_type", ["model-quality", "bias-drift", "feature-attribution-drift"])
+def test_scheduled_runs_of_the_label_and_attribution_monitors(demo: tuple[dict, Path],
+                                                              monitor_type: str) -> None:
+    """What a schedule runs for day two: the merge first where the monitor reads merged data, then
+    the monitor, on the endpoints the registry names."""
+    from flows.scheduled import scheduled_monitor
+
+    result, out = demo
+    day_two_end = max(e["window_end"] for e in result["executions"])
+    execution = scheduled_monitor(model=LOANS, monitor_type=monitor_type, period="P1D",
+                                  store=str(out / "store"), window_end=day_two_end, summarize=False)
+    assert execution["status"] == "CompletedWithViolations"
+    assert execution["rows_profiled"] > 1_000
