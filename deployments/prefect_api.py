@@ -12,6 +12,8 @@ from typing import Any
 
 MODELWATCH_TAG = "modelwatch"
 MONITOR_TAG = "modelwatch-monitor"
+MERGE_TAG = "modelwatch-merge"
+MERGE = "ground-truth-merge"  # the monitor_type of a merge schedule's ScheduleInfo
 PAGE = 200
 
 
@@ -79,6 +81,20 @@ def monitor_schedules() -> dict[tuple[str, str], ScheduleInfo]:
             schedules=deployment.get("schedules") or [],
             parameters=deployment.get("parameters") or {},
         )
+    return found
+
+
+def merge_schedules() -> dict[str, ScheduleInfo]:
+    """Ground-truth merge deployments keyed by endpoint (ScheduleInfo.model holds the endpoint)."""
+    found: dict[str, ScheduleInfo] = {}
+    for deployment in read_deployments([MERGE_TAG]):
+        endpoint = _tag_value(deployment.get("tags") or [], "endpoint:")
+        if endpoint:
+            found[endpoint] = ScheduleInfo(
+                deployment_id=str(deployment["id"]), deployment_name=deployment["name"],
+                model=endpoint, monitor_type=MERGE, paused=bool(deployment.get("paused")),
+                schedules=deployment.get("schedules") or [],
+                parameters=deployment.get("parameters") or {})
     return found
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployments.prefect_api import MODELWATCH_TAG, MONITOR_TAG, ScheduleInfo, monitor_schedules
+from deployments.prefect_api import MERGE_TAG, MODELWATCH_TAG, MONITOR_TAG, ScheduleInfo, monitor_schedules
 from modelwatch.errors import UserError
 from tasks.documents import MONITOR_TYPES
 from tasks.store import check_slug
@@ -55,24 +55,52 @@ def monitor_deployment(model: str, monitor_type: str, cron: str, store: str,
     )
 
 
-def rebuild_monitor_deployment(info: ScheduleInfo, store: str):
-    """A served copy of an existing schedule, keeping its cron, its parameters and whether each
-    schedule is active (serve() re-applies deployments; a paused schedule must stay paused)."""
+def _kept_schedules(info: ScheduleInfo) -> list[Any]:
+    """An existing deployment's cron schedules as they are: cron, parameters and whether each is
+    active (serve() re-applies deployments; a paused schedule must stay paused)."""
     from prefect.schedules import Cron
 
-    from flows.scheduled import scheduled_monitor
-
-    schedules = [
+    return [
         Cron(s["schedule"]["cron"], timezone=s["schedule"].get("timezone") or "UTC",
              active=bool(s.get("active", True)), parameters=s.get("parameters") or {})
         for s in info.schedules if (s.get("schedule") or {}).get("cron")
     ]
-    parameters = {"store": store, **info.parameters}
+
+
+def rebuild_monitor_deployment(info: ScheduleInfo, store: str):
+    """A served copy of an existing monitoring schedule."""
+    from flows.scheduled import scheduled_monitor
+
     return scheduled_monitor.to_deployment(
-        name=info.deployment_name, schedules=schedules, parameters=parameters,
+        name=info.deployment_name, schedules=_kept_schedules(info),
+        parameters={"store": store, **info.parameters},
         tags=[MODELWATCH_TAG, MONITOR_TAG, f"model:{info.model}", f"monitor:{info.monitor_type}"],
         description=f"{info.monitor_type} monitoring of {info.model}",
     )
+
+
+def merge_deployment_name(endpoint: str) -> str:
+    return f"merge-{check_slug(endpoint, 'endpoint name')}"
+
+
+def merge_deployment(endpoint: str, cron: str, store: str, period: str | None = None,
+                     lookback: str = "P7D", info: ScheduleInfo | None = None):
+    """The ground-truth merge job of one endpoint: each run merges the hour or day before it. With
+    `info`, a served copy of that existing deployment (its schedules and parameters kept)."""
+    from prefect.schedules import Cron
+
+    from flows.scheduled import period_for_cron, scheduled_merge
+
+    if info is None:
+        schedules = [Cron(check_cron(cron), timezone="UTC")]
+        parameters = {"endpoint": endpoint, "period": period or period_for_cron(cron),
+                      "lookback": lookback, "store": store}
+    else:
+        schedules, parameters = _kept_schedules(info), {"store": store, **info.parameters}
+    return scheduled_merge.to_deployment(
+        name=merge_deployment_name(endpoint), schedules=schedules, parameters=parameters,
+        tags=[MODELWATCH_TAG, MERGE_TAG, f"endpoint:{endpoint}"],
+        description=f"ground-truth merge of {endpoint}")
 
 
 def summary_deployment(store: str, cron: str = "*/15 * * * *"):

@@ -1,6 +1,6 @@
-"""The flow a monitoring schedule runs: work out the window the run is for (the previous hour or day
-before its scheduled time), find the model's endpoints in the registry, run the monitor on them,
-then refresh the dashboard."""
+"""The flows schedules run: work out the window the run is for (the previous hour or day before its
+scheduled time); a monitoring schedule finds the model's endpoints in the registry, runs the monitor on
+them and refreshes the dashboard; a merge schedule merges an endpoint's ground truth for the window."""
 
 from __future__ import annotations
 
@@ -91,3 +91,24 @@ def scheduled_monitor(
 
         summarize_fleet(store=store_uri)
     return state.result()
+
+
+@flow(name="scheduled-merge", log_prints=True)
+def scheduled_merge(
+    endpoint: str,
+    period: str = "PT1H",
+    lookback: str = "P7D",
+    store: str | None = None,
+    window_end: datetime | None = None,
+) -> dict[str, Any]:
+    """The ground-truth merge job of an endpoint: merge the window before this run with the labels
+    that arrived within the lookback (re-running a window rewrites the same merged files)."""
+    from prefect.runtime import flow_run
+
+    from flows.merge import merge_ground_truth
+
+    scheduled = window_end or flow_run.scheduled_start_time or datetime.now(UTC)
+    start, end = window_for(scheduled, period) if window_end is None else (
+        window_end - PERIODS[period], window_end)
+    return merge_ground_truth(endpoint=endpoint, start=start, end=end, lookback=lookback,
+                              store=store or default_store_uri())

@@ -70,3 +70,25 @@ def test_scheduled_runs_of_the_label_and_attribution_monitors(demo: tuple[dict, 
                                   store=str(out / "store"), window_end=day_two_end, summarize=False)
     assert execution["status"] == "CompletedWithViolations"
     assert execution["rows_profiled"] > 1_000
+
+
+def test_merge_job_is_a_scheduled_deployment(demo: tuple[dict, Path]) -> None:
+    from deployments.prefect_api import merge_schedules
+    from flows.scheduled import scheduled_merge
+    from tests.cli_run import invoke, run
+
+    result, out = demo
+    store = str(out / "store")
+    created = run("groundtruth", "schedule", "--endpoint", "credit-default-prod", "--cron",
+                  "30 * * * *", "--store", store)
+    assert created["deployment"] == "scheduled-merge/merge-credit-default-prod"
+    info = merge_schedules()["credit-default-prod"]
+    assert info.cron == "30 * * * *"
+    assert info.parameters["period"] == "PT1H" and info.parameters["lookback"] == "P7D"
+    code, _ = invoke("groundtruth", "schedule", "--endpoint", "nowhere", "--cron", "30 * * * *",
+                     "--store", store)
+    assert code == 2
+    day_two_end = max(e["window_end"] for e in result["executions"])
+    report = scheduled_merge(endpoint="credit-default-prod", period="P1D", store=store,
+                             window_end=day_two_end)
+    assert report["captures_matched"] > 2_000 and report["labels_unknown"] == 0

@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(groundtruth_app, name="groundtruth")
     groundtruth_app.command("upload")(groundtruth_upload)
     groundtruth_app.command("merge")(groundtruth_merge)
+    groundtruth_app.command("schedule")(groundtruth_schedule)
 
 
 def groundtruth_upload(
@@ -96,3 +97,30 @@ def _report_of(state: Any, endpoint: str) -> dict[str, Any]:
         return {"endpoint": endpoint, "status": "Failed",
                 "failure_reason": f"{type(problem).__name__}: {problem}"[:1024]}
     return {"endpoint": endpoint, "status": "Failed", "failure_reason": "unknown"}
+
+
+def groundtruth_schedule(
+    endpoint: Annotated[str, typer.Option(help="Registered endpoint.")],
+    cron: Annotated[str, typer.Option(help="Cron expression, UTC, e.g. '30 * * * *'.")],
+    lookback: Annotated[str, typer.Option(help="How long labels may arrive after a capture.")] = "P7D",
+    period: Annotated[str | None, typer.Option(
+        help="Window each run merges: PT1H or P1D [default: from the cron]")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Create (or replace) the merge job of an endpoint: a Prefect deployment `merge-<endpoint>` of
+    the scheduled-merge flow, served by `modelwatch serve`."""
+    from deployments.schedules import merge_deployment
+    from flows.scheduled import PERIODS
+    from tasks.groundtruth import parse_duration
+    from tasks.registry import get_endpoint
+
+    the_store = open_store(store)
+    get_endpoint(the_store, endpoint)
+    parse_duration(lookback, "--lookback")
+    if period is not None and period not in PERIODS:
+        raise UserError(f"--period {period!r}: expected one of {', '.join(PERIODS)}")
+    with stdout_to_stderr():
+        deployment = merge_deployment(endpoint, cron, the_store.root, period=period, lookback=lookback)
+        deployment_id = deployment.apply()
+    emit_json({"deployment": f"scheduled-merge/{deployment.name}", "id": str(deployment_id),
+               "cron": cron, "parameters": deployment.parameters})

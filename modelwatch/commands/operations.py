@@ -235,12 +235,13 @@ def serve_command(
     summary_cron: Annotated[str, typer.Option(help="Cron of the summary deployment.")] = "*/15 * * * *",
     store: StoreOption = None,
 ) -> None:
-    """Serve every monitoring schedule, the summary and the retrain deployments in one long-lived
+    """Serve every monitoring and merge schedule, the summary and the retrain deployments in one long-lived
     process, after applying the retrain automations. Needs a Prefect server (PREFECT_API_URL)."""
     from prefect import serve
 
-    from deployments.prefect_api import monitor_schedules
+    from deployments.prefect_api import merge_schedules, monitor_schedules
     from deployments.schedules import (
+        merge_deployment,
         rebuild_monitor_deployment,
         retrain_deployment,
         summary_deployment,
@@ -250,6 +251,8 @@ def serve_command(
     the_store = open_store(store)
     deployments = [rebuild_monitor_deployment(info, the_store.root)
                    for info in monitor_schedules().values()]
+    deployments += [merge_deployment(endpoint, "", the_store.root, info=info)
+                    for endpoint, info in merge_schedules().items()]
     deployments.append(summary_deployment(the_store.root, summary_cron))
     deployments += [retrain_deployment(m.name, the_store.root) for m in list_models(the_store)
                     if m.training_entry_point]
