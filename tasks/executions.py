@@ -36,9 +36,18 @@ def summarize_execution(execution: Execution, metric: float | None = None) -> Ex
         monitor_type=execution.monitor_type, window_start=execution.window_start,
         window_end=execution.window_end, status=execution.status,
         violation_count=execution.violation_count, records_read=execution.records_read,
-        finished_at=execution.finished_at, report_uri=execution.outputs.get("report.html"),
+        finished_at=execution.finished_at, report_uri=_report(execution.outputs),
         execution_uri=execution.outputs.get("execution"), metric=metric,
     )
+
+
+# What a model page links as an execution's report: the HTML report where there is one (data quality),
+# else the monitor's main document.
+REPORT_DOCUMENTS = ("report.html", "analysis.json", "statistics.json")
+
+
+def _report(outputs: dict[str, str]) -> str | None:
+    return next((outputs[name] for name in REPORT_DOCUMENTS if name in outputs), None)
 
 
 def add_to_index(index: ExecutionIndex, entry: ExecutionSummary) -> ExecutionIndex:
