@@ -16,7 +16,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.batch import load_model_task
-from flows.bias import model_features
+from flows.bias import model_features, numeric_where_possible
 from flows.monitor import begin_execution, count_violations, finish_execution, mark_failed, utc_window
 from flows.monitor import write_outputs_task as write_documents_task
 from modelwatch.errors import UserError
@@ -45,16 +45,15 @@ def artifact_of(store: Store, model: str, version: str) -> str:
     return artifact
 
 
-def numeric_features(frame: pd.DataFrame, features: list[str]) -> tuple[pd.DataFrame, int]:
-    """(rows whose every feature is a number, count of rows left out): the explainers need numbers,
-    and a row left out is counted, never dropped silently."""
+def model_inputs(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """The model's feature columns, typed: text that reads as numbers becomes numbers (CSV captures
+    carry text); other text stays for pipelines that encode it. Rows an explainer cannot take are
+    counted by it (records_skipped), never dropped silently."""
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise UserError(f"feature(s) {', '.join(missing)} not in the data; columns are "
                         f"{', '.join(map(str, frame.columns))}")
-    numbers = frame[features].apply(pd.to_numeric, errors="coerce")
-    usable = numbers.notna().all(axis=1).to_numpy()
-    return numbers[usable].reset_index(drop=True), int((~usable).sum())
+    return numeric_where_possible(frame[features]).reset_index(drop=True)
 
 
 @task(name="explain", cache_policy=NO_CACHE)
@@ -95,10 +94,9 @@ def suggest_attribution_baseline(
     if label is not None and label not in frame.columns:
         raise UserError(f"dataset {dataset}: label column {label!r} not found")
     features = model_features(the_store, model, list(frame.columns), {label or "", PREDICTION})
-    rows, left_out = numeric_features(frame, features)
+    rows = model_inputs(frame, features)
     if rows.empty:
-        raise UserError(f"dataset {dataset}: no row has a number for every feature "
-                        f"({', '.join(features)})")
+        raise UserError(f"dataset {dataset}: no rows")
     background = rows.sample(n=min(settings.background_size, len(rows)), random_state=settings.seed)
     analysis = explain_task(load_model_task(artifact), rows, features, background, settings)
     prefix = baseline_prefix(model, version, MONITOR_TYPE)
@@ -107,7 +105,7 @@ def suggest_attribution_baseline(
     manifest = {"model": model, "version": version, "monitor_type": MONITOR_TYPE, "dataset": dataset,
                 "artifact": artifact, "features": features, "threshold": threshold,
                 "settings": settings.dump(),
-                "rows_left_out": left_out, "created_at": datetime.now(UTC).isoformat()}
+                "created_at": datetime.now(UTC).isoformat()}
     return {
         "analysis": the_store.write_json(f"{prefix}/analysis.json", analysis.dump()),
         "background": the_store.write_bytes(f"{prefix}/background.parquet", buffer.getvalue()),
@@ -202,23 +200,24 @@ def monitor_feature_attribution_drift(
             files, features, (start, end))
         execution.files_read = len(files)
         execution.records_malformed = len(quarantine)
-        rows, left_out = numeric_features(raw, features) if len(raw) else (raw, 0)
-        if left_out:
-            execution.notes.append(f"{left_out} captured rows had a missing or non-numeric feature "
-                                   "and were not explained")
+        rows = model_inputs(raw, features) if len(raw) else raw
         documents = {"quarantine.jsonl": b"".join(orjson.dumps(q) + b"\n" for q in quarantine)}
         if len(rows) < min_records:
             execution.status = "NoData"
-            execution.notes.append(f"{len(rows)} usable captured rows in the window; at least "
+            execution.notes.append(f"{len(rows)} captured rows in the window; at least "
                                    f"{min_records} are needed to compare attributions")
         else:
             estimator = load_model_task(manifest.get("artifact") or artifact_of(the_store, model,
                                                                                   version))
             analysis = explain_task(estimator, rows, features, background, settings)
-            execution.rows_profiled = (analysis.modelwatch.records_explained if analysis.modelwatch
-                                       else min(len(rows), settings.sample_size))
+            info = analysis.modelwatch
+            execution.rows_profiled = info.records_explained if info else min(len(rows),
+                                                                                settings.sample_size)
+            if info and info.records_skipped:
+                execution.notes.append(f"{info.records_skipped} sampled rows had a missing feature "
+                                       f"value and were not explained ({info.explainer} explainer)")
             violations, scores = check_attribution(baseline, analysis, threshold=limit)
-            missing = sorted(set(_labels(baseline)) ^ set(_labels(analysis)))
+            missing = sorted(set(baseline.labels()) ^ set(analysis.labels()))
             if missing:
                 execution.notes.append("label(s) present on one side only, not compared: "
                                        + ", ".join(missing))
@@ -241,10 +240,6 @@ def monitor_feature_attribution_drift(
         lines += [f"- {v.description}" for v in violations.violations]
     lines += [f"- {note}" for note in execution.notes]
     return finish_execution(store_uri, prefix, execution, metric, "\n".join(lines))
-
-
-def _labels(analysis: Any) -> list[str]:
-    return [label for method in analysis.explanations.values() for label in method]
 
 
 def capture_roots(store: Store, model: str, capture: str | list[str] | None) -> list[str]:
