@@ -36,6 +36,8 @@ test: install lint browser
 bench: install
 	.venv/bin/python -m benchmarks.data_quality
 	.venv/bin/python -m benchmarks.summary
+	.venv/bin/python -m benchmarks.bias_drift
+	.venv/bin/python -m benchmarks.attribution_drift
 
 clean:
 	rm -rf .venv $(TOOLS) demo-output modelwatch-store .pytest_cache

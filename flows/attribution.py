@@ -83,7 +83,7 @@ def suggest_attribution_baseline(
 
     check_slug(model, "model name")
     check_slug(version, "model version")
-    settings = _explain_settings(sample_size, background_size, seed)
+    settings = explain_settings(sample_size, background_size, seed)
     threshold = DEFAULT_THRESHOLD if threshold is None else threshold
     if not 0 < threshold <= 1:
         raise UserError(f"nDCG threshold {threshold}: expected a value in (0, 1]")
@@ -113,7 +113,7 @@ def suggest_attribution_baseline(
     }
 
 
-def _explain_settings(sample_size: int | None, background_size: int | None, seed: int,
+def explain_settings(sample_size: int | None, background_size: int | None, seed: int,
                       recorded: dict[str, Any] | None = None) -> Any:
     from tasks.attribution import ExplainSettings
 
@@ -194,7 +194,7 @@ def monitor_feature_attribution_drift(
     scores: dict[str, float] = {}
     try:
         features = manifest.get("features") or model_features(the_store, model, [], set())
-        settings = _explain_settings(sample_size, None, 0, manifest.get("settings"))
+        settings = explain_settings(sample_size, None, 0, manifest.get("settings"))
         files = [f for root in captures for f in list_capture_files(root, start, end)]
         raw, execution.records_read, execution.records_outside_window, quarantine = read_inputs_task(
             files, features, (start, end))

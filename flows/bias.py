@@ -50,7 +50,7 @@ def model_features(store: Store, model: str, frame_columns: list[str], exclude: 
     return [c for c in frame_columns if c not in exclude]
 
 
-def _settings(manifest: dict[str, Any]) -> dict[str, Any]:
+def bias_settings(manifest: dict[str, Any]) -> dict[str, Any]:
     """compute_bias keyword arguments recorded in a baseline's manifest."""
     from tasks.bias import parse_facet, parse_label_values
 
@@ -122,7 +122,7 @@ def suggest_bias_baseline(
         "tolerance": tolerance, "bounds": list(bounds or []), "min_members": min_members,
         "window_rows": window_rows,
     }
-    settings = _settings(manifest)  # refuses bad facet or label-value texts before any work
+    settings = bias_settings(manifest)  # refuses bad facet or label-value texts before any work
     store_uri = store or default_store_uri()
     the_store = Store(store_uri)
     frame = numeric_where_possible(read_dataset(dataset).to_pandas())
@@ -209,7 +209,7 @@ def monitor_bias_drift(
     metric: float | None = None
     violations: Any = None
     try:
-        settings = _settings(manifest)
+        settings = bias_settings(manifest)
         label = manifest["label"]
         features = manifest.get("features") or []
         files = merged_files(roots, start, end)

@@ -284,16 +284,16 @@ def capture_line(record: dict[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":")) + "\n"
 
 
-_CSV_HEAD = (
+CSV_LINE_HEAD = (
     '{"captureData":{"endpointInput":{"observedContentType":"text/csv","mode":"INPUT","data":"'
 )
-_CSV_MID = (
+CSV_LINE_MID = (
     '","encoding":"CSV"},"endpointOutput":{"observedContentType":"text/csv; charset=utf-8",'
     '"mode":"OUTPUT","data":"'
 )
-_CSV_EVENT = '","encoding":"CSV"}},"eventMetadata":{"eventId":"'
-_CSV_TIME = '","inferenceTime":"'
-_CSV_TAIL = '"},"eventVersion":"0"}\n'
+CSV_LINE_EVENT = '","encoding":"CSV"}},"eventMetadata":{"eventId":"'
+CSV_LINE_TIME = '","inferenceTime":"'
+CSV_LINE_TAIL = '"},"eventVersion":"0"}\n'
 
 
 def write_csv_capture_file(
@@ -319,7 +319,8 @@ def write_csv_capture_file(
             fh.write(
                 "".join(
                     [
-                        _CSV_HEAD + r + _CSV_MID + o + _CSV_EVENT + e + _CSV_TIME + t + _CSV_TAIL
+                        CSV_LINE_HEAD + r + CSV_LINE_MID + o + CSV_LINE_EVENT + e + CSV_LINE_TIME + t
+                        + CSV_LINE_TAIL
                         for r, o, t, e in zip(
                             rows[i : i + chunk],
                             outputs[i : i + chunk],

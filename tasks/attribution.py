@@ -267,9 +267,10 @@ def _tree(model: Any, sample: pd.DataFrame, reference: pd.DataFrame) -> _Shap | 
         explainer = shap.TreeExplainer(model, data=data, feature_perturbation=perturbation)
     except InvalidModelError:  # e.g. a multiclass GradientBoostingClassifier
         return None
-    # shap compares each row's SHAP sum with the model's output and raises on any mismatch; a row whose
-    # value sits on a split threshold can round to the other branch (shap's float32 copy of the data),
-    # which failed whole executions on 3,000-row samples. One such row barely moves a mean |SHAP|.
+    # shap compares each row's SHAP sum with the model's output and raises on any mismatch. A value just
+    # above a split threshold that rounds to the same float32 goes right in scikit-learn and left in
+    # shap (9 of 100,000 benchmark rows), which failed whole executions. One such row barely moves a
+    # mean |SHAP|.
     explained = explainer(_model_input(model, sample), check_additivity=False)
     values, base = _shaped(explained.values, explained.base_values)
     tree_output = str(getattr(explainer.model, "tree_output", "raw_value"))
