@@ -17,7 +17,14 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.batch import load_model_task
 from flows.bias import model_features, numeric_where_possible
-from flows.monitor import begin_execution, count_violations, finish_execution, mark_failed, utc_window
+from flows.monitor import (
+    begin_execution,
+    count_violations,
+    finish_execution,
+    outcome_recorded,
+    summary_head,
+    utc_window,
+)
 from flows.monitor import write_outputs_task as write_documents_task
 from modelwatch.errors import UserError
 from tasks.baselines import (
@@ -192,7 +199,7 @@ def monitor_feature_attribution_drift(
     metric: float | None = None
     violations: Any = None
     scores: dict[str, float] = {}
-    try:
+    with outcome_recorded(execution):
         features = manifest.get("features") or model_features(the_store, model, [], set())
         settings = explain_settings(sample_size, None, 0, manifest.get("settings"))
         files = [f for root in captures for f in list_capture_files(root, start, end)]
@@ -225,16 +232,9 @@ def monitor_feature_attribution_drift(
             documents["analysis.json"] = json_dumps(analysis.dump()).encode()
             documents["constraint_violations.json"] = json_dumps(violations.dump()).encode()
             count_violations(execution, [v.constraint_check_type for v in violations.violations])
-            if violations.violations:
-                execution.status = "CompletedWithViolations"
         execution.outputs = write_documents_task(store_uri, prefix, documents)
-    except UserError:
-        raise
-    except Exception as problem:  # noqa: BLE001 - any other failure is the execution's outcome
-        mark_failed(execution, problem)
-    lines = [f"### {model} · feature-attribution-drift · {execution.status}",
-             f"{execution.rows_profiled} of {execution.records_read} captured records explained, "
-             f"window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC; nDCG threshold {limit}."]
+    lines = summary_head(execution, f"{execution.rows_profiled} of {execution.records_read} captured "
+                                    f"records explained; nDCG threshold {limit}")
     lines += [f"- {label}: nDCG {score:.4f}" for label, score in scores.items()]
     if violations is not None:
         lines += [f"- {v.description}" for v in violations.violations]

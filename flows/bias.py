@@ -12,7 +12,14 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.monitor import begin_execution, count_violations, finish_execution, mark_failed, utc_window
+from flows.monitor import (
+    begin_execution,
+    count_violations,
+    finish_execution,
+    outcome_recorded,
+    summary_head,
+    utc_window,
+)
 from flows.monitor import write_outputs_task as write_documents_task
 from flows.quality import MIN_RECORDS, merged_files, merged_roots, read_merged_task
 from modelwatch.errors import UserError
@@ -208,7 +215,7 @@ def monitor_bias_drift(
                                         ", ".join(roots), sources)
     metric: float | None = None
     violations: Any = None
-    try:
+    with outcome_recorded(execution):
         settings = bias_settings(manifest)
         label = manifest["label"]
         features = manifest.get("features") or []
@@ -237,16 +244,8 @@ def monitor_bias_drift(
             documents["constraint_violations.json"] = json_dumps(violations.dump()).encode()
             metric = headline_metric(analysis)
             count_violations(execution, [v.metric_name for v in violations.violations])
-            if violations.violations:
-                execution.status = "CompletedWithViolations"
         execution.outputs = write_documents_task(store_uri, prefix, documents)
-    except UserError:
-        raise
-    except Exception as problem:  # noqa: BLE001 - any other failure is the execution's outcome
-        mark_failed(execution, problem)
-    lines = [f"### {model} · bias-drift · {execution.status}",
-             f"{execution.rows_profiled} labelled records, window {start:%Y-%m-%d %H:%M} to "
-             f"{end:%Y-%m-%d %H:%M} UTC."]
+    lines = summary_head(execution, f"{execution.rows_profiled} labelled records")
     if violations is not None:
         lines += [f"- {v.facet}={v.facet_value} {v.metric_name}: {v.description}"
                   for v in violations.violations]

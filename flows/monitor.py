@@ -3,6 +3,8 @@ profiles, check them against the baseline and write the execution's documents, e
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -228,7 +230,7 @@ def monitor_data_quality(
                                         ", ".join(captures), baseline.sources)
     violations = ConstraintViolations()
     metric: float | None = None
-    try:
+    with outcome_recorded(execution):
         categorical = {f.name for f in baseline.constraints.features if f.inferred_type == "String"}
         input_features = [f for f in baseline.features if f != PREDICTION]
         if len(captures) == 1 and captures[0].lower().endswith((".csv", ".parquet", ".pq")):
@@ -265,17 +267,11 @@ def monitor_data_quality(
             documents["report.html"] = report_task(baseline, sample, title).encode("utf-8")
         execution.outputs = write_outputs_task(store_uri, prefix, documents)
         count_violations(execution, [v.constraint_check_type for v in violations.violations])
-        if violations.violations:
-            execution.status = "CompletedWithViolations"
-        elif profile.item_count == 0:
+        if not violations.violations and profile.item_count == 0:
             execution.status = "NoData"
             execution.notes.append("the window held no usable capture records")
         if baseline.statistics is None:
             execution.notes.append("no baseline statistics: baseline_drift_check was skipped")
-    except UserError:
-        raise
-    except Exception as problem:  # noqa: BLE001 - any other failure is the execution's outcome
-        mark_failed(execution, problem)
     return finish_execution(store_uri, prefix, execution, metric,
                             _markdown_summary(execution, violations))
 
@@ -303,10 +299,31 @@ def utc_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
 
 
 def count_violations(execution: Execution, kinds: list[str]) -> None:
-    """Violation count and per-kind tally of an execution (check type, or metric name)."""
+    """Violation count and per-kind tally of an execution (check type, or metric name); any violation
+    makes it CompletedWithViolations."""
     execution.violation_count = len(kinds)
     for kind in kinds:
         execution.violation_types[kind] = execution.violation_types.get(kind, 0) + 1
+    if kinds:
+        execution.status = "CompletedWithViolations"
+
+
+@contextlib.contextmanager
+def outcome_recorded(execution: Execution) -> Iterator[None]:
+    """A user's error propagates (exit code 2); any other failure becomes the execution's outcome."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as problem:  # noqa: BLE001 - recorded, then finish_execution fails the run
+        mark_failed(execution, problem)
+
+
+def summary_head(execution: Execution, what: str) -> list[str]:
+    """The first lines of an execution's markdown artifact."""
+    return [f"### {execution.model} · {execution.monitor_type} · {execution.status}",
+            f"{what}, window {execution.window_start:%Y-%m-%d %H:%M} to "
+            f"{execution.window_end:%Y-%m-%d %H:%M} UTC."]
 
 
 def mark_failed(execution: Execution, problem: Exception) -> None:

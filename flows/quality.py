@@ -14,7 +14,8 @@ from flows.monitor import (
     begin_execution,
     count_violations,
     finish_execution,
-    mark_failed,
+    outcome_recorded,
+    summary_head,
     utc_window,
     write_outputs_task,
 )
@@ -192,7 +193,7 @@ def monitor_model_quality(
                                         ", ".join(roots), sources)
     metric: float | None = None
     violations: Any = None
-    try:
+    with outcome_recorded(execution):
         files = merged_files(roots, start, end)
         batch = read_merged_task(files)
         execution.files_read = len(files)
@@ -216,16 +217,8 @@ def monitor_model_quality(
                 if group else None
             metric = headline.value if headline is not None else None
             count_violations(execution, [v.metric_name for v in violations.violations])
-            if violations.violations:
-                execution.status = "CompletedWithViolations"
         execution.outputs = write_outputs_task(store_uri, prefix, documents)
-    except UserError:
-        raise
-    except Exception as problem:  # noqa: BLE001 - any other failure is the execution's outcome
-        mark_failed(execution, problem)
-    lines = [f"### {model} · model-quality · {execution.status}",
-             f"{execution.rows_profiled} labelled records, window {start:%Y-%m-%d %H:%M} to "
-             f"{end:%Y-%m-%d %H:%M} UTC."]
+    lines = summary_head(execution, f"{execution.rows_profiled} labelled records")
     if violations is not None:
         lines += [f"- {v.description}" for v in violations.violations]
     return finish_execution(store_uri, prefix, execution, metric, "\n".join(lines))

@@ -27,6 +27,18 @@ def window_for(scheduled: datetime, period: str) -> tuple[datetime, datetime]:
     return end - PERIODS[period], end
 
 
+def run_window(period: str, window_end: datetime | None) -> tuple[datetime, datetime]:
+    """The window of this run: the period ending at `window_end` when given, else the complete period
+    before the run's scheduled time (or now, for a run nobody scheduled)."""
+    from prefect.runtime import flow_run
+
+    if window_end is not None:
+        if period not in PERIODS:
+            raise UserError(f"window period {period!r}: expected one of {', '.join(PERIODS)}")
+        return window_end - PERIODS[period], window_end
+    return window_for(flow_run.scheduled_start_time or datetime.now(UTC), period)
+
+
 def period_for_cron(cron: str) -> str:
     """An hourly-or-faster cron monitors the previous hour; anything slower, the previous day."""
     fields = cron.split()
@@ -44,16 +56,12 @@ def scheduled_monitor(
     summarize: bool = True,
 ) -> dict[str, Any]:
     """One scheduled execution for a model and monitor type over the window before this run."""
-    from prefect.runtime import flow_run
-
     from flows.monitor import monitor_data_quality
     from tasks.registry import endpoints_of, get_model
 
     store_uri = store or default_store_uri()
     the_store = Store(store_uri)
-    scheduled = window_end or flow_run.scheduled_start_time or datetime.now(UTC)
-    start, end = window_for(scheduled, period) if window_end is None else (
-        window_end - PERIODS[period], window_end)
+    start, end = run_window(period, window_end)
     get_model(the_store, model)
     endpoints = endpoints_of(the_store, model)
     if not endpoints:
@@ -103,12 +111,8 @@ def scheduled_merge(
 ) -> dict[str, Any]:
     """The ground-truth merge job of an endpoint: merge the window before this run with the labels
     that arrived within the lookback (re-running a window rewrites the same merged files)."""
-    from prefect.runtime import flow_run
-
     from flows.merge import merge_ground_truth
 
-    scheduled = window_end or flow_run.scheduled_start_time or datetime.now(UTC)
-    start, end = window_for(scheduled, period) if window_end is None else (
-        window_end - PERIODS[period], window_end)
+    start, end = run_window(period, window_end)
     return merge_ground_truth(endpoint=endpoint, start=start, end=end, lookback=lookback,
                               store=store or default_store_uri())
