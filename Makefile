@@ -36,6 +36,7 @@ test: install lint browser
 bench: install
 	.venv/bin/python -m benchmarks.data_quality
 	.venv/bin/python -m benchmarks.summary
+	.venv/bin/python -m benchmarks.merge
 	.venv/bin/python -m benchmarks.bias_drift
 	.venv/bin/python -m benchmarks.attribution_drift
 

@@ -1,15 +1,22 @@
 """Ground-truth merge flow: join one window of an endpoint's capture records with the labels that
 arrived for it, write the merged records by capture hour, file labels whose capture lies in another
 window as pending, and write the merge report last. The logic lives in tasks/groundtruth.py.
+
+The labels are read and resolved (latest per id) first; then a few workers, one per core, each merge
+a run of the window's hours: they read an hour's capture files, and every FLUSH_BYTES of capture
+merge what they hold with the labels and write those hours' files. Memory follows the labels plus
+a flush per worker, not the window.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from prefect import flow, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -18,29 +25,41 @@ from flows.monitor import MAX_CHUNKS, chunked
 from modelwatch.errors import UserError
 from tasks.capture import iso_z, list_capture_hours
 from tasks.groundtruth import (
-    CaptureRecords,
     JoinResult,
     LabelBatch,
+    Labels,
+    MergedPart,
     MergeReport,
+    ReadCounts,
+    WindowMerge,
     check_window,
+    classify,
     concat_captures,
     concat_labels,
+    empty_captures,
     list_ground_truth,
     list_pending,
-    merge_outputs,
-    merge_window,
+    merge_part,
+    merge_report,
     merged_key,
     parse_duration,
     parse_ground_truth,
+    pending_documents,
     quarantine_key,
     quarantine_lines,
     read_capture_records,
     report_key,
+    resolve_labels,
 )
+from tasks.jsonl_layout import read_uri
 from tasks.registry import get_endpoint
-from tasks.store import Store, check_slug, default_store_uri, read_uri_bytes
+from tasks.store import Store, check_slug, default_store_uri
 
 HourFile = tuple[str, datetime]
+HourFiles = tuple[datetime, list[str]]  # an hour of the window and its capture files, in name order
+# Capture bytes a worker gathers before merging them: each flush probes every label once, so
+# bigger flushes cost less time and more memory.
+FLUSH_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -50,6 +69,32 @@ class CaptureListing:
     window: list[HourFile] = field(default_factory=list)
     context: list[HourFile] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class HoursMerged:
+    """What one worker merged: its parts (their hours already written), the files it wrote
+    (key -> URI) and what it read."""
+
+    parts: list[MergedPart] = field(default_factory=list)
+    written: dict[str, str] = field(default_factory=dict)
+    lines_read: int = 0
+    files: int = 0
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+
+
+def window_hours(files: list[HourFile], start: datetime, end: datetime) -> list[HourFiles]:
+    """Every hour of the window with its capture files: an hour without any still has its merged
+    file removed, so a re-run leaves exactly the keys it wrote."""
+    by_hour: dict[datetime, list[str]] = {}
+    for uri, hour in files:
+        by_hour.setdefault(hour, []).append(uri)
+    hours = []
+    hour = start
+    while hour < end:
+        hours.append((hour, sorted(by_hour.get(hour, []))))
+        hour += timedelta(hours=1)
+    return hours
 
 
 @task(name="list-capture-files", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
@@ -67,20 +112,6 @@ def list_captures_task(capture_uri: str, start: datetime, end: datetime,
     return listing
 
 
-@task(name="read-capture-chunk", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def read_captures_task(files: list[HourFile]) -> CaptureRecords:
-    return concat_captures([read_capture_records(read_uri_bytes(uri), uri, hour)
-                            for uri, hour in files])
-
-
-@task(name="read-capture-ids", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def read_capture_ids_task(files: list[HourFile]) -> pd.DataFrame:
-    """Join ids and hours of capture records outside the window: enough to call a label pending."""
-    batch = concat_captures([read_capture_records(read_uri_bytes(uri), uri, hour, keep_raw=False)
-                             for uri, hour in files], keep_raw=False)
-    return batch.frame[["id", "hour"]].drop_duplicates()
-
-
 @task(name="list-ground-truth", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def list_labels_task(store_uri: str, endpoint: str, start: datetime, end: datetime,
                      reach: timedelta) -> tuple[list[HourFile], list[str]]:
@@ -92,7 +123,7 @@ def list_labels_task(store_uri: str, endpoint: str, start: datetime, end: dateti
 @task(name="read-ground-truth-chunk", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
 def read_labels_task(store_uri: str, files: list[HourFile]) -> LabelBatch:
     store = Store(store_uri)
-    return concat_labels([parse_ground_truth(store.read_bytes(key), key, hour)
+    return concat_labels([parse_ground_truth(read_uri(store.uri(key)), key, hour)
                           for key, hour in files])
 
 
@@ -103,43 +134,107 @@ def read_pending_task(store_uri: str, keys: list[str]) -> LabelBatch:
                           for key in keys])
 
 
-@task(name="join-ground-truth", cache_policy=NO_CACHE)
-def join_task(captures: CaptureRecords, labels: LabelBatch, pending: LabelBatch,
-              context: pd.DataFrame, endpoint: str, start: datetime, end: datetime,
-              lookback: str) -> tuple[MergeReport, JoinResult]:
-    return merge_window(captures, labels, pending, context, endpoint=endpoint, start=start,
-                        end=end, lookback=lookback)
+@task(name="resolve-labels", cache_policy=NO_CACHE)
+def resolve_labels_task(labels: LabelBatch, pending: LabelBatch) -> Labels:
+    return resolve_labels(labels.table, pending.table)
 
 
-@task(name="write-merged", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])
-def write_merged_task(store_uri: str, endpoint: str, start: datetime, end: datetime,
-                      result: JoinResult, quarantine: bytes,
-                      previous: dict[str, Any] | None) -> dict[str, Any]:
-    """Write merged hour files and pending files; remove what an earlier run of the window wrote
-    and this one did not, so a re-run leaves exactly the same keys."""
-    store = Store(store_uri)
-    documents = merge_outputs(endpoint, start, end, result)
-    written = {key: store.write_bytes(key, data) for key, data in documents.items()}
-    hour = start
-    while hour < end:
+def _flush(store: Store, endpoint: str, held: list[tuple[datetime, pa.Table]], labels: Labels,
+           merged: HoursMerged) -> None:
+    """Merge the held hours' records and write each hour's file; remove the file of an hour that
+    has no merged record now (an earlier run may have written one)."""
+    def write(hour: datetime | None, data: memoryview) -> None:
+        if hour is None:
+            raise ValueError("capture records without an hour folder cannot be filed by hour")
         key = merged_key(endpoint, hour)
-        if key not in written:
+        merged.written[key] = store.write_bytes(key, data)
+
+    tables = [table for _, table in held if table.num_rows]
+    merged.parts.append(merge_part(pa.concat_tables(tables) if tables else empty_captures(), labels,
+                                   write))
+    for key in (merged_key(endpoint, hour) for hour, _ in held):
+        if key not in merged.written:
             store.delete(key)
-        hour += timedelta(hours=1)
+
+
+@task(name="merge-capture-hours", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def merge_hours_task(store_uri: str, endpoint: str, hours: list[HourFiles],
+                     labels: Labels) -> HoursMerged:
+    """Merge a run of the window's hours (in order) with the resolved labels and write them."""
+    store = Store(store_uri)
+    merged = HoursMerged()
+    held: list[tuple[datetime, pa.Table]] = []
+    size = 0
+    for hour, files in hours:
+        batch = concat_captures([read_capture_records(read_uri(uri), uri, hour) for uri in files])
+        merged.lines_read += batch.lines_read
+        merged.files += batch.files
+        merged.quarantine += batch.quarantine
+        held.append((hour, batch.table.select(["id", "hour", "raw"])))  # what merge_part uses
+        size += held[-1][1].nbytes
+        if size >= FLUSH_BYTES:
+            _flush(store, endpoint, held, labels, merged)
+            held, size = [], 0
+    if held:
+        _flush(store, endpoint, held, labels, merged)
+    return merged
+
+
+@task(name="read-capture-ids", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def read_capture_ids_task(files: list[HourFile], labels: Labels) -> pa.Table:
+    """Join ids and hours of capture records outside the window, kept only where a label has that
+    id: enough to call a label pending, and small however long the lookback. Filtered every
+    FLUSH_BYTES of ids, as each filter hashes every label."""
+    kept = [empty_captures(keep_raw=False).select(["id", "hour"])]
+    held: list[pa.Table] = []
+    size = 0
+    for number, (uri, hour) in enumerate(files, start=1):
+        held.append(read_capture_records(read_uri(uri), uri, hour, keep_raw=False).table
+                    .select(["id", "hour"]))
+        size += held[-1].nbytes
+        if size >= FLUSH_BYTES or number == len(files):
+            places = pa.concat_tables(held)
+            kept.append(places.filter(pc.is_in(places["id"], value_set=labels.ids)))
+            held, size = [], 0
+    return pa.concat_tables(kept)
+
+
+@task(name="classify-labels", cache_policy=NO_CACHE)
+def classify_task(labels: Labels, merged: list[HoursMerged], context: pa.Table | None) -> JoinResult:
+    window = WindowMerge.of([part for worker in merged for part in worker.parts], labels)
+    pending, unknown = classify(labels, window.hits, context)
+    return JoinResult(labels, window, pending, unknown)
+
+
+@task(name="write-pending-and-quarantine", cache_policy=NO_CACHE, retries=2,
+      retry_delay_seconds=[1, 5])
+def write_outputs_task(store_uri: str, endpoint: str, start: datetime, end: datetime,
+                       pending: pa.Table, quarantine: bytes,
+                       previous: dict[str, Any] | None) -> dict[str, Any]:
+    """Write the pending files and the quarantine; remove pending files an earlier run of the
+    window wrote and this one did not, so a re-run leaves exactly the same keys."""
+    store = Store(store_uri)
+    written = {key: store.write_bytes(key, data)
+               for key, data in pending_documents(endpoint, start, end, pending).items()}
     base = store.uri("") + "/"
     for uri in (previous or {}).get("pending", []):
         if uri.startswith(base) and uri[len(base):] not in written:
             store.delete(uri[len(base):])
-    return {
-        "merged": [u for k, u in written.items() if "/pending/" not in k],
-        "pending": [u for k, u in written.items() if "/pending/" in k],
-        "quarantine": store.write_bytes(quarantine_key(endpoint, start, end), quarantine),
-    }
+    return {"pending": list(written.values()),
+            "quarantine": store.write_bytes(quarantine_key(endpoint, start, end), quarantine)}
 
 
 @task(name="write-merge-report", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])
 def write_report_task(store_uri: str, key: str, report: MergeReport) -> str:
     return Store(store_uri).write_json(key, report.dump())
+
+
+def _read_counts(merged: list[HoursMerged], labels: LabelBatch, pending: LabelBatch) -> ReadCounts:
+    return ReadCounts(capture_files=sum(m.files for m in merged),
+                      capture_lines=sum(m.lines_read for m in merged),
+                      captures_malformed=sum(len(m.quarantine) for m in merged),
+                      label_files=labels.files, pending_files=pending.files,
+                      labels_malformed=len(labels.quarantine) + len(pending.quarantine))
 
 
 def _markdown(report: MergeReport) -> str:
@@ -210,21 +305,31 @@ def merge_ground_truth(
 
     listing = list_captures_task(record.capture_uri, start, end, reach)
     label_files, pending_files = list_labels_task(store_uri, endpoint, start, end, reach)
-    capture_futures = read_captures_task.map(chunked(listing.window, chunks))
-    context_futures = read_capture_ids_task.map(chunked(listing.context, chunks))
-    label_futures = read_labels_task.map(unmapped(store_uri), chunked(label_files, chunks))
+    # Reading and merging are CPU-bound (Arrow releases the GIL): one task per core; more would
+    # only hold more files in memory at once.
+    workers = max(1, min(chunks, os.cpu_count() or 1))
+    label_futures = read_labels_task.map(unmapped(store_uri), chunked(label_files, workers))
     pending = read_pending_task(store_uri, pending_files)
-
-    captures = concat_captures([f.result() for f in capture_futures])
-    contexts = [f.result() for f in context_futures]
-    context = pd.concat(contexts, ignore_index=True) if contexts else None
     labels = concat_labels([f.result() for f in label_futures])
-    report, result = join_task(captures, labels, pending, context, endpoint, start, end, lookback)
-    report.notes.extend(listing.notes)
+    resolved = resolve_labels_task(labels, pending)
 
-    quarantine = quarantine_lines(captures, labels, pending, result, report)
-    report.outputs = write_merged_task(store_uri, endpoint, start, end, result, quarantine, previous)
-    report.outputs["report"] = the_store.uri(key)
+    hours = chunked(window_hours(listing.window, start, end), workers)
+    merge_futures = merge_hours_task.map(unmapped(store_uri), unmapped(endpoint), hours,
+                                         unmapped(resolved))
+    context_futures = read_capture_ids_task.map(chunked(listing.context, workers), unmapped(resolved))
+    merged = [f.result() for f in merge_futures]
+    contexts = [f.result() for f in context_futures]
+    result = classify_task(resolved, merged, pa.concat_tables(contexts) if contexts else None)
+
+    report = merge_report(result, _read_counts(merged, labels, pending), endpoint=endpoint,
+                          start=start, end=end, lookback=lookback)
+    report.notes.extend(listing.notes)
+    quarantine = quarantine_lines([q for m in merged for q in m.quarantine],
+                                  labels.quarantine + pending.quarantine, result, report)
+    outputs = write_outputs_task(store_uri, endpoint, start, end, result.pending, quarantine, previous)
+    written = {k: uri for m in merged for k, uri in m.written.items()}
+    report.outputs = {"merged": [written[k] for k in sorted(written)], **outputs,
+                      "report": the_store.uri(key)}
     write_report_task(store_uri, key, report)
     print(f"merged {report.captures_matched} of {report.captures_read} capture records of "
           f"{endpoint}; {report.labels_pending} labels pending, {report.labels_unknown} unknown, "

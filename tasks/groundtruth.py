@@ -23,12 +23,18 @@ superseded duplicates, every label is exactly one of:
   pending  its id is a capture record elsewhere in [start - L, end + L): kept for that capture's merge;
   unknown  its id matches no capture record in [start - L, end + L): reported, never merged.
 Windows are whole UTC hours, so every capture record belongs to exactly one window.
+
+Records are Arrow tables, never Python objects per line: lines in SageMaker's compact layout are read
+by tasks/jsonl_layout.py, other lines by orjson; a merged record is the captured line's bytes with the
+label spliced in. The merge runs in parts (resolve the labels once, then `merge_part` over bounded
+groups of capture hours, then `classify`), so memory follows the labels and one part, not the window.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,12 +43,14 @@ import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from pydantic import Field
 
 from modelwatch.errors import UserError
 from tasks.capture import arrow_owned, hour_prefixes, iso_z, parse_time
 from tasks.documents import Document
+from tasks.jsonl_layout import PLAIN, STRING, Layout, LayoutMatch, arrow_lines, as_text, match_layouts
 from tasks.store import Store, check_slug, filesystem_for
 
 GROUNDTRUTH = "groundtruth"
@@ -51,8 +59,44 @@ PART_NAME = "part-00000.jsonl"
 STAMP = "%Y%m%dT%H%M%SZ"
 ENCODINGS = ("CSV", "JSON")
 
-CAPTURE_COLUMNS = ["id", "event_id", "inference_id", "inference_time", "hour", "file", "line"]
-LABEL_COLUMNS = ["id", "data", "encoding", "labelled_at", "file", "line"]
+TEXT = pa.large_string()
+BYTES = pa.large_binary()
+HOUR = pa.timestamp("us", tz="UTC")
+FILE = pa.dictionary(pa.int32(), TEXT)  # one file name for thousands of rows
+# raw: the captured line's bytes, newline-terminated; only when read with keep_raw.
+CAPTURE_SCHEMA = pa.schema([("id", TEXT), ("event_id", TEXT), ("inference_id", TEXT),
+                            ("inference_time", TEXT), ("hour", HOUR), ("file", FILE),
+                            ("line", pa.int64()), ("raw", BYTES)])
+# truth: the groundTruthData object as merged records carry it, {"data":...,"encoding":...}.
+LABEL_SCHEMA = pa.schema([("id", TEXT), ("data", TEXT), ("encoding", TEXT), ("truth", BYTES),
+                          ("labelled_at", HOUR), ("file", FILE), ("line", pa.int64())])
+LABEL_COLUMNS = LABEL_SCHEMA.names
+
+_ID = PLAIN + "+"
+_VALUE = f"(?:{STRING}|null)"
+_FLAT = r"\{(?:" + STRING + ":" + _VALUE + "(?:," + STRING + ":" + _VALUE + r")*)?\}"
+# captureData holds flat objects of strings (endpointInput, endpointOutput); the layout's tail closes it.
+_CAPTURE_HEAD = r'\{"captureData":\{(?:' + STRING + ":" + _FLAT + "(?:," + STRING + ":" + _FLAT + ")*)?"
+_METADATA = ('},"eventMetadata":{"eventId":"<event_id>"{inference},"inferenceTime":"<inference_time>"},'
+             '"eventVersion":"0"}')
+UUID = 36  # characters of SageMaker's eventId
+SECONDS = 20  # characters of SageMaker's inferenceTime, 2026-11-23T00:30:00Z
+_NO_INFERENCE_ID = _METADATA.replace("{inference}", "")
+# SageMaker's capture line, without and with the caller's InferenceId; the first (the usual line)
+# has its fields cut by position, the others by splitting its tail at quotes.
+CAPTURE_LAYOUTS = [
+    Layout(_CAPTURE_HEAD, _NO_INFERENCE_ID, {"event_id": UUID, "inference_time": SECONDS}),
+    Layout(_CAPTURE_HEAD, _NO_INFERENCE_ID, {"event_id": _ID, "inference_time": PLAIN + "*"}),
+    Layout(_CAPTURE_HEAD, _METADATA.replace("{inference}", ',"inferenceId":"<inference_id>"'),
+           {"event_id": _ID, "inference_id": _ID, "inference_time": PLAIN + "*"}),
+]
+# The ground-truth line `groundtruth upload` writes; data holds a non-blank character. The first
+# layout (ids are UUIDs) is cut by position.
+_LABEL = ('{"groundTruthData":{"data":"<data>","encoding":"CSV"},"eventMetadata":{"eventId":"<id>"},'
+          '"eventVersion":"0"}')
+_LABEL_DATA = PLAIN + r"*[!#-\[\]-~]" + PLAIN + "*"
+LABEL_LAYOUTS = [Layout("", _LABEL, {"data": _LABEL_DATA, "id": UUID}),
+                 Layout("", _LABEL, {"data": _LABEL_DATA, "id": _ID})]
 
 _DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?)?")
 
@@ -109,103 +153,171 @@ def quarantine_key(endpoint: str, start: datetime, end: datetime) -> str:
     return f"{merged_prefix(endpoint)}/reports/{window_stamp(start, end)}.quarantine.jsonl"
 
 
-def _utc_hours(values: list[Any] | pd.Series) -> pd.Series:
-    return pd.Series(pd.to_datetime(values, utc=True), dtype="datetime64[ns, UTC]")
+def _times(values: list[Any]) -> pa.Array:
+    """Datetimes or ISO-8601 texts as UTC timestamps; anything else (a template such as "{%s}") null."""
+    parsed = pd.to_datetime(pd.Series(values, dtype=object), utc=True, errors="coerce", format="ISO8601")
+    return pa.array(parsed, from_pandas=True).cast(HOUR, safe=False)
+
+
+def _constant(value: Any, kind: pa.DataType, size: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, kind), size)
+
+
+def _file_column(source: str, size: int) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(size, np.int32)), pa.array([source], TEXT))
+
+
+def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
+    """The table sorted by the keys, ascending, nulls last (Arrow sorts no dictionary column: file
+    names are sorted as text)."""
+    if table.num_rows < 2:
+        return table
+    columns = {k: pc.cast(table[k], TEXT) if pa.types.is_dictionary(table[k].type) else table[k]
+               for k in keys}
+    order = pc.sort_indices(pa.table(columns), sort_keys=[(k, "ascending") for k in keys])
+    return table.take(order)
+
+
+def _concat_in_line_order(parts: list[pa.Table]) -> pa.Table:
+    """Rows read by layout and rows read by the full parser, back in line order."""
+    if len(parts) == 1:
+        return parts[0]
+    return _sorted(pa.concat_tables(parts).combine_chunks(), ["line"])
+
+
+def _layout_lines(data: bytes | pa.Buffer,
+                  layouts: list[Layout]) -> tuple[pa.LargeBinaryArray | None, LayoutMatch | None]:
+    """The file's lines and what the layouts read of them; (None, None) when the whole file is left
+    to the full parser (a carriage return, or bytes that are not UTF-8)."""
+    lines = arrow_lines(data)
+    text = as_text(lines) if lines is not None else None
+    if lines is None or text is None:
+        return None, None
+    return lines, match_layouts(text, layouts)
+
+
+def _other_lines(data: bytes | pa.Buffer, lines: pa.LargeBinaryArray | None,
+                 found: LayoutMatch | None) -> Iterator[tuple[int, bytes]]:
+    """(1-based number, stripped bytes) of the non-blank lines no layout read, for the full parser."""
+    if lines is None or found is None:
+        whole = data if isinstance(data, bytes) else data.to_pybytes()
+        numbered: Iterator[tuple[int, bytes]] = enumerate(whole.splitlines(), start=1)
+    else:
+        numbered = ((int(i) + 1, lines[int(i)].as_py()) for i in found.rest)
+    for number, raw in numbered:
+        raw = raw.strip()
+        if raw:
+            yield number, raw
+
+
+def _malformed(source: str, line: int, reason: str, raw: bytes) -> dict[str, Any]:
+    return {"file": source, "line": line, "reason": reason,
+            "record": raw.decode("utf-8", errors="replace")}
 
 
 # ---- reading capture records for the join ----
 
 @dataclass
 class CaptureRecords:
-    """Capture lines as join records: one frame row per invocation, plus the quarantined lines.
+    """Capture lines as join records: one CAPTURE_SCHEMA row per invocation (`raw` only when read
+    with keep_raw), plus the quarantined lines."""
 
-    frame columns: CAPTURE_COLUMNS, and `raw` (the line's bytes) when read with keep_raw.
-    """
-
-    frame: pd.DataFrame
+    table: pa.Table
     lines_read: int = 0
     files: int = 0
     quarantine: list[dict[str, Any]] = field(default_factory=list)
 
 
-def empty_captures(keep_raw: bool = True) -> pd.DataFrame:
-    columns = {c: pd.Series(dtype=object) for c in CAPTURE_COLUMNS}
-    columns["hour"] = pd.Series(dtype="datetime64[ns, UTC]")
-    columns["line"] = pd.Series(dtype="int64")
+def capture_schema(keep_raw: bool = True) -> pa.Schema:
+    return CAPTURE_SCHEMA if keep_raw else CAPTURE_SCHEMA.remove(CAPTURE_SCHEMA.get_field_index("raw"))
+
+
+def empty_captures(keep_raw: bool = True) -> pa.Table:
+    return capture_schema(keep_raw).empty_table()
+
+
+def _capture_fields(raw: bytes) -> str | tuple[str, str | None, str | None]:
+    """Why a line is not a capture record, or its (eventId, inferenceId, inferenceTime)."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return "line is not valid JSON"
+    if not isinstance(record, dict) or not isinstance(record.get("captureData"), dict):
+        return "record has no captureData object"
+    meta = record.get("eventMetadata")
+    if not isinstance(meta, dict):
+        return "record has no eventMetadata object"
+    event_id = meta.get("eventId")
+    if not isinstance(event_id, str) or not event_id:
+        return "eventMetadata.eventId is missing or not a string"
+    inference_id = meta.get("inferenceId")
+    if inference_id is not None and (not isinstance(inference_id, str) or not inference_id):
+        return "eventMetadata.inferenceId is not a non-empty string"
+    moment = meta.get("inferenceTime")
+    return event_id, inference_id, moment if isinstance(moment, str) else None
+
+
+def _captures_by_layout(lines: pa.LargeBinaryArray, found: LayoutMatch, keep_raw: bool) -> pa.Table:
+    columns = {name: found.columns[name] for name in ("event_id", "inference_id", "inference_time")}
+    columns["line"] = pa.array(found.rows + 1)
     if keep_raw:
-        columns["raw"] = pd.Series(dtype=object)
-    return pd.DataFrame(columns)
+        columns["raw"] = lines if len(found.rows) == len(lines) else lines.take(pa.array(found.rows))
+    return pa.table(columns)
 
 
-def read_capture_records(data: bytes, source: str, hour: datetime | None = None,
+def read_capture_records(data: bytes | pa.Buffer, source: str, hour: datetime | None = None,
                          keep_raw: bool = True) -> CaptureRecords:
     """Parse one capture file's lines into join records; bad lines go to quarantine with a reason.
 
     `hour` is the file's hour folder, the record's capture hour; without it the hour comes from
-    inferenceTime (NaT when that is not a time, as in SageMaker's templated SDK fixtures). Payloads
+    inferenceTime (null when that is not a time, as in SageMaker's templated SDK fixtures). Payloads
     are not decoded: the merged line carries the captured line's bytes unchanged.
     """
-    ids: list[str] = []
-    event_ids: list[str] = []
-    inference_ids: list[str | None] = []
-    times: list[str | None] = []
-    line_numbers: list[int] = []
-    raws: list[bytes] = []
+    lines, found = _layout_lines(data, CAPTURE_LAYOUTS)
+    rows: dict[str, list[Any]] = {"event_id": [], "inference_id": [], "inference_time": [], "line": [],
+                                  "raw": []}
     quarantine: list[dict[str, Any]] = []
-    lines_read = 0
-    for line_no, raw in enumerate(data.splitlines(), start=1):
-        raw = raw.strip()
-        if not raw:
-            continue
+    lines_read = len(found.rows) if found is not None else 0
+    for number, raw in _other_lines(data, lines, found):
         lines_read += 1
-        reason = None
-        try:
-            record = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            record, reason = None, "line is not valid JSON"
-        if reason is None:
-            if not isinstance(record, dict) or not isinstance(record.get("captureData"), dict):
-                reason = "record has no captureData object"
-            elif not isinstance(meta := record.get("eventMetadata"), dict):
-                reason = "record has no eventMetadata object"
-            elif not isinstance(event_id := meta.get("eventId"), str) or not event_id:
-                reason = "eventMetadata.eventId is missing or not a string"
-            elif (inference_id := meta.get("inferenceId")) is not None and (
-                    not isinstance(inference_id, str) or not inference_id):
-                reason = "eventMetadata.inferenceId is not a non-empty string"
-        if reason is not None:
-            quarantine.append({"file": source, "line": line_no, "reason": reason,
-                               "record": raw.decode("utf-8", errors="replace")})
+        outcome = _capture_fields(raw)
+        if isinstance(outcome, str):
+            quarantine.append(_malformed(source, number, outcome, raw))
             continue
-        ids.append(inference_id if inference_id is not None else event_id)
-        event_ids.append(event_id)
-        inference_ids.append(inference_id)
-        moment = meta.get("inferenceTime")
-        times.append(moment if isinstance(moment, str) else None)
-        line_numbers.append(line_no)
-        if keep_raw:
-            raws.append(raw)
-    if not ids:
+        for name, value in zip(rows, (*outcome, number, raw + b"\n"), strict=True):
+            rows[name].append(value)
+    parts = []
+    if lines is not None and found is not None and len(found.rows):
+        parts.append(_captures_by_layout(lines, found, keep_raw))
+    if rows["line"]:
+        if not keep_raw:
+            del rows["raw"]
+        parts.append(pa.table(rows, schema=pa.schema(
+            [capture_schema(keep_raw).field(name) for name in rows])))
+    if not parts:
         return CaptureRecords(empty_captures(keep_raw), lines_read, 1, quarantine)
-    if hour is not None:
-        hours = _utc_hours([hour] * len(ids))
-    else:
-        # Vectorised parse; a template such as "{%s}" becomes NaT rather than an error.
-        hours = pd.Series(pd.to_datetime(pd.Series(times, dtype=object), utc=True, errors="coerce",
-                                         format="ISO8601")).dt.floor("h")
-    columns: dict[str, Any] = {
-        "id": ids, "event_id": event_ids, "inference_id": inference_ids, "inference_time": times,
-        "hour": hours.array, "file": [source] * len(ids), "line": line_numbers,
+    table = _concat_in_line_order(parts)
+    return CaptureRecords(_join_records(table, source, hour, keep_raw), lines_read, 1, quarantine)
+
+
+def _join_records(table: pa.Table, source: str, hour: datetime | None, keep_raw: bool) -> pa.Table:
+    """Capture rows completed with the join id, the capture hour and the file, in schema order."""
+    size = table.num_rows
+    hours = (_constant(hour, HOUR, size) if hour is not None
+             else pc.floor_temporal(_times(table["inference_time"].to_pylist()), unit="hour"))
+    columns = {
+        "id": pc.coalesce(table["inference_id"], table["event_id"]),
+        "hour": hours,
+        "file": _file_column(source, size),
     }
-    if keep_raw:
-        columns["raw"] = raws
-    return CaptureRecords(pd.DataFrame(columns), lines_read, 1, quarantine)
+    return pa.table({name: columns[name] if name in columns else table[name]
+                     for name in capture_schema(keep_raw).names}, schema=capture_schema(keep_raw))
 
 
 def concat_captures(batches: list[CaptureRecords], keep_raw: bool = True) -> CaptureRecords:
-    frames = [b.frame for b in batches if len(b.frame)]
+    tables = [b.table for b in batches if b.table.num_rows]
     return CaptureRecords(
-        frame=pd.concat(frames, ignore_index=True) if frames else empty_captures(keep_raw),
+        table=pa.concat_tables(tables) if tables else empty_captures(keep_raw),
         lines_read=sum(b.lines_read for b in batches),
         files=sum(b.files for b in batches),
         quarantine=[q for b in batches for q in b.quarantine],
@@ -216,19 +328,16 @@ def concat_captures(batches: list[CaptureRecords], keep_raw: bool = True) -> Cap
 
 @dataclass
 class LabelBatch:
-    """Ground-truth records as a frame (LABEL_COLUMNS) plus the quarantined lines."""
+    """Ground-truth records (LABEL_SCHEMA rows) plus the quarantined lines."""
 
-    frame: pd.DataFrame
+    table: pa.Table
     lines_read: int = 0
     files: int = 0
     quarantine: list[dict[str, Any]] = field(default_factory=list)
 
 
-def empty_labels() -> pd.DataFrame:
-    columns = {c: pd.Series(dtype=object) for c in LABEL_COLUMNS}
-    columns["labelled_at"] = pd.Series(dtype="datetime64[ns, UTC]")
-    columns["line"] = pd.Series(dtype="int64")
-    return pd.DataFrame(columns)
+def empty_labels() -> pa.Table:
+    return LABEL_SCHEMA.empty_table()
 
 
 def _label_problem(record: Any) -> str | tuple[str, str, str]:
@@ -261,183 +370,417 @@ def _label_problem(record: Any) -> str | tuple[str, str, str]:
     return event_id, data, encoding
 
 
-def parse_ground_truth(data: bytes, source: str, labelled_at: datetime | None = None,
+def _label_fields(raw: bytes, pending: bool) -> str | tuple[str, str, str, str | None, int | None,
+                                                            str | None]:
+    """Why a line is not a label, or its (id, data, encoding) and, for a pending file's line, the
+    origin it records (file, line, labelledAt)."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return "line is not valid JSON"
+    outcome = _label_problem(record)
+    if isinstance(outcome, str) or not pending:
+        return outcome if isinstance(outcome, str) else (*outcome, None, None, None)
+    origin = record.get("provenance")
+    if (not isinstance(origin, dict) or not isinstance(origin.get("file"), str)
+            or not isinstance(origin.get("line"), int)):
+        return "pending record has no provenance (file, line)"
+    return (*outcome, origin["file"], origin["line"], origin.get("labelledAt"))
+
+
+def _labels_by_layout(found: LayoutMatch, source: str, labelled_at: datetime | None) -> pa.Table:
+    size = len(found.rows)
+    data = found.columns["data"]
+    truth = pc.binary_join_element_wise(pa.scalar('{"data":"', TEXT), data,
+                                        pa.scalar('","encoding":"CSV"}', TEXT), pa.scalar("", TEXT))
+    return pa.table({
+        "id": found.columns["id"], "data": data, "encoding": _constant("CSV", TEXT, size),
+        "truth": truth.cast(BYTES), "labelled_at": _constant(labelled_at, HOUR, size),
+        "file": _file_column(source, size), "line": pa.array(found.rows + 1),
+    }, schema=LABEL_SCHEMA)
+
+
+def parse_ground_truth(data: bytes | pa.Buffer, source: str, labelled_at: datetime | None = None,
                        pending: bool = False) -> LabelBatch:
     """Parse one ground-truth JSONL file; bad lines go to quarantine with a reason.
 
-    `labelled_at` is the file's hour folder (NaT when unknown: such labels rank oldest among
+    `labelled_at` is the file's hour folder (null when unknown: such labels rank oldest among
     duplicates). A pending file (ours) carries each label's origin in a `provenance` object, so a
     label met both there and in its own file is recognised as the same label.
     """
-    ids: list[str] = []
-    values: list[str] = []
-    encodings: list[str] = []
-    files: list[str] = []
-    lines: list[int] = []
-    stamps: list[Any] = []
+    lines, found = (None, None) if pending else _layout_lines(data, LABEL_LAYOUTS)
+    rows: dict[str, list[Any]] = {name: [] for name in LABEL_COLUMNS}
     quarantine: list[dict[str, Any]] = []
-    lines_read = 0
-    for line_no, raw in enumerate(data.splitlines(), start=1):
-        raw = raw.strip()
-        if not raw:
-            continue
+    lines_read = len(found.rows) if found is not None else 0
+    for number, raw in _other_lines(data, lines, found):
         lines_read += 1
-        try:
-            record = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            outcome: str | tuple[str, str, str] = "line is not valid JSON"
-        else:
-            outcome = _label_problem(record)
-        if pending and not isinstance(outcome, str):
-            origin = record.get("provenance")
-            if (not isinstance(origin, dict) or not isinstance(origin.get("file"), str)
-                    or not isinstance(origin.get("line"), int)):
-                outcome = "pending record has no provenance (file, line)"
+        outcome = _label_fields(raw, pending)
         if isinstance(outcome, str):
-            quarantine.append({"file": source, "line": line_no, "reason": outcome,
-                               "record": raw.decode("utf-8", errors="replace")})
+            quarantine.append(_malformed(source, number, outcome, raw))
             continue
-        ids.append(outcome[0])
-        values.append(outcome[1])
-        encodings.append(outcome[2])
-        if pending:
-            files.append(origin["file"])
-            lines.append(origin["line"])
-            stamps.append(origin.get("labelledAt"))
-        else:
-            files.append(source)
-            lines.append(line_no)
-            stamps.append(labelled_at)
-    if not ids:
-        return LabelBatch(empty_labels(), lines_read, 1, quarantine)
-    frame = pd.DataFrame({
-        "id": ids, "data": values, "encoding": encodings,
-        "labelled_at": pd.to_datetime(pd.Series(stamps, dtype=object), utc=True, errors="coerce",
-                                      format="ISO8601").array,
-        "file": files, "line": lines,
-    })
-    return LabelBatch(frame, lines_read, 1, quarantine)
+        event_id, value, encoding, origin_file, origin_line, stamp = outcome
+        rows["id"].append(event_id)
+        rows["data"].append(value)
+        rows["encoding"].append(encoding)
+        rows["truth"].append(orjson.dumps({"data": value, "encoding": encoding}))
+        rows["labelled_at"].append(stamp if pending else labelled_at)
+        rows["file"].append(origin_file if pending else source)
+        rows["line"].append(origin_line if pending else number)
+    parts = []
+    if found is not None and len(found.rows):
+        parts.append(_labels_by_layout(found, source, labelled_at))
+    if rows["id"]:
+        stamps = _times(rows.pop("labelled_at"))
+        files = pa.array(rows.pop("file"), TEXT).dictionary_encode()
+        parts.append(pa.table({**rows, "labelled_at": stamps, "file": files}).select(LABEL_COLUMNS)
+                     .cast(LABEL_SCHEMA))
+    table = _concat_in_line_order(parts) if parts else empty_labels()
+    return LabelBatch(table, lines_read, 1, quarantine)
 
 
 def concat_labels(batches: list[LabelBatch]) -> LabelBatch:
-    frames = [b.frame for b in batches if len(b.frame)]
+    tables = [b.table for b in batches if b.table.num_rows]
     return LabelBatch(
-        frame=pd.concat(frames, ignore_index=True) if frames else empty_labels(),
+        table=pa.concat_tables(tables) if tables else empty_labels(),
         lines_read=sum(b.lines_read for b in batches),
         files=sum(b.files for b in batches),
         quarantine=[q for b in batches for q in b.quarantine],
     )
 
 
-# ---- the join ----
+# ---- resolving labels: one per id, the latest ----
 
 @dataclass
-class JoinResult:
-    """What a merge produced, before anything is written.
+class Labels:
+    """The labels read for a merge, resolved to the latest label of each id.
 
-    merged: the window's matched capture records with `record` (the merged JSONL line), by hour.
-    pending: labels whose capture is elsewhere in the searched range, with that `capture_hour`
-    (a label whose id was captured in several hours appears once per hour).
-    unknown, superseded: labels reported and not merged; superseded has `kept_file`, `kept_line`
-    and `conflict` (its data differs from the label kept).
+    table: every distinct label read (LABEL_SCHEMA). ids: the distinct ids; latest[k] is the table
+    row of the latest label of ids[k] and truth[k] its groundTruthData, ready to splice. superseded:
+    the other labels, each with the label that replaced it (`kept_file`, `kept_line`) and whether
+    its data differed (`conflict`).
     """
 
-    merged: pd.DataFrame
-    pending: pd.DataFrame
-    unknown: pd.DataFrame
-    superseded: pd.DataFrame
-    captures_read: int
-    captures_matched: int
-    capture_duplicate_ids: int
-    labels_read: int
-    labels_matched: int
-    labels_pending: int
-    labels_unknown: int
+    table: pa.Table
+    ids: pa.Array
+    latest: np.ndarray
+    truth: pa.Array
+    superseded: pa.Table
+    from_pending: int  # labels only a pending file held
 
     @property
-    def captures_unmatched(self) -> int:
-        return self.captures_read - self.captures_matched
+    def read(self) -> int:
+        return self.table.num_rows
 
     @property
-    def labels_duplicate(self) -> int:
-        return len(self.superseded)
+    def conflicts(self) -> int:
+        return int(pc.sum(self.superseded["conflict"]).as_py() or 0)
 
-    @property
-    def label_conflicts(self) -> int:
-        return int(self.superseded["conflict"].sum()) if len(self.superseded) else 0
+    def kept(self, which: np.ndarray | None = None) -> pa.Table:
+        """The latest labels (LABEL_SCHEMA): all, or those of the ids `which` selects."""
+        return _take(self.table, self.latest if which is None else self.latest[which])
 
 
-def merged_lines(raw: pd.Series, data: pd.Series, encoding: pd.Series) -> list[bytes]:
-    """SageMaker merged records: the captured line with groundTruthData added as its first key.
+def _take(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """Rows of a table, in the given order, chunk by chunk: Arrow's take on a chunked column first
+    concatenates all its chunks, a copy of every label read for a handful of rows."""
+    rows = np.asarray(rows, np.int64)
+    order = np.argsort(rows, kind="stable")
+    ascending = rows[order]
+    pieces, start = [], 0
+    for batch in table.to_batches():
+        low, high = np.searchsorted(ascending, [start, start + batch.num_rows])
+        if high > low:
+            pieces.append(batch.take(pa.array(ascending[low:high] - start)))
+        start += batch.num_rows
+    taken = pa.Table.from_batches(pieces, schema=table.schema).combine_chunks()
+    return taken.take(pa.array(np.argsort(order))) if len(rows) > 1 else taken
+
+
+def _not_read_directly(direct: pa.Table, pending: pa.Table) -> pa.Table:
+    """Pending labels whose own line was not read as well (the same label, met twice), once each.
+
+    Label files are read once each, so only pending copies repeat a (file, line).
+    """
+    origins = direct.filter(pc.is_in(direct["file"], value_set=pc.unique(pc.cast(pending["file"], TEXT))))
+    seen = set(zip(origins["file"].to_pylist(), origins["line"].to_pylist(), strict=True))
+    keep = []
+    for key in zip(pending["file"].to_pylist(), pending["line"].to_pylist(), strict=True):
+        keep.append(key not in seen)
+        seen.add(key)
+    return pending.filter(pa.array(keep, pa.bool_()))
+
+
+@dataclass
+class _Latest:
+    ids: pa.Array
+    latest: np.ndarray
+    superseded: np.ndarray  # rows replaced by a later label of their id
+    winners: np.ndarray  # for each, the row that replaced it
+
+
+def _latest_per_id(labels: pa.Table) -> _Latest:
+    """The latest label of each id by labelled_at, file, line (unknown times oldest). Hashing finds
+    the repeated ids; only their rows are sorted."""
+    chunks = pc.dictionary_encode(labels["id"]).chunks  # chunks share one dictionary
+    ids = chunks[0].dictionary if chunks else pa.array([], TEXT)
+    codes = (np.concatenate([c.indices.to_numpy() for c in chunks]) if chunks
+             else np.zeros(0, np.int32))
+    repeated = np.bincount(codes, minlength=len(ids))[codes] > 1
+    latest = np.empty(len(ids), np.int64)
+    single = np.flatnonzero(~repeated)
+    latest[codes[single]] = single
+    rows = np.flatnonzero(repeated)
+    if len(rows) == 0:
+        return _Latest(ids, latest, rows, rows)
+    ranked = _take(labels.select(["labelled_at", "file", "line"]), rows)
+    keys = pa.table({
+        "code": codes[rows],
+        "at": pc.fill_null(pc.cast(ranked["labelled_at"], pa.int64()), np.iinfo(np.int64).min),
+        "file": pc.cast(ranked["file"], TEXT), "line": ranked["line"],
+    })
+    order = rows[pc.sort_indices(keys, sort_keys=[(k, "ascending") for k in keys.column_names])
+                 .to_numpy()]
+    grouped = codes[order]
+    starts = np.r_[True, grouped[1:] != grouped[:-1]]
+    last = np.r_[starts[1:], True]
+    winners = order[last]
+    latest[grouped[last]] = winners
+    return _Latest(ids, latest, order[~last], winners[(np.cumsum(starts) - 1)[~last]])
+
+
+def _superseded(labels: pa.Table, found: _Latest) -> pa.Table:
+    old = _take(labels, found.superseded)
+    new = _take(labels.select(["file", "line", "truth"]), found.winners)
+    old = old.append_column("kept_file", new["file"]).append_column("kept_line", new["line"])
+    old = old.append_column("conflict", pc.not_equal(old["truth"], new["truth"]))
+    return _sorted(old, ["file", "line"])
+
+
+def resolve_labels(labels: pa.Table, pending: pa.Table | None = None) -> Labels:
+    """Labels from label files and pending files, in any order, down to the latest label per id."""
+    extra = _not_read_directly(labels, pending) if pending is not None and pending.num_rows else None
+    table = pa.concat_tables([labels, extra]) if extra is not None else labels
+    found = _latest_per_id(table)
+    truth = _array(pc.take(table["truth"], pa.array(found.latest)))
+    return Labels(table, found.ids, found.latest, truth, _superseded(table, found),
+                  extra.num_rows if extra is not None else 0)
+
+
+# ---- merging capture records with the labels ----
+
+def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if not isinstance(values, pa.ChunkedArray):
+        return values
+    return values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
+
+
+def label_positions(ids: pa.Array | pa.ChunkedArray, labelled: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """For each capture id, its position among the distinct labelled ids (-1 for none), and the
+    distinct capture ids without a label.
+
+    Arrow builds its hash table on the value set at every call: this builds it on the captures
+    (a bounded part of the window) and probes the labels, rather than hashing every label again.
+    """
+    encoded = pc.dictionary_encode(_array(ids))
+    distinct, codes = encoded.dictionary, encoded.indices.to_numpy()
+    where = pc.index_in(labelled, value_set=distinct)
+    matched = where.is_valid().to_numpy(zero_copy_only=False)
+    of_distinct = np.full(len(distinct), -1, np.int64)
+    # labelled ids are distinct, so each distinct capture id has at most one position.
+    of_distinct[where.drop_null().to_numpy()] = np.flatnonzero(matched)
+    return of_distinct[codes], distinct.filter(pa.array(of_distinct < 0))
+
+
+def _hour_runs(hours: pa.ChunkedArray) -> Iterator[tuple[datetime | None, int, int]]:
+    """(hour, start, stop) of each run of equal hours in a column sorted by hour."""
+    values = pc.fill_null(pc.cast(hours, pa.int64()), np.iinfo(np.int64).max).to_numpy()
+    bounds = np.r_[0, np.flatnonzero(values[1:] != values[:-1]) + 1, len(values)]
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        yield hours[int(start)].as_py(), int(start), int(stop)
+
+
+_OPEN = pa.scalar(b'{"groundTruthData":', BYTES)
+_COMMA = pa.scalar(b",", BYTES)
+_NOTHING = pa.scalar(b"", BYTES)
+
+
+def merged_jsonl(truth: pa.Array, raw: pa.Array) -> memoryview:
+    """SageMaker merged records: each captured line with groundTruthData spliced in as its first key;
+    a line whose truth is null is left out. A view of Arrow memory: written as it is, not copied.
 
     Splicing into the captured bytes (rather than re-serialising) keeps captureData and
     eventMetadata exactly as captured; readers must not depend on key order (SageMaker's own
     merge writes eventVersion first).
     """
-    truth: dict[tuple[str, str], bytes] = {}  # labels repeat a few values: serialise each once
-    out = []
-    for r, d, e in zip(raw, data, encoding, strict=True):
-        t = truth.get((d, e))
-        if t is None:
-            t = truth[(d, e)] = b'{"groundTruthData":' + orjson.dumps({"data": d, "encoding": e}) + b","
-        out.append(t + r[1:] + b"\n")
-    return out
+    body = pc.binary_replace_slice(raw, 0, 1, b"")  # the line without its opening brace
+    # A null truth makes a null line, which adds no bytes: no copy of the matched lines first.
+    lines = pc.binary_join_element_wise(_OPEN, truth, _COMMA, body, _NOTHING)
+    return _concatenated(lines)
 
 
-def join_ground_truth(captures: pd.DataFrame, labels: pd.DataFrame,
-                      context: pd.DataFrame | None = None) -> JoinResult:
-    """Join a window's capture records with candidate labels (vectorised: hashing on the id).
+def _concatenated(values: pa.Array) -> memoryview:
+    """The bytes of a (large) binary or text array's values, end to end, without a copy (a null
+    value adds nothing)."""
+    if len(values) == 0:
+        return memoryview(b"")
+    offsets = np.frombuffer(values.buffers()[1], np.int64)[values.offset:values.offset + len(values) + 1]
+    return memoryview(values.buffers()[2][int(offsets[0]):int(offsets[-1])])
 
-    captures: the window's records (CAPTURE_COLUMNS + raw). labels: every candidate label, from the
-    label range and from pending files, in any order (LABEL_COLUMNS). context: `id` and `hour` of
-    the capture records in the searched range outside the window.
+
+@dataclass
+class MergedPart:
+    """What merging some capture records made: records merged per capture hour, what the records
+    used (`labels_hit`: positions in Labels.ids, repeats allowed) and the distinct ids of the
+    records without a label (to count repeated ids across parts)."""
+
+    counts: dict[datetime | None, int]
+    captures: int
+    matched: int
+    labels_hit: np.ndarray
+    unlabelled_ids: pa.Array
+
+
+HourWriter = Callable[[datetime | None, memoryview], None]
+
+
+def merge_part(captures: pa.Table, labels: Labels, write: HourWriter) -> MergedPart:
+    """Merge capture records (with raw), given in output order: capture hour, file, line. Each
+    capture hour's merged JSONL goes to `write` as soon as it is made, so a part holds one hour of
+    output at a time (an hour without a merged record is not written)."""
+    positions, distinct = label_positions(captures["id"], labels.ids)
+    hit = positions >= 0
+    counts: dict[datetime | None, int] = {}
+    for hour, start, stop in _hour_runs(captures["hour"]) if captures.num_rows else ():
+        found = positions[start:stop]
+        if count := int(hit[start:stop].sum()):
+            truth = labels.truth.take(pa.array(found, mask=found < 0))
+            write(hour, merged_jsonl(truth, _array(captures["raw"].slice(start, stop - start))))
+            counts[hour] = count
+    return MergedPart(counts, captures.num_rows, int(hit.sum()), positions[hit], distinct)
+
+
+@dataclass
+class WindowMerge:
+    """The merged parts of a window added up: capture counts, and which labels were matched."""
+
+    hits: np.ndarray  # one boolean per id of Labels.ids
+    captures_read: int = 0
+    captures_matched: int = 0
+    capture_duplicate_ids: int = 0  # records whose join id an earlier record of the window has
+    merged_by_hour: dict[datetime, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, parts: list[MergedPart], labels: Labels) -> WindowMerge:
+        hits = np.zeros(len(labels.ids), bool)
+        by_hour: dict[datetime, int] = {}
+        for part in parts:
+            hits[part.labels_hit] = True
+            for hour, count in part.counts.items():
+                if hour is not None:
+                    by_hour[hour] = by_hour.get(hour, 0) + count
+        read = sum(p.captures for p in parts)
+        matched = sum(p.matched for p in parts)
+        # Records sharing an id share its label, if any: repeats are the records beyond one per
+        # label hit, and beyond one per distinct unlabelled id (a much smaller set to hash).
+        unlabelled = [p.unlabelled_ids for p in parts if len(p.unlabelled_ids)]
+        distinct = pc.count_distinct(pa.chunked_array(unlabelled, TEXT)).as_py() if unlabelled else 0
+        repeats = matched - int(hits.sum()) + (read - matched) - distinct
+        return cls(hits, read, matched, repeats, dict(sorted(by_hour.items())))
+
+
+def classify(labels: Labels, hits: np.ndarray, context: pa.Table | None) -> tuple[pa.Table, pa.Table]:
+    """The latest labels no window record matched, as pending (with `capture_hour`, one row per
+    hour their id was captured in the searched range outside the window) and unknown."""
+    rest = labels.kept(~hits)
+    if context is None or not context.num_rows or not rest.num_rows:
+        pending = rest.slice(0, 0).append_column("capture_hour", pa.array([], HOUR))
+        return pending, _sorted(rest, ["file", "line"])
+    in_context = pc.is_in(rest["id"], value_set=context["id"])
+    waiting = rest.filter(in_context)
+    places = context.filter(pc.is_in(context["id"], value_set=waiting["id"])).select(["id", "hour"])
+    places = places.group_by(["id", "hour"]).aggregate([]).rename_columns(["id", "capture_hour"])
+    pending = waiting.join(places, keys="id", join_type="inner").select([*LABEL_COLUMNS, "capture_hour"])
+    return (_sorted(pending, ["capture_hour", "file", "line"]),
+            _sorted(rest.filter(pc.invert(in_context)), ["file", "line"]))
+
+
+@dataclass
+class JoinResult:
+    """A window's capture records joined with its labels.
+
+    merged: the merged JSONL by capture hour (None: records without an hour). pending: labels
+    (LABEL_SCHEMA + capture_hour) for a capture elsewhere in the searched range, one row per such
+    hour. unknown: labels reported and not merged. superseded: labels replaced by a later one.
     """
-    # The same label can arrive twice, from its own file and from a pending file: one label.
-    labels = labels.drop_duplicates(["file", "line"])
-    ordered = labels.sort_values(["labelled_at", "file", "line"], na_position="first", kind="stable")
-    later = ordered.duplicated("id", keep="last").to_numpy()
-    kept = ordered[~later]
-    by_id = pd.Index(kept["id"])  # unique after dropping superseded labels: one hash table
-    superseded = ordered[later]
-    winner = by_id.get_indexer(superseded["id"])
-    superseded = superseded.assign(
-        conflict=(superseded["data"].to_numpy() != kept["data"].to_numpy()[winner])
-        | (superseded["encoding"].to_numpy() != kept["encoding"].to_numpy()[winner]),
-        kept_file=kept["file"].to_numpy()[winner], kept_line=kept["line"].to_numpy()[winner])
 
-    # Position of each capture's label among the kept ones, -1 for none.
-    label_of = by_id.get_indexer(captures["id"])
-    hit = label_of >= 0
-    in_window = pd.Series(False, index=kept.index)
-    in_window.iloc[np.unique(label_of[hit])] = True
-    matched_count = int(in_window.sum())
-    rest = kept[~in_window.to_numpy()]
-    if context is not None and len(context):
-        in_context = rest["id"].isin(context["id"]).to_numpy()
-        places = context[["id", "hour"]].drop_duplicates().rename(columns={"hour": "capture_hour"})
-        pending = rest[in_context].merge(places, on="id", how="inner")
-        pending = pending.sort_values(["capture_hour", "file", "line"], kind="stable")
-        unknown = rest[~in_context]
-        labels_pending = int(in_context.sum())
-    else:
-        pending = rest.iloc[:0].assign(capture_hour=pd.Series(dtype="datetime64[ns, UTC]"))
-        unknown = rest
-        labels_pending = 0
+    labels: Labels
+    window: WindowMerge
+    pending: pa.Table
+    unknown: pa.Table
+    merged: dict[datetime | None, bytes] = field(default_factory=dict)
 
-    merged = captures[hit].assign(data=kept["data"].to_numpy()[label_of[hit]],
-                                  encoding=kept["encoding"].to_numpy()[label_of[hit]])
-    merged = merged.sort_values(["hour", "file", "line"], kind="stable").reset_index(drop=True)
-    merged["record"] = pd.Series(
-        merged_lines(merged["raw"], merged["data"], merged["encoding"]), dtype=object)
-    return JoinResult(
-        merged=merged, pending=pending.reset_index(drop=True),
-        unknown=unknown.sort_values(["file", "line"]).reset_index(drop=True),
-        superseded=superseded.sort_values(["file", "line"]).reset_index(drop=True),
-        captures_read=len(captures), captures_matched=len(merged),
-        capture_duplicate_ids=int(captures["id"].duplicated().sum()),
-        labels_read=len(labels), labels_matched=matched_count, labels_pending=labels_pending,
-        labels_unknown=len(unknown),
-    )
+    def merged_lines(self) -> list[bytes]:
+        return [line for data in self.merged.values() for line in data.splitlines()]
+
+    @property
+    def superseded(self) -> pa.Table:
+        return self.labels.superseded
+
+    @property
+    def captures_read(self) -> int:
+        return self.window.captures_read
+
+    @property
+    def captures_matched(self) -> int:
+        return self.window.captures_matched
+
+    @property
+    def captures_unmatched(self) -> int:
+        return self.window.captures_read - self.window.captures_matched
+
+    @property
+    def capture_duplicate_ids(self) -> int:
+        return self.window.capture_duplicate_ids
+
+    @property
+    def labels_read(self) -> int:
+        return self.labels.read
+
+    @property
+    def labels_matched(self) -> int:
+        return int(self.window.hits.sum())
+
+    @property
+    def labels_pending(self) -> int:  # labels, not rows: a label can wait under several hours
+        return len(self.labels.ids) - self.labels_matched - self.unknown.num_rows
+
+    @property
+    def labels_unknown(self) -> int:
+        return self.unknown.num_rows
+
+    @property
+    def labels_duplicate(self) -> int:
+        return self.labels.superseded.num_rows
+
+    @property
+    def label_conflicts(self) -> int:
+        return self.labels.conflicts
+
+
+def join_ground_truth(captures: pa.Table, labels: pa.Table, context: pa.Table | None = None,
+                      pending: pa.Table | None = None) -> JoinResult:
+    """Join a window's capture records (CAPTURE_SCHEMA, with raw, in any order) with every
+    candidate label (LABEL_SCHEMA, from the label range, in any order; `pending`: from pending
+    files). context: `id` and `hour` of the capture records in the searched range outside the window.
+    The flow runs the same steps in parts; this is the whole window at once.
+    """
+    resolved = resolve_labels(labels, pending)
+    merged: dict[datetime | None, bytes] = {}
+    part = merge_part(_sorted(captures, ["hour", "file", "line"]), resolved,
+                      lambda hour, data: merged.__setitem__(hour, bytes(data)))
+    window = WindowMerge.of([part], resolved)
+    pending_labels, unknown = classify(resolved, window.hits, context)
+    return JoinResult(resolved, window, pending_labels, unknown, merged)
 
 
 # ---- the report ----
@@ -482,91 +825,135 @@ class MergeReport(Document):
                 + self.labels_unknown + self.labels_duplicate)
 
 
-def merge_window(captures: CaptureRecords, labels: LabelBatch, pending: LabelBatch | None,
-                 context: pd.DataFrame | None, *, endpoint: str, start: datetime, end: datetime,
-                 lookback: str = "P7D") -> tuple[MergeReport, JoinResult]:
-    """The whole merge of one window as a function of what was read: the report and the result."""
+@dataclass
+class ReadCounts:
+    """What a merge read besides the records it joined: files, lines and malformed lines."""
+
+    capture_files: int = 0
+    capture_lines: int = 0
+    captures_malformed: int = 0
+    label_files: int = 0
+    pending_files: int = 0
+    labels_malformed: int = 0
+
+
+def merge_report(result: JoinResult, read: ReadCounts, *, endpoint: str, start: datetime,
+                 end: datetime, lookback: str) -> MergeReport:
+    """The report of one window's merge, from its join result and what it read."""
     start, end = check_window(start, end)
     reach = parse_duration(lookback, "lookback")
-    pending = pending or LabelBatch(empty_labels())
-    direct = labels.frame
-    # Pending labels whose own file was read too are the same labels, not extra ones.
-    seen = pd.MultiIndex.from_frame(direct[["file", "line"]]) if len(direct) else None
-    only_pending = pending.frame
-    if seen is not None and len(only_pending):
-        only_pending = only_pending[
-            ~pd.MultiIndex.from_frame(only_pending[["file", "line"]]).isin(seen)]
-    result = join_ground_truth(captures.frame, pd.concat(
-        [f for f in (direct, only_pending) if len(f)] or [empty_labels()], ignore_index=True),
-        context)
-    by_hour = result.merged.groupby("hour").size() if len(result.merged) else pd.Series(dtype=int)
     report = MergeReport(
         endpoint=endpoint, window_start=start, window_end=end, lookback=lookback.strip().upper(),
         labels_from=start, labels_until=end + reach,
         captures_searched_from=start - reach, captures_searched_until=end + reach,
-        capture_files=captures.files, captures_read=result.captures_read,
-        captures_malformed=len(captures.quarantine), captures_matched=result.captures_matched,
+        capture_files=read.capture_files, captures_read=result.captures_read,
+        captures_malformed=read.captures_malformed, captures_matched=result.captures_matched,
         captures_unmatched=result.captures_unmatched,
         capture_duplicate_ids=result.capture_duplicate_ids,
-        label_files=labels.files, pending_files=pending.files, labels_read=result.labels_read,
-        labels_from_pending=len(only_pending.drop_duplicates(["file", "line"])),
-        labels_malformed=len(labels.quarantine) + len(pending.quarantine),
+        label_files=read.label_files, pending_files=read.pending_files,
+        labels_read=result.labels_read, labels_from_pending=result.labels.from_pending,
+        labels_malformed=read.labels_malformed,
         labels_matched=result.labels_matched, labels_pending=result.labels_pending,
         labels_unknown=result.labels_unknown, labels_duplicate=result.labels_duplicate,
         label_conflicts=result.label_conflicts,
-        merged_by_hour={iso_z(h): int(n) for h, n in by_hour.items()},
+        merged_by_hour={iso_z(h): n for h, n in result.window.merged_by_hour.items()},
     )
-    if captures.lines_read == 0:
+    if read.capture_lines == 0:
         report.notes.append("no capture records in the window")
     if report.labels_read == 0:
         report.notes.append("no ground truth for the window yet")
-    return report, result
+    return report
+
+
+def merge_window(captures: CaptureRecords, labels: LabelBatch, pending: LabelBatch | None,
+                 context: pa.Table | None, *, endpoint: str, start: datetime, end: datetime,
+                 lookback: str = "P7D") -> tuple[MergeReport, JoinResult]:
+    """The whole merge of one window as a function of what was read: the report and the result."""
+    check_window(start, end)
+    parse_duration(lookback, "lookback")
+    pending = pending or LabelBatch(empty_labels())
+    result = join_ground_truth(captures.table, labels.table, context, pending.table)
+    read = ReadCounts(capture_files=captures.files, capture_lines=captures.lines_read,
+                      captures_malformed=len(captures.quarantine), label_files=labels.files,
+                      pending_files=pending.files,
+                      labels_malformed=len(labels.quarantine) + len(pending.quarantine))
+    return merge_report(result, read, endpoint=endpoint, start=start, end=end, lookback=lookback), result
 
 
 # ---- what a merge writes ----
 
-def pending_lines(pending: pd.DataFrame) -> list[bytes]:
+def pending_lines(pending: pa.Table) -> list[bytes]:
     """Ground-truth records (SageMaker shape) plus where each label came from."""
-    stamps = [None if pd.isna(t) else iso_z(t) for t in pending["labelled_at"]]
+    stamps = [None if t is None else iso_z(t) for t in pending["labelled_at"].to_pylist()]
     return [orjson.dumps({
         "groundTruthData": {"data": d, "encoding": e}, "eventMetadata": {"eventId": i},
-        "eventVersion": "0", "provenance": {"file": f, "line": int(n), "labelledAt": t},
-    }) + b"\n" for i, d, e, f, n, t in zip(pending["id"], pending["data"], pending["encoding"],
-                                           pending["file"], pending["line"], stamps, strict=True)]
+        "eventVersion": "0", "provenance": {"file": f, "line": n, "labelledAt": t},
+    }) + b"\n" for i, d, e, f, n, t in zip(
+        *(pending[c].to_pylist() for c in ("id", "data", "encoding", "file", "line")), stamps,
+        strict=True)]
 
 
-def quarantine_lines(captures: CaptureRecords, labels: LabelBatch, pending: LabelBatch | None,
+def pending_documents(endpoint: str, start: datetime, end: datetime,
+                      pending: pa.Table) -> dict[str, bytes]:
+    """Store key -> bytes of the pending files of one merge, one per capture hour."""
+    if pending["capture_hour"].null_count:
+        raise ValueError("capture records without an hour folder cannot be filed by hour")
+    by_hour: dict[datetime, list[bytes]] = {}
+    for hour, line in zip(pending["capture_hour"].to_pylist(), pending_lines(pending), strict=True):
+        by_hour.setdefault(hour, []).append(line)
+    return {pending_key(endpoint, hour, start, end): b"".join(lines)
+            for hour, lines in sorted(by_hour.items())}
+
+
+def quarantine_lines(malformed_captures: list[dict[str, Any]], malformed_labels: list[dict[str, Any]],
                      result: JoinResult, report: MergeReport) -> bytes:
-    """Everything the merge read but did not merge or keep pending, each with its reason."""
-    entries: list[dict[str, Any]] = [{"kind": "malformed_capture", **q} for q in captures.quarantine]
-    entries += [{"kind": "malformed_label", **q} for q in labels.quarantine]
-    entries += [{"kind": "malformed_label", **q} for q in (pending.quarantine if pending else [])]
+    """Everything the merge read but did not merge or keep pending, each with its reason. Unknown
+    and superseded labels can be many: their lines are built column-wise, in orjson's bytes."""
+    entries: list[dict[str, Any]] = [{"kind": "malformed_capture", **q} for q in malformed_captures]
+    entries += [{"kind": "malformed_label", **q} for q in malformed_labels]
     searched = f"[{iso_z(report.captures_searched_from)}, {iso_z(report.captures_searched_until)})"
-    entries += [{"kind": "unknown_label", "file": f, "line": int(n), "id": i,
-                 "reason": f"no capture record with this id in {searched}"}
-                for i, f, n in zip(result.unknown["id"], result.unknown["file"],
-                                   result.unknown["line"], strict=True)]
-    sup = result.superseded
-    entries += [{"kind": "superseded_label", "file": f, "line": int(n), "id": i, "conflict": bool(c),
-                 "reason": f"superseded by the later label at {kf} line {int(kn)}"}
-                for i, f, n, c, kf, kn in zip(sup["id"], sup["file"], sup["line"], sup["conflict"],
-                                              sup["kept_file"], sup["kept_line"], strict=True)]
-    return b"".join(orjson.dumps(e) + b"\n" for e in entries)
+    unknown, sup = result.unknown, result.superseded
+    unknown_lines = _joined(
+        '{"kind":"unknown_label","file":', _json_text(unknown["file"]),
+        ',"line":', pc.cast(unknown["line"], TEXT), ',"id":', _json_text(unknown["id"]),
+        ',"reason":' + orjson.dumps(f"no capture record with this id in {searched}").decode() + "}\n")
+    reasons = _joined("superseded by the later label at ", pc.cast(sup["kept_file"], TEXT),
+                      " line ", pc.cast(sup["kept_line"], TEXT))
+    superseded_lines = _joined(
+        '{"kind":"superseded_label","file":', _json_text(sup["file"]), ',"line":',
+        pc.cast(sup["line"], TEXT), ',"id":', _json_text(sup["id"]), ',"conflict":',
+        pc.if_else(sup["conflict"], pa.scalar("true", TEXT), pa.scalar("false", TEXT)),
+        ',"reason":', _json_text(reasons), "}\n")
+    return b"".join([*(orjson.dumps(e) + b"\n" for e in entries), bytes(_concatenated(unknown_lines)),
+                     bytes(_concatenated(superseded_lines))])
+
+
+def _joined(*parts: str | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Texts and text columns joined row by row."""
+    columns = [pa.scalar(p, TEXT) if isinstance(p, str) else p for p in parts]
+    return _array(pc.binary_join_element_wise(*columns, pa.scalar("", TEXT)))
+
+
+def _json_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Each text as orjson writes a JSON string: quoted as it is, unless it holds a quote, a
+    backslash or a control character (rare: those few go through orjson)."""
+    text = _array(pc.cast(values, TEXT))
+    plain = pc.match_substring_regex(text, f"^{PLAIN}*$")
+    quoted = _joined('"', text, '"')
+    if pc.all(plain).as_py():
+        return quoted
+    escaped = [None if ok else orjson.dumps(v).decode()
+               for v, ok in zip(text.to_pylist(), plain.to_pylist(), strict=True)]
+    return pc.if_else(plain, quoted, pa.array(escaped, TEXT))
 
 
 def merge_outputs(endpoint: str, start: datetime, end: datetime,
                   result: JoinResult) -> dict[str, bytes]:
     """Store key -> bytes of the merged hour files and the pending files of one merge."""
-    if result.merged["hour"].isna().any() or result.pending["capture_hour"].isna().any():
+    if None in result.merged:
         raise ValueError("capture records without an hour folder cannot be filed by hour")
-    documents: dict[str, bytes] = {}
-    for hour, group in result.merged.groupby("hour", sort=True):
-        documents[merged_key(endpoint, hour)] = b"".join(group["record"])
-    if len(result.pending):
-        lines = pd.Series(pending_lines(result.pending), index=result.pending.index)
-        for hour, group in lines.groupby(result.pending["capture_hour"], sort=True):
-            documents[pending_key(endpoint, hour, start, end)] = b"".join(group)
-    return documents
+    documents = {merged_key(endpoint, hour): data for hour, data in sorted(result.merged.items())}
+    return documents | pending_documents(endpoint, start, end, result.pending)
 
 
 # ---- listing what a merge reads (store I/O) ----

@@ -1,6 +1,7 @@
 """The ground-truth core without Prefect: SageMaker's samples join, uploads round-trip, malformed
 lines are quarantined, duplicates keep the latest label, labels are classified matched / pending /
-unknown, and a merge is a pure function of what it read."""
+unknown, lines in the compact layout read as the JSON parser reads them, a merge in parts adds up to
+the merge at once, and a merge is a pure function of what it read."""
 
 from __future__ import annotations
 
@@ -9,21 +10,30 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from flows.demo_data import capture_line, capture_record
 from modelwatch.errors import UserError
 from tasks.groundtruth import (
+    HOUR,
+    WindowMerge,
     check_window,
     concat_labels,
     ground_truth_line,
     join_ground_truth,
     merge_outputs,
+    merge_part,
     merge_window,
     parse_duration,
     parse_ground_truth,
+    quarantine_lines,
     read_capture_records,
+    resolve_labels,
     write_ground_truth,
 )
 from tasks.store import Store
@@ -52,14 +62,14 @@ def test_sdk_actuals_join_the_sdk_capture() -> None:
     captures = read_capture_records(sample("capture.jsonl").read_bytes(), "capture.jsonl")
     labels = parse_ground_truth(sample("actuals.jsonl").read_bytes(), "actuals.jsonl")
     assert not captures.quarantine and not labels.quarantine
-    assert len(captures.frame) == len(labels.frame) == 44
+    assert captures.table.num_rows == labels.table.num_rows == 44
     # inferenceTime is the fixture's "{%s}" template: joinable, with no hour of its own.
-    assert captures.frame["hour"].isna().all()
-    assert set(labels.frame["id"]) <= set(captures.frame["event_id"])
-    result = join_ground_truth(captures.frame, labels.frame)
+    assert captures.table["hour"].null_count == 44
+    assert set(labels.table["id"].to_pylist()) <= set(captures.table["event_id"].to_pylist())
+    result = join_ground_truth(captures.table, labels.table)
     assert result.captures_matched == result.labels_matched == 44
     assert result.labels_unknown == result.labels_pending == result.labels_duplicate == 0
-    first = json.loads(result.merged["record"][0])
+    first = json.loads(result.merged_lines()[0])
     original = json.loads(sample("capture.jsonl").read_bytes().splitlines()[0])
     assert first["groundTruthData"] == {"data": "1", "encoding": "CSV"}
     assert first["captureData"] == original["captureData"]
@@ -71,26 +81,26 @@ def test_sdk_actuals_join_the_sdk_capture() -> None:
 
 def test_join_id_is_the_inference_id_when_there_is_one() -> None:
     records = read_capture_records(sample("capture_csv_with_inference_id.jsonl").read_bytes(), "f")
-    assert list(records.frame["id"]) == list(records.frame["inference_id"]) == ["58", "59"]
-    assert records.frame["hour"].iloc[0] == datetime(2021, 5, 18, tzinfo=UTC)
+    assert records.table["id"].to_pylist() == records.table["inference_id"].to_pylist() == ["58", "59"]
+    assert records.table["hour"][0].as_py() == datetime(2021, 5, 18, tzinfo=UTC)
 
 
 def test_a_multirow_capture_is_one_join_record() -> None:
     data = sample("capture_json_multirow_endpoint.jsonl").read_bytes()
     records = read_capture_records(data, "f")
-    assert len(records.frame) == 2  # two invocations, three rows between them
+    assert records.table.num_rows == 2  # two invocations, three rows between them
     rows = json.loads(data.splitlines()[1])["captureData"]["endpointInput"]["data"]
     assert len(json.loads(rows)["instances"]) == 2
-    labels = parse_ground_truth(b"".join(label(i, "1,0") for i in records.frame["id"]), "gt")
-    result = join_ground_truth(records.frame, labels.frame)
+    labels = parse_ground_truth(b"".join(label(i, "1,0") for i in records.table["id"].to_pylist()), "gt")
+    result = join_ground_truth(records.table, labels.table)
     assert result.captures_matched == 2 and result.captures_unmatched == 0
 
 
 def test_the_merged_sample_reads_as_ground_truth_and_capture() -> None:
     data = sample("merged_capture_groundtruth_record.jsonl").read_bytes()
     truth = parse_ground_truth(data, "merged")
-    assert truth.frame["encoding"].tolist() == ["JSON"] and not truth.quarantine
-    assert read_capture_records(data, "merged").frame["id"].tolist() == ["7"]
+    assert truth.table["encoding"].to_pylist() == ["JSON"] and not truth.quarantine
+    assert read_capture_records(data, "merged").table["id"].to_pylist() == ["7"]
 
 
 # ---- malformed lines ----
@@ -114,10 +124,10 @@ def test_the_merged_sample_reads_as_ground_truth_and_capture() -> None:
 def test_malformed_label_lines_are_quarantined(raw: bytes, reason: str) -> None:
     data = label("a") + raw + b"\n\n" + label("b")
     batch = parse_ground_truth(data, "groundtruth/ep/f.jsonl", hours(1))
-    assert batch.lines_read == 3 and batch.frame["id"].tolist() == ["a", "b"]
+    assert batch.lines_read == 3 and batch.table["id"].to_pylist() == ["a", "b"]
     [entry] = batch.quarantine
     assert reason in entry["reason"] and entry["line"] == 2 and entry["record"] == raw.decode()
-    assert (batch.frame["labelled_at"] == hours(1)).all()
+    assert batch.table["labelled_at"].to_pylist() == [hours(1)] * 2
 
 
 @pytest.mark.parametrize("raw, reason", [
@@ -132,7 +142,7 @@ def test_malformed_label_lines_are_quarantined(raw: bytes, reason: str) -> None:
 def test_malformed_capture_lines_are_quarantined(raw: bytes, reason: str) -> None:
     data = capture("e1") + raw + b"\n" + capture("e2", "i2")
     batch = read_capture_records(data, "cap.jsonl", hours(0))
-    assert batch.frame["id"].tolist() == ["e1", "i2"] and batch.frame["line"].tolist() == [1, 3]
+    assert batch.table["id"].to_pylist() == ["e1", "i2"] and batch.table["line"].to_pylist() == [1, 3]
     [entry] = batch.quarantine
     assert reason in entry["reason"] and entry["line"] == 2
 
@@ -146,17 +156,16 @@ def test_duplicates_keep_the_latest_label() -> None:
     late = parse_ground_truth(label("a", "1") + label("b", "1") + label("c", "0") + label("c", "1"),
                               "groundtruth/ep/2026/11/23/03/y.jsonl", hours(3))
     # Listed in any order: the labelled hour decides, then the file, then the line.
-    labels = concat_labels([late, early]).frame
-    result = join_ground_truth(captures.frame, labels)
+    labels = concat_labels([late, early]).table
+    result = join_ground_truth(captures.table, labels)
     kept = {json.loads(r)["eventMetadata"]["eventId"]: json.loads(r)["groundTruthData"]["data"]
-            for r in result.merged["record"]}
+            for r in result.merged_lines()}
     assert kept == {"a": "1", "b": "1", "c": "1"}
     assert result.labels_duplicate == 4  # a, b, c from the early file; the first c of the late one
     assert result.label_conflicts == 2  # a 0 -> 1, c 0 -> 1 (within y.jsonl); b and early c agree
     assert result.labels_read == result.labels_matched + result.labels_duplicate == 7
-    sup = result.superseded
-    [[kept_file, kept_line]] = sup[(sup["id"] == "c") & sup["file"].str.endswith("y.jsonl")][
-        ["kept_file", "kept_line"]].values.tolist()
+    [[kept_file, kept_line]] = [[r["kept_file"], r["kept_line"]] for r in result.superseded.to_pylist()
+                                if r["id"] == "c" and r["file"].endswith("y.jsonl")]
     assert kept_file.endswith("y.jsonl") and kept_line == 4
 
 
@@ -165,10 +174,10 @@ def test_labels_are_matched_pending_or_unknown() -> None:
     outside = read_capture_records(capture("o1") + capture("o2"), "cap2", hours(30), keep_raw=False)
     labels = parse_ground_truth(
         label("w1") + label("inf-2") + label("o1") + label("ghost") + label("w2"), "gt", hours(6))
-    result = join_ground_truth(window.frame, labels.frame, outside.frame[["id", "hour"]])
+    result = join_ground_truth(window.table, labels.table, outside.table.select(["id", "hour"]))
     assert (result.labels_matched, result.labels_pending, result.labels_unknown) == (2, 1, 2)
-    assert result.unknown["id"].tolist() == ["ghost", "w2"]  # w2 joins on its inferenceId only
-    assert result.pending["capture_hour"].tolist() == [hours(30)]
+    assert result.unknown["id"].to_pylist() == ["ghost", "w2"]  # w2 joins on its inferenceId only
+    assert result.pending["capture_hour"].to_pylist() == [hours(30)]
     assert result.captures_unmatched == 0
 
 
@@ -195,6 +204,103 @@ def test_a_pending_label_met_again_in_its_own_file_is_one_label() -> None:
     assert report.labels_malformed == 1 and report.balanced
 
 
+# ---- the compact layout and the full parser read the same ----
+
+def _varied_captures() -> bytes:
+    """Lines in SageMaker's compact layout: UUID and other ids, with and without an InferenceId,
+    JSON payloads with escapes and non-ASCII text."""
+    lines = []
+    for i in range(12):
+        event_id = f"{i:08x}-0000-4000-8000-{i:012x}" if i % 3 else f"event {i} ü"
+        inference_id = f"inf-{i}" if i % 4 == 1 else None
+        body = {"instances": [{"text": 'say "hi" \\ \n é \u2028', "n": i}]} if i % 2 else f"{i},1,2"
+        record = capture_record(body, {"predictions": [0.5]} if i % 2 else "0.5",
+                                encoding="JSON" if i % 2 else "CSV", event_id=event_id,
+                                inference_time=hours(i % 3), inference_id=inference_id)
+        lines.append(orjson.dumps(record) + b"\n")  # as SageMaker writes: UTF-8, not \u escapes
+    return b"".join(lines)
+
+
+def test_the_layout_and_the_json_parser_read_the_same_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _varied_captures()
+    # A carriage return leaves a file to the full parser (its line numbering is bytes.splitlines').
+    parsed = read_capture_records(data.replace(b"\n", b"\r\n"), "f", hours(0))
+    monkeypatch.setattr("tasks.groundtruth._capture_fields", lambda raw: pytest.fail(raw.decode()))
+    by_layout = read_capture_records(data, "f", hours(0))
+    assert by_layout.table.to_pylist() == parsed.table.to_pylist()
+    assert by_layout.table["inference_id"].null_count == 9 and by_layout.lines_read == 12
+
+    labels = b"".join(label(i, v) for i, v in [("a" * 36, "1"), ("ghost-1", "0"), ("b" * 36, "0,1"),
+                                               ("c", ' spaced ')])
+    parsed_labels = parse_ground_truth(labels.replace(b"\n", b"\r\n"), "gt", hours(2))
+    assert parse_ground_truth(labels, "gt", hours(2)).table.to_pylist() == parsed_labels.table.to_pylist()
+
+
+def test_lines_outside_the_layout_are_parsed_in_full() -> None:
+    compact = capture("e1")
+    spaced = json.dumps(json.loads(capture("e2", "i2"))).encode() + b"\n"
+    data = (compact + b"\n  \n" + b"   " + spaced + capture("e3")[:-1] + b"\xff\n" + capture("e4")
+            + b'{"captureData":{},"eventMetadata":{"eventId":""},"eventVersion":"0"}')
+    batch = read_capture_records(data, "f", hours(0))
+    assert batch.table["id"].to_pylist() == ["e1", "i2", "e4"]
+    assert batch.table["line"].to_pylist() == [1, 4, 6]
+    assert batch.table["raw"].to_pylist() == [compact, spaced, capture("e4")]
+    assert [(q["line"], q["reason"]) for q in batch.quarantine] == [
+        (5, "line is not valid JSON"), (7, "eventMetadata.eventId is missing or not a string")]
+    assert batch.lines_read == 5
+    assert read_capture_records(b"", "f", hours(0)).table.num_rows == 0
+    assert parse_ground_truth(b"\n\n", "gt").lines_read == 0
+
+
+def test_merged_lines_splice_the_label_into_the_captured_bytes() -> None:
+    raw = [capture("e1", at=hours(0)), capture("e2", "i2", at=hours(0)), capture("e3", at=hours(1))]
+    captures = read_capture_records(b"".join(raw), "cap")
+    labels = parse_ground_truth(label("e1", "1") + label("i2", 'say "1"\t') + label("e3", "0,1"), "gt")
+    result = join_ground_truth(captures.table, labels.table)
+    expected = [b'{"groundTruthData":' + orjson.dumps({"data": d, "encoding": "CSV"}) + b"," + r[1:]
+                for r, d in zip(raw, ["1", 'say "1"\t', "0,1"], strict=True)]
+    assert result.merged == {hours(0): expected[0] + expected[1], hours(1): expected[2]}
+
+
+def test_a_merge_in_parts_adds_up_to_the_merge_at_once() -> None:
+    records = [capture(f"e{i}", at=hours(i % 4)) for i in range(40)]
+    records += [capture("e3", at=hours(0)), capture("e6", at=hours(0)), capture("x9", at=hours(2)),
+                capture("x9", at=hours(1))]  # repeated ids, labelled (e3, e6) and not (x9)
+    captures = read_capture_records(b"".join(records), "cap").table.sort_by([("hour", "ascending"),
+                                                                            ("line", "ascending")])
+    labels = resolve_labels(parse_ground_truth(
+        b"".join(label(f"e{i}", str(i % 2)) for i in range(0, 40, 3)) + label("nobody"), "gt").table)
+    whole_docs: dict = {}
+    whole = WindowMerge.of([merge_part(captures, labels, whole_docs.__setitem__)], labels)
+    part_docs: dict = {}
+    parts = [merge_part(captures.filter(pc.equal(captures["hour"], pa.scalar(hours(h), HOUR))),
+                        labels, part_docs.__setitem__) for h in range(4)]
+    added = WindowMerge.of(parts, labels)
+    assert np.array_equal(added.hits, whole.hits)
+    assert vars(added) | {"hits": None} == vars(whole) | {"hits": None}
+    assert {h: bytes(d) for h, d in part_docs.items()} == {h: bytes(d) for h, d in whole_docs.items()}
+    assert (whole.captures_read, whole.captures_matched, whole.capture_duplicate_ids) == (44, 16, 3)
+
+
+def test_quarantine_lines_are_what_orjson_writes() -> None:
+    odd = 'say "hi" \\ \x01 é'
+    captures = read_capture_records(capture("e1"), "cap", hours(0))
+    labels = parse_ground_truth(label(odd, "1") + label(odd, "0") + label("plain", "1"),
+                                'groundtruth/ep/"odd".jsonl', hours(1))
+    report, result = merge_window(captures, labels, None, None, endpoint="ep", start=hours(0),
+                                  end=hours(1), lookback="PT1H")
+    lines = quarantine_lines([], [], result, report).splitlines()
+    searched = "[2026-11-22T23:00:00Z, 2026-11-23T02:00:00Z)"
+    source = 'groundtruth/ep/"odd".jsonl'
+    assert lines == [orjson.dumps(e) for e in [
+        {"kind": "unknown_label", "file": source, "line": 2, "id": odd,
+         "reason": f"no capture record with this id in {searched}"},
+        {"kind": "unknown_label", "file": source, "line": 3, "id": "plain",
+         "reason": f"no capture record with this id in {searched}"},
+        {"kind": "superseded_label", "file": source, "line": 1, "id": odd, "conflict": True,
+         "reason": f"superseded by the later label at {source} line 2"}]]
+
+
 # ---- idempotence ----
 
 def _window_inputs(seed: int):
@@ -202,7 +308,7 @@ def _window_inputs(seed: int):
         b"".join(capture(f"e{i}", f"i{i}" if i % 2 else None, at=hours(0)) for i in range(50)),
         "s3://b/capture/ep/AllTraffic/2026/11/23/00/00-00-000-x.jsonl", hours(0))
     context = read_capture_records(b"".join(capture(f"n{i}") for i in range(10)), "c", hours(3),
-                                   keep_raw=False).frame[["id", "hour"]]
+                                   keep_raw=False).table.select(["id", "hour"])
     lines = [label(f"i{i}" if i % 2 else f"e{i}", str(i % 2)) for i in range(0, 50, 3)]
     lines += [label(f"n{i}") for i in range(5)] + [label("ghost"), label("e0", "1")]
     random.Random(seed).shuffle(lines)
@@ -218,8 +324,9 @@ def test_a_merge_is_a_function_of_its_inputs() -> None:
     for order in (0, 1):
         captures, files, context = _window_inputs(seed=7)
         labels = concat_labels(files if order == 0 else files[::-1])
-        shuffled = captures.frame.sample(frac=1, random_state=order) if order else captures.frame
-        captures.frame = shuffled
+        if order:
+            captures.table = captures.table.take(
+                np.random.default_rng(order).permutation(captures.table.num_rows))
         report, result = merge_window(captures, labels, None, context, endpoint="ep",
                                       start=hours(0), end=hours(1), lookback="PT6H")
         outputs.append((report.dump(), merge_outputs("ep", hours(0), hours(1), result)))
@@ -247,8 +354,8 @@ def test_upload_round_trip(tmp_path: Path) -> None:
     assert [f["labelled_hour"] for f in report.files] == ["2026-11-23T10:00:00Z",
                                                           "2026-11-23T11:00:00Z"]
     keys = store.list("groundtruth/ep/2026/11/23/10") + store.list("groundtruth/ep/2026/11/23/11")
-    read = concat_labels([parse_ground_truth(store.read_bytes(k), k, None) for k in keys]).frame
-    assert sorted(zip(read["id"], read["data"], strict=True)) == [
+    read = concat_labels([parse_ground_truth(store.read_bytes(k), k, None) for k in keys]).table
+    assert sorted(zip(read["id"].to_pylist(), read["data"].to_pylist(), strict=True)) == [
         ("007", "0"), ("007", "1"), ("008", "0")]
     # The same labels again: the same files, not new duplicates.
     again = write_ground_truth(store, "ep", str(source), "request", "truth",
@@ -265,7 +372,7 @@ def test_upload_parquet_with_one_labelled_at(tmp_path: Path) -> None:
     assert report.labels_written == 2 and report.rows_skipped["missing_label"] == 1
     [key] = store.list("groundtruth/ep/2026/11/23/04")
     batch = parse_ground_truth(store.read_bytes(key), key, hours(4))
-    assert batch.frame[["id", "data"]].values.tolist() == [["1", "0.5"], ["3", "2"]]
+    assert [[r["id"], r["data"]] for r in batch.table.to_pylist()] == [["1", "0.5"], ["3", "2"]]
 
 
 def test_upload_names_a_missing_column(tmp_path: Path) -> None:

@@ -195,6 +195,25 @@ def test_late_labels_duplicates_and_unknown_ids_through_merges(tmp_path: Path) -
     assert snapshot(store) == before
 
 
+def test_merging_hour_by_hour_writes_what_one_flush_writes(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    store_uri = str(tmp_path / "store")
+    store = Store(store_uri)
+    day1, day2, _ = write_captures(Path(store.path(f"capture/{ENDPOINT}")))
+    register_model(store, ModelRecord(name="churn", problem_type="binary",
+                                      versions=[ModelVersion(version="1")]))
+    register_endpoint(store, EndpointRecord(name=ENDPOINT, model="churn", model_version="1",
+                                            capture_uri=store.uri(f"capture/{ENDPOINT}")))
+    upload(store_uri, tmp_path, "a", [(i, "1") for i in day1[::2] + day2[:6]] + [("ghost", "0")],
+           D2 + timedelta(hours=1))
+    monkeypatch.setattr("flows.merge.FLUSH_BYTES", 1)  # a flush per hour, a context filter per file
+    by_hour = merge(store_uri, D1, D2)
+    files = snapshot(store)
+    monkeypatch.undo()
+    assert merge(store_uri, D1, D2) == by_hour and snapshot(store) == files
+    assert (by_hour["captures_matched"], by_hour["labels_pending"], by_hour["labels_unknown"]) == (25, 6, 1)
+
+
 def test_merge_leaves_a_markdown_artifact_and_refuses_bad_input(tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
 
