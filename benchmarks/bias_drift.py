@@ -517,8 +517,8 @@ def core(paths: Paths, day: int, clock: Callable[[str], None]) -> dict[str, Any]
     clock("list merged files")
     batch = read_merged_task.fn(files, features)
     clock("read + parse merged JSONL (read_merged_task)")
-    frame = window_frame(batch, manifest["label"])
-    clock("window frame (DataFrame.from_records + numeric_where_possible)")
+    frame = window_frame(batch, manifest["label"], features)
+    clock("window frame (input_frame: Arrow CSV + numeric_where_possible)")
     analysis = compute_bias(frame, label=manifest["label"], predicted=PREDICTED,
                             features=[f for f in features if f in frame.columns],
                             min_members=manifest.get("min_members", 30), **settings)

@@ -180,10 +180,10 @@ def load_bias_baseline(store: Store, model: str, version: str | None) -> tuple[s
     return version, constraints, manifest, {"constraints": source}
 
 
-def window_frame(batch: Any, label: str) -> pd.DataFrame:
+def window_frame(batch: Any, label: str, features: list[str]) -> pd.DataFrame:
     """The merged window as a frame: captured inputs, the label and the prediction (the predicted
     label, or the score where the model answered only a score)."""
-    frame = pd.DataFrame.from_records(batch.inputs) if batch.inputs else pd.DataFrame()
+    frame = batch.input_frame(features)
     frame[label] = batch.labels
     frame[PREDICTED] = [p if p is not None else s for p, s in zip(batch.predictions, batch.scores,
                                                                    strict=True)]
@@ -231,7 +231,7 @@ def monitor_bias_drift(
             execution.notes.append(f"{len(batch.labels)} labelled records in the window; at least "
                                    f"{min_records} are needed for a bias-drift verdict")
         else:
-            frame = window_frame(batch, label)
+            frame = window_frame(batch, label, features)
             _check_columns(frame, [f.name for f in settings["facets"]]
                            + ([settings["group"]] if settings["group"] else []),
                            "the merged window's captured inputs")

@@ -357,17 +357,16 @@ def parse_capture(
                 "record": raw.decode("utf-8", errors="replace"),
             })
     if csv_rows:
-        table = _csv_table(csv_rows, features)
+        table = csv_table(csv_rows, features)
         batch.tables.append(table.append_column(PREDICTION, pa.array(csv_predictions, pa.string())))
     if json_rows:
         batch.tables.append(_json_table(json_rows, json_predictions, features))
     return batch
 
 
-def _simple_csv(capture: dict[str, Any], commas: int) -> tuple[str, str | None] | None:
-    """(row, prediction) of the common case, a one-row CSV request with a one-value CSV response,
-    checked with string methods only; None sends the record through the general path."""
-    event = capture["endpointInput"]
+def simple_csv_row(event: Any, commas: int) -> str | None:
+    """The row of a one-row, unquoted CSV endpointInput with `commas` commas (the common case, checked
+    with string methods only); None sends the record through the general path."""
     if type(event) is not dict or event.get("encoding") != "CSV":
         return None
     row = event.get("data")
@@ -375,6 +374,15 @@ def _simple_csv(capture: dict[str, Any], commas: int) -> tuple[str, str | None] 
         return None
     row = row.rstrip("\r\n")
     if "\n" in row or '"' in row or row.count(",") != commas:
+        return None
+    return row
+
+
+def _simple_csv(capture: dict[str, Any], commas: int) -> tuple[str, str | None] | None:
+    """(row, prediction) of the common case, a one-row CSV request with a one-value CSV response,
+    checked with string methods only; None sends the record through the general path."""
+    row = simple_csv_row(capture["endpointInput"], commas)
+    if row is None:
         return None
     output = capture.get("endpointOutput")
     if output is None:
@@ -404,7 +412,8 @@ def arrow_owned(data: bytes) -> pa.BufferReader:
     return pa.BufferReader(buffer)
 
 
-def _csv_table(rows: list[str], features: list[str]) -> pa.Table:
+def csv_table(rows: list[str], features: list[str]) -> pa.Table:
+    """Headerless CSV rows as a table typed by Arrow's CSV reader, columns named after `features`."""
     return pacsv.read_csv(
         arrow_owned("\n".join(rows).encode("utf-8")),
         read_options=pacsv.ReadOptions(column_names=features, block_size=1 << 26),

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import pandas as pd
 
-from tasks.capture import MalformedRecord, decode_payload, input_rows
+from tasks.capture import MalformedRecord, csv_table, decode_payload, input_rows, simple_csv_row
 
 _LABEL_KEYS = ("predicted_label", "label", "prediction", "class")
 _SCORE_KEYS = ("score", "probability", "probabilities")
@@ -24,17 +25,40 @@ class MergedBatch:
     labels: list[Any] = field(default_factory=list)
     predictions: list[Any] = field(default_factory=list)
     scores: list[float | None] = field(default_factory=list)
-    inputs: list[dict[str, Any]] = field(default_factory=list)
+    # Captured inputs, aligned with the labels by position: one-row CSV requests as their text (Arrow
+    # parses them all at once), anything else as dicts keyed by feature.
+    csv_rows: list[str] = field(default_factory=list)
+    csv_positions: list[int] = field(default_factory=list)
+    dict_rows: list[dict[str, Any]] = field(default_factory=list)
+    dict_positions: list[int] = field(default_factory=list)
     records_read: int = 0
     quarantine: list[dict[str, Any]] = field(default_factory=list)
 
     def extend(self, other: MergedBatch) -> None:
+        offset = len(self.labels)
         self.labels += other.labels
         self.predictions += other.predictions
         self.scores += other.scores
-        self.inputs += other.inputs
+        self.csv_rows += other.csv_rows
+        self.csv_positions += [offset + p for p in other.csv_positions]
+        self.dict_rows += other.dict_rows
+        self.dict_positions += [offset + p for p in other.dict_positions]
         self.records_read += other.records_read
         self.quarantine += other.quarantine
+
+    def input_frame(self, features: list[str]) -> pd.DataFrame:
+        """The captured inputs as a frame in label order (CSV columns typed by Arrow; JSON values
+        as they came)."""
+        parts = []
+        if self.csv_rows:
+            parts.append(csv_table(self.csv_rows, features).to_pandas().set_index(
+                pd.Index(self.csv_positions)))
+        if self.dict_rows:
+            parts.append(pd.DataFrame.from_records(self.dict_rows, index=self.dict_positions))
+        if not parts:
+            return pd.DataFrame(index=pd.RangeIndex(len(self.labels)))
+        frame = parts[0] if len(parts) == 1 else pd.concat(parts)
+        return frame.sort_index().reset_index(drop=True)
 
 
 def _values(encoding: str, text: str, what: str, list_key: str) -> list[Any]:
@@ -113,10 +137,16 @@ def read_merged(data: bytes, source: str, features: list[str] | None = None) -> 
             if features is not None:
                 if "endpointInput" not in capture:
                     raise MalformedRecord("record has no captureData.endpointInput (the inputs)")
-                rows = input_rows(capture["endpointInput"], features)
-                if len(rows) != len(labels):
-                    raise MalformedRecord(f"{len(rows)} input rows for {len(labels)} labels")
-                batch.inputs += rows
+                row = simple_csv_row(capture["endpointInput"], len(features) - 1)
+                if row is not None and len(labels) == 1:
+                    batch.csv_positions.append(len(batch.labels))
+                    batch.csv_rows.append(row)
+                else:
+                    rows = input_rows(capture["endpointInput"], features)
+                    if len(rows) != len(labels):
+                        raise MalformedRecord(f"{len(rows)} input rows for {len(labels)} labels")
+                    batch.dict_positions += range(len(batch.labels), len(batch.labels) + len(rows))
+                    batch.dict_rows += rows
             for label, output in zip(labels, outputs, strict=True):
                 predicted, score = _split_output(output)
                 batch.labels.append(_label_value(label))
