@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.bias_drift import (
+from benchmarks.measure import (
     ROOT,
     log,
     machine,

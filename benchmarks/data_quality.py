@@ -53,6 +53,17 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from benchmarks.measure import (
+    cpu_seconds,
+    log,
+    prefect_warmup,
+    process_cpu_seconds,
+    reset_peak_rss,
+    status_kib,
+    stop_ephemeral_api,
+    system_busy_seconds,
+)
+
 MODEL = "bench"
 VARIANT = "AllTraffic"
 WINDOW_START = datetime(2026, 11, 23, tzinfo=UTC)
@@ -86,8 +97,6 @@ SERVER_PID_ENV = "MODELWATCH_BENCH_API_PID"  # the parent's ephemeral API server
 RESULTS_MD = Path(__file__).resolve().parent / "results" / "data_quality.md"
 
 
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- data
@@ -240,54 +249,29 @@ def load_frame(path: Path, rows: int | None = None) -> pd.DataFrame:
 # --------------------------------------------------------------------------- child steps
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
-def reset_peak_rss() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0), so the peak measured is the step's."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
 
 
-def _prefect_warmup() -> float:
-    """Time one trivial flow run (in the parent: includes starting the ephemeral API)."""
-    from prefect import flow
-
-    @flow(name="bench-warmup")
-    def warmup() -> int:
-        return 1
-
-    t0 = time.perf_counter()
-    warmup()
-    return time.perf_counter() - t0
 
 
 def step_execution(paths: Paths, rows: int, repeat: int) -> dict[str, Any]:
     """One flow run: each run rewrites the same execution, and a warm second run flatters."""
     from flows.monitor import monitor_data_quality
 
-    warmup = _prefect_warmup()
+    warmup = prefect_warmup()
     log(f"execution: warm-up flow run took {warmup:.2f} s")
     inputs: dict[str, Any] = {"warmup_s": warmup}
 
     server_pid = int(os.environ.get(SERVER_PID_ENV) or 0)
 
     def run() -> dict[str, Any]:
-        before = _process_cpu_seconds(server_pid) if server_pid else None
+        before = process_cpu_seconds(server_pid) if server_pid else None
         result = monitor_data_quality(
             model=MODEL, capture=str(paths.capture_root), start=WINDOW_START,
             end=WINDOW_START + timedelta(hours=HOURS), store=str(paths.store), report=False,
         )
-        after = _process_cpu_seconds(server_pid) if server_pid else None
+        after = process_cpu_seconds(server_pid) if server_pid else None
         if before is not None and after is not None:
             inputs["server_cpu_s"] = after - before
         return result
@@ -371,44 +355,28 @@ def _measure(run: Callable[[], Any], extra: dict[str, Any], repeat: int,
     The peak RSS is reset first, so it covers the runs plus the inputs already loaded.
     """
     gc.collect()
-    hwm_before = _status_kib("VmHWM")
+    hwm_before = status_kib("VmHWM")
     reset = reset_peak_rss()
-    rss_start = _status_kib("VmRSS")
+    rss_start = status_kib("VmRSS")
     runs: list[tuple[float, float]] = []
     value: Any = None
     for _ in range(max(1, repeat)):
         value = None  # the previous result is not kept alive through the next run
-        cpu0 = _cpu_seconds(resource.RUSAGE_SELF)
+        cpu0 = cpu_seconds(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         value = run()
-        runs.append((time.perf_counter() - t0, _cpu_seconds(resource.RUSAGE_SELF) - cpu0))
+        runs.append((time.perf_counter() - t0, cpu_seconds(resource.RUSAGE_SELF) - cpu0))
     seconds, cpu = min(runs)
-    peak = _status_kib("VmHWM")
+    peak = status_kib("VmHWM")
     return {**extra, **summarize(value), "seconds": seconds, "cpu_s": cpu,
             "runs_s": [round(r[0], 4) for r in runs], "peak_rss_kib": peak,
             "rss_at_start_kib": rss_start, "peak_reset": reset, "peak_before_kib": hwm_before}
 
 
-def _cpu_seconds(who: int) -> float:
-    usage = resource.getrusage(who)
-    return usage.ru_utime + usage.ru_stime
 
 
-def _system_busy_seconds() -> float:
-    """CPU seconds all processes spent busy since boot (every core, from /proc/stat)."""
-    with open("/proc/stat") as handle:
-        values = [int(v) for v in handle.readline().split()[1:9]]
-    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def _process_cpu_seconds(pid: int) -> float | None:
-    """User+system CPU seconds of another process (e.g. the Prefect API server), or None."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 STEPS: dict[str, Callable[[Paths, int, int], dict[str, Any]]] = {
@@ -435,8 +403,8 @@ def spawn_step(paths: Paths, step: str, rows: int, repeat: int,
                "--result-file", str(result_file)]
     log(f"step {step} at {rows:,} rows: starting a child process")
     server_pid = int(env.get(SERVER_PID_ENV) or 0)
-    busy0, children0 = _system_busy_seconds(), _cpu_seconds(resource.RUSAGE_CHILDREN)
-    self0, server0 = _cpu_seconds(resource.RUSAGE_SELF), _process_cpu_seconds(server_pid) or 0.0
+    busy0, children0 = system_busy_seconds(), cpu_seconds(resource.RUSAGE_CHILDREN)
+    self0, server0 = cpu_seconds(resource.RUSAGE_SELF), process_cpu_seconds(server_pid) or 0.0
     t0 = time.perf_counter()
     # The child's stdout goes to our stderr: stdout carries only the results table.
     subprocess.run(command, check=True, env=env, stdout=sys.stderr, timeout=STEP_TIMEOUT_S,
@@ -445,10 +413,10 @@ def spawn_step(paths: Paths, step: str, rows: int, repeat: int,
     result["child_wall_s"] = time.perf_counter() - t0
     result["rows"] = rows
     # CPU that neither this benchmark nor its Prefect API server used: other work on the machine.
-    ours = (_cpu_seconds(resource.RUSAGE_CHILDREN) - children0
-            + _cpu_seconds(resource.RUSAGE_SELF) - self0
-            + (_process_cpu_seconds(server_pid) or 0.0) - server0)
-    result["other_cpu_s"] = max(0.0, _system_busy_seconds() - busy0 - ours)
+    ours = (cpu_seconds(resource.RUSAGE_CHILDREN) - children0
+            + cpu_seconds(resource.RUSAGE_SELF) - self0
+            + (process_cpu_seconds(server_pid) or 0.0) - server0)
+    result["other_cpu_s"] = max(0.0, system_busy_seconds() - busy0 - ours)
     log(f"step {step} at {rows:,} rows: {result['seconds']:.2f} s, peak RSS "
         f"{result['peak_rss_kib'] / 1024:,.0f} MB, CPU {result['cpu_s']:.2f} s "
         f"(child wall {result['child_wall_s']:.1f} s; other processes used "
@@ -599,15 +567,6 @@ def render(results: dict[str, Any], startup_s: float, baseline_s: float, setup: 
 # --------------------------------------------------------------------------- main
 
 
-def _stop_ephemeral_api() -> None:
-    """Stop the ephemeral API server this process started (if any) before its home is removed."""
-    if "prefect.server.api.server" not in sys.modules:
-        return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
-    if server.running:
-        server.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -642,7 +601,7 @@ def main(argv: list[str] | None = None) -> None:
             shutil.rmtree(paths.store)
 
         log("prefect: first flow run (starts the ephemeral API)")
-        startup = _prefect_warmup()
+        startup = prefect_warmup()
         from prefect.server.api.server import SubprocessASGIServer
 
         server = SubprocessASGIServer()
@@ -674,7 +633,7 @@ def main(argv: list[str] | None = None) -> None:
         RESULTS_MD.write_text(text)
         log(f"wrote {RESULTS_MD} (total {total:.0f} s)")
     finally:
-        _stop_ephemeral_api()
+        stop_ephemeral_api()
         shutil.rmtree(prefect_home, ignore_errors=True)
 
 

@@ -61,6 +61,17 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from benchmarks.measure import (
+    cpu_seconds,
+    log,
+    prefect_warmup,
+    process_cpu_seconds,
+    reset_peak_rss,
+    status_kib,
+    stop_ephemeral_api,
+    system_busy_seconds,
+)
+
 END = datetime(2026, 11, 24, tzinfo=UTC)  # window end of every monitor's newest execution
 SEED = 20261124
 DATA_VERSION = 1  # bump when the generated store changes, so cached stores are rebuilt
@@ -94,8 +105,6 @@ METRIC_CENTRE = {"data-quality": 0.04, "model-quality": 0.86, "bias-drift": 0.05
                  "feature-attribution-drift": 0.93}
 
 
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def model_name(i: int) -> str:
@@ -357,17 +366,6 @@ def setup_store(out: Path, models: int, days: int, fresh: bool, workers: int) ->
 # --------------------------------------------------------------------------- setup: Prefect
 
 
-def _prefect_warmup() -> float:
-    """Time one trivial flow run (in the parent: includes starting the ephemeral API)."""
-    from prefect import flow
-
-    @flow(name="bench-warmup")
-    def warmup() -> int:
-        return 1
-
-    t0 = time.perf_counter()
-    warmup()
-    return time.perf_counter() - t0
 
 
 def create_schedules(models: int, store_root: str) -> dict[str, Any]:
@@ -398,44 +396,14 @@ def create_schedules(models: int, store_root: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- child: one case
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
-def reset_peak_rss() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0), so the peak measured is the case's."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
 
 
-def _cpu_seconds(who: int) -> float:
-    usage = resource.getrusage(who)
-    return usage.ru_utime + usage.ru_stime
 
 
-def _system_busy_seconds() -> float:
-    """CPU seconds all processes spent busy since boot (every core, from /proc/stat)."""
-    with open("/proc/stat") as handle:
-        values = [int(v) for v in handle.readline().split()[1:9]]
-    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def _process_cpu_seconds(pid: int) -> float | None:
-    """User+system CPU seconds of another process (e.g. the Prefect API server), or None."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def task_durations(flow_run_id: str) -> dict[str, float]:
@@ -571,24 +539,24 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
     lookups: list[float] = []
     _time_schedule_lookup(lookups)
     store_root = str(store_path(Path(args.out).resolve(), args.models, args.days))
-    warmup = _prefect_warmup()
+    warmup = prefect_warmup()
     log(f"child m{args.models}-d{args.days}: warm-up flow run took {warmup:.2f} s")
     server_pid = int(os.environ.get(SERVER_PID_ENV) or 0)
     gc.collect()
     reset = reset_peak_rss()
-    rss_start = _status_kib("VmRSS")
+    rss_start = status_kib("VmRSS")
     runs: list[dict[str, Any]] = []
     result: dict[str, Any] = {}
     for _ in range(max(1, args.repeat)):
         result = {}
         gc.collect()
-        server0 = _process_cpu_seconds(server_pid) if server_pid else None
-        cpu0 = _cpu_seconds(resource.RUSAGE_SELF)
+        server0 = process_cpu_seconds(server_pid) if server_pid else None
+        cpu0 = cpu_seconds(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         state = summarize_fleet(store=store_root, return_state=True)
         seconds = time.perf_counter() - t0
-        cpu = _cpu_seconds(resource.RUSAGE_SELF) - cpu0
-        server1 = _process_cpu_seconds(server_pid) if server_pid else None
+        cpu = cpu_seconds(resource.RUSAGE_SELF) - cpu0
+        server1 = process_cpu_seconds(server_pid) if server_pid else None
         result = state.result()
         flow_run_id = str(state.state_details.flow_run_id)
         runs.append({"seconds": seconds, "cpu_s": cpu, "flow_run_id": flow_run_id,
@@ -598,7 +566,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         log(f"child m{args.models}-d{args.days}: summarize_fleet {seconds:.2f} s (CPU {cpu:.2f} s)")
         if seconds > REPEAT_CUTOFF * TARGET_S * max(1.0, args.models / TARGET_MODELS):
             break  # far over the target: another run cannot change the verdict
-    peak = _status_kib("VmHWM")
+    peak = status_kib("VmHWM")
     best = min(runs, key=lambda r: r["seconds"])
     phases = task_durations(best["flow_run_id"])
     if best["schedule_lookup_s"] is not None:
@@ -625,18 +593,18 @@ def spawn_case(out: Path, models: int, days: int, repeat: int, profile: bool,
                "--result-file", str(result_file)] + (["--profile"] if profile else [])
     log(f"case {models} models x {days} days: starting a child process")
     server_pid = int(env.get(SERVER_PID_ENV) or 0)
-    busy0, children0 = _system_busy_seconds(), _cpu_seconds(resource.RUSAGE_CHILDREN)
-    self0, server0 = _cpu_seconds(resource.RUSAGE_SELF), _process_cpu_seconds(server_pid) or 0.0
+    busy0, children0 = system_busy_seconds(), cpu_seconds(resource.RUSAGE_CHILDREN)
+    self0, server0 = cpu_seconds(resource.RUSAGE_SELF), process_cpu_seconds(server_pid) or 0.0
     t0 = time.perf_counter()
     # The child's stdout (flow logs) goes to our stderr: stdout carries only the results table.
     subprocess.run(command, check=True, env=env, stdout=sys.stderr, timeout=STEP_TIMEOUT_S,
                    cwd=Path(__file__).resolve().parent.parent)
     result = json.loads(result_file.read_text())
     result["child_wall_s"] = time.perf_counter() - t0
-    ours = (_cpu_seconds(resource.RUSAGE_CHILDREN) - children0
-            + _cpu_seconds(resource.RUSAGE_SELF) - self0
-            + (_process_cpu_seconds(server_pid) or 0.0) - server0)
-    result["other_cpu_s"] = max(0.0, _system_busy_seconds() - busy0 - ours)
+    ours = (cpu_seconds(resource.RUSAGE_CHILDREN) - children0
+            + cpu_seconds(resource.RUSAGE_SELF) - self0
+            + (process_cpu_seconds(server_pid) or 0.0) - server0)
+    result["other_cpu_s"] = max(0.0, system_busy_seconds() - busy0 - ours)
     log(f"case {models} x {days}: {result['seconds']:.2f} s, peak RSS "
         f"{result['peak_rss_kib'] / 1024:,.0f} MB (child wall {result['child_wall_s']:.1f} s; "
         f"other processes used {result['other_cpu_s']:.1f} CPU-s meanwhile)")
@@ -790,15 +758,6 @@ def render(main_case: dict[str, Any], scaling: list[dict[str, Any]], setup: dict
 # --------------------------------------------------------------------------- main
 
 
-def _stop_ephemeral_api() -> None:
-    """Stop the ephemeral API server this process started (if any) before its home is removed."""
-    if "prefect.server.api.server" not in sys.modules:
-        return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
-    if server.running:
-        server.stop()
 
 
 def cases(models: int, days: int, scaling: bool) -> list[tuple[int, int]]:
@@ -848,7 +807,7 @@ def main(argv: list[str] | None = None) -> None:
                   for m, d in wanted}
 
         log("prefect: first flow run (starts the ephemeral API)")
-        startup = _prefect_warmup()
+        startup = prefect_warmup()
         from prefect.server.api.server import SubprocessASGIServer
 
         server = SubprocessASGIServer()
@@ -870,7 +829,7 @@ def main(argv: list[str] | None = None) -> None:
         RESULTS_MD.write_text(text)
         log(f"wrote {RESULTS_MD} (total {total:.0f} s)")
     finally:
-        _stop_ephemeral_api()
+        stop_ephemeral_api()
         shutil.rmtree(prefect_home, ignore_errors=True)
 
 
