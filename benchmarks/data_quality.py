@@ -34,16 +34,13 @@ import argparse
 import gc
 import json
 import os
-import platform
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +51,18 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from benchmarks.measure import (
+    SERVER_PID_ENV,
     cpu_seconds,
     log,
+    machine,
+    mb,
     prefect_warmup,
     process_cpu_seconds,
     reset_peak_rss,
+    run_child_step,
     status_kib,
     stop_ephemeral_api,
-    system_busy_seconds,
+    yes,
 )
 
 MODEL = "bench"
@@ -76,7 +77,6 @@ DATA_VERSION = 2  # bump when the generated data changes, so cached setups are r
 TARGET_RECORDS_PER_S = 100_000
 TARGET_SPEEDUP = 20.0
 TARGET_PEAK_MB = 2048.0
-STEP_TIMEOUT_S = 1200
 ROW_GROUP = 50_000  # current.parquet row groups, so a step reads only the rows it needs
 
 INTEGRAL = ["age", "num_accounts", "tenure_days", "has_mortgage", "visits_30d"]
@@ -93,7 +93,6 @@ FEATURES = [
 ]
 assert sorted(FEATURES) == sorted(NUMERIC + CATEGORICAL)
 
-SERVER_PID_ENV = "MODELWATCH_BENCH_API_PID"  # the parent's ephemeral API server, for its CPU time
 RESULTS_MD = Path(__file__).resolve().parent / "results" / "data_quality.md"
 
 
@@ -396,27 +395,11 @@ def run_child(args: argparse.Namespace) -> None:
 def spawn_step(paths: Paths, step: str, rows: int, repeat: int,
                env: dict[str, str]) -> dict[str, Any]:
     paths.results.mkdir(parents=True, exist_ok=True)
-    result_file = paths.results / f"{step}-{rows}.json"
-    result_file.unlink(missing_ok=True)
     command = [sys.executable, "-m", "benchmarks.data_quality", "--step", step, "--out",
-               str(paths.out), "--rows", str(rows), "--repeat", str(repeat),
-               "--result-file", str(result_file)]
+               str(paths.out), "--rows", str(rows), "--repeat", str(repeat)]
     log(f"step {step} at {rows:,} rows: starting a child process")
-    server_pid = int(env.get(SERVER_PID_ENV) or 0)
-    busy0, children0 = system_busy_seconds(), cpu_seconds(resource.RUSAGE_CHILDREN)
-    self0, server0 = cpu_seconds(resource.RUSAGE_SELF), process_cpu_seconds(server_pid) or 0.0
-    t0 = time.perf_counter()
-    # The child's stdout goes to our stderr: stdout carries only the results table.
-    subprocess.run(command, check=True, env=env, stdout=sys.stderr, timeout=STEP_TIMEOUT_S,
-                   cwd=Path(__file__).resolve().parent.parent)
-    result = json.loads(result_file.read_text())
-    result["child_wall_s"] = time.perf_counter() - t0
+    result = run_child_step(command, paths.results / f"{step}-{rows}.json", env)
     result["rows"] = rows
-    # CPU that neither this benchmark nor its Prefect API server used: other work on the machine.
-    ours = (cpu_seconds(resource.RUSAGE_CHILDREN) - children0
-            + cpu_seconds(resource.RUSAGE_SELF) - self0
-            + (process_cpu_seconds(server_pid) or 0.0) - server0)
-    result["other_cpu_s"] = max(0.0, system_busy_seconds() - busy0 - ours)
     log(f"step {step} at {rows:,} rows: {result['seconds']:.2f} s, peak RSS "
         f"{result['peak_rss_kib'] / 1024:,.0f} MB, CPU {result['cpu_s']:.2f} s "
         f"(child wall {result['child_wall_s']:.1f} s; other processes used "
@@ -427,43 +410,8 @@ def spawn_step(paths: Paths, step: str, rows: int, repeat: int,
 # --------------------------------------------------------------------------- report
 
 
-def machine() -> dict[str, str]:
-    model = "unknown"
-    with open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    mem_kib = 0
-    with open("/proc/meminfo") as handle:
-        for line in handle:
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-    versions = {}
-    for package in ("prefect", "pandas", "pyarrow", "numpy", "evidently"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return {
-        "nproc": str(len(os.sched_getaffinity(0))),
-        "cpu": model,
-        "ram": f"{mem_kib / 1024 / 1024:.1f} GiB",
-        "python": platform.python_version(),
-        "packages": ", ".join(f"{k} {v}" for k, v in versions.items()),
-    }
-
-
-def _mb(kib: float) -> str:
-    return f"{kib / 1024:,.0f}"
-
-
 def _count(value: Any) -> str:
     return "?" if value is None else f"{float(value):g}"
-
-
-def _yes(ok: bool) -> str:
-    return "yes" if ok else "**NO**"
 
 
 def render(results: dict[str, Any], startup_s: float, baseline_s: float, setup: dict[str, Any],
@@ -475,7 +423,7 @@ def render(results: dict[str, Any], startup_s: float, baseline_s: float, setup: 
     speedup_ref = ev["seconds"] / ours_ref["seconds"]
     peak_ok = all(r["peak_rss_kib"] / 1024 < TARGET_PEAK_MB
                   for r in (ex, ours_small, ours_big, ours_ref))
-    info = machine()
+    info = machine(("prefect", "pandas", "pyarrow", "numpy", "evidently"))
     labelled = [("execution", ex), (f"ours {ours_small['records']:,}", ours_small),
                 (f"ours+ref {ours_ref['records']:,}", ours_ref),
                 (f"ours {ours_big['records']:,}", ours_big),
@@ -484,7 +432,7 @@ def render(results: dict[str, Any], startup_s: float, baseline_s: float, setup: 
     def row(step: str, r: dict[str, Any], target: str, met: str) -> str:
         rate = r["records"] / r["seconds"]
         return (f"| {step} | {r['records']:,} | {r['seconds']:.2f} | {rate:,.0f} | "
-                f"{_mb(r['peak_rss_kib'])} | {target} | {met} |")
+                f"{mb(r['peak_rss_kib'])} | {target} | {met} |")
 
     mem = f"< {TARGET_PEAK_MB / 1024:.0f} GB peak"
     lines = [
@@ -494,21 +442,21 @@ def render(results: dict[str, Any], startup_s: float, baseline_s: float, setup: 
         "| - | - | - |",
         row("execution: monitor_data_quality flow, report=False", ex,
             f">= {TARGET_RECORDS_PER_S:,} records/s; {mem}",
-            _yes(ex_rate >= TARGET_RECORDS_PER_S and ex["peak_rss_kib"] / 1024 < TARGET_PEAK_MB)),
+            yes(ex_rate >= TARGET_RECORDS_PER_S and ex["peak_rss_kib"] / 1024 < TARGET_PEAK_MB)),
         row("profile+check: ours", ours_small, f">= {TARGET_SPEEDUP:.0f}x Evidently; {mem}",
-            _yes(speedup >= TARGET_SPEEDUP
+            yes(speedup >= TARGET_SPEEDUP
                  and ours_small["peak_rss_kib"] / 1024 < TARGET_PEAK_MB)),
         row("profile+check: Evidently DataDriftPreset", ev, "(reference)", "-"),
         row("profile+check: ours, also profiling the reference", ours_ref, mem,
-            _yes(ours_ref["peak_rss_kib"] / 1024 < TARGET_PEAK_MB)),
+            yes(ours_ref["peak_rss_kib"] / 1024 < TARGET_PEAK_MB)),
         row("profile+check: ours", ours_big, mem,
-            _yes(ours_big["peak_rss_kib"] / 1024 < TARGET_PEAK_MB)),
+            yes(ours_big["peak_rss_kib"] / 1024 < TARGET_PEAK_MB)),
     ]
     table = "\n".join(lines)
     notes = [
         f"- Speed-up at {ev['records']:,} current rows ({TRAINING_ROWS:,}-row reference): ours "
         f"**{speedup:,.1f}x** faster than Evidently (target >= {TARGET_SPEEDUP:.0f}x: "
-        f"{_yes(speedup >= TARGET_SPEEDUP)}); {speedup_ref:,.1f}x when ours also profiles the "
+        f"{yes(speedup >= TARGET_SPEEDUP)}); {speedup_ref:,.1f}x when ours also profiles the "
         "reference frame instead of reading the stored baseline. In CPU seconds (less sensitive "
         f"to other work on the machine): {ev['cpu_s'] / ours_small['cpu_s']:,.1f}x and "
         f"{ev['cpu_s'] / ours_ref['cpu_s']:,.1f}x. In-memory steps: fastest of "
@@ -535,7 +483,7 @@ def render(results: dict[str, Any], startup_s: float, baseline_s: float, setup: 
            else " (a quiet machine)."),
         f"- Peak RSS is each child's VmHWM, reset after its inputs were loaded (and after the "
         f"warm-up flow): it includes the resident input frames and imported libraries. "
-        f"All ours under {TARGET_PEAK_MB / 1024:.0f} GB: {_yes(peak_ok)}. The Prefect API server "
+        f"All ours under {TARGET_PEAK_MB / 1024:.0f} GB: {yes(peak_ok)}. The Prefect API server "
         "is a separate process and is not counted.",
         f"- Warm-up flow run in the execution child (API already up): {ex['warmup_s']:.2f} s. "
         f"Setup (not timed here): baseline flow {baseline_s:.2f} s; capture "

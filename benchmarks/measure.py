@@ -181,31 +181,37 @@ def task_durations(flow_run_id: str) -> dict[str, float]:
 
 
 def spawn_step(module: str, out: Path, step: str, args: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Run `python -m module --step STEP ...` and return its result file, with the child's wall time and
-    the CPU other processes (neither the benchmark nor its Prefect API server) used meanwhile."""
+    """Run `python -m module --step STEP ...` and return its result file (see run_child_step)."""
     results = out / "results"
     results.mkdir(parents=True, exist_ok=True)
     result_file = results / f"{step}-{'-'.join(a.lstrip('-') for a in args) or 'default'}.json"
-    result_file.unlink(missing_ok=True)
-    command = [sys.executable, "-m", module, "--step", step, "--out", str(out), *args,
-               "--result-file", str(result_file)]
+    command = [sys.executable, "-m", module, "--step", step, "--out", str(out), *args]
     log(f"step {step} {' '.join(args)}: starting a child process")
+    result = run_child_step(command, result_file, env)
+    if "seconds" in result:
+        log(f"step {step}: {result['seconds']:.2f} s, peak RSS {result['peak_rss_kib'] / 1024:,.0f} MB "
+            f"(child wall {result['child_wall_s']:.1f} s; other processes used "
+            f"{result['other_cpu_s']:.1f} CPU-s meanwhile)")
+    return result
+
+
+def run_child_step(command: list[str], result_file: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Run a benchmark child (`command --result-file FILE`) and return the JSON it wrote, with the
+    child's wall time and the CPU other processes (neither the benchmark nor its Prefect API server)
+    used meanwhile."""
+    result_file.unlink(missing_ok=True)
     server_pid = int(env.get(SERVER_PID_ENV) or 0)
     busy0, children0 = system_busy_seconds(), cpu_seconds(resource.RUSAGE_CHILDREN)
     self0, server0 = cpu_seconds(), process_cpu_seconds(server_pid) or 0.0
     t0 = time.perf_counter()
     # The child's stdout goes to our stderr: stdout carries only the results table.
-    subprocess.run(command, check=True, env=env, stdout=sys.stderr, timeout=STEP_TIMEOUT_S,
-                   cwd=ROOT)
+    subprocess.run([*command, "--result-file", str(result_file)], check=True, env=env,
+                   stdout=sys.stderr, timeout=STEP_TIMEOUT_S, cwd=ROOT)
     result = json.loads(result_file.read_text())
     result["child_wall_s"] = time.perf_counter() - t0
     ours = (cpu_seconds(resource.RUSAGE_CHILDREN) - children0 + cpu_seconds() - self0
             + (process_cpu_seconds(server_pid) or 0.0) - server0)
     result["other_cpu_s"] = max(0.0, system_busy_seconds() - busy0 - ours)
-    if "seconds" in result:
-        log(f"step {step}: {result['seconds']:.2f} s, peak RSS {result['peak_rss_kib'] / 1024:,.0f} MB "
-            f"(child wall {result['child_wall_s']:.1f} s; other processes used "
-            f"{result['other_cpu_s']:.1f} CPU-s meanwhile)")
     return result
 
 

@@ -43,12 +43,10 @@ import gc
 import io
 import json
 import os
-import platform
 import pstats
 import random
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,20 +54,23 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from benchmarks.measure import (
+    SERVER_PID_ENV,
     cpu_seconds,
     log,
+    machine,
     prefect_warmup,
     process_cpu_seconds,
     reset_peak_rss,
+    run_child_step,
     status_kib,
     stop_ephemeral_api,
-    system_busy_seconds,
+    task_durations,
+    yes,
 )
 
 END = datetime(2026, 11, 24, tzinfo=UTC)  # window end of every monitor's newest execution
@@ -87,9 +88,7 @@ TARGET_S = 10.0
 TARGET_MODELS, TARGET_DAYS = 1000, 30
 REPEAT_CUTOFF = 3.0  # no further repeats once a run takes 3x the target
 HISTORY_TOLERANCE = 1.25  # the longest-history run may take at most 25% longer than the shortest
-STEP_TIMEOUT_S = 900
 RESULTS_MD = Path(__file__).resolve().parent / "results" / "summary.md"
-SERVER_PID_ENV = "MODELWATCH_BENCH_API_PID"
 
 RISKS = ("High", "Medium", "Low", None)  # None: no risk rating in the card -> Unknown
 FEATURES = ("age", "income", "region", "debt_ratio", "num_accounts", "utilization", "channel",
@@ -406,29 +405,6 @@ def create_schedules(models: int, store_root: str) -> dict[str, Any]:
 
 
 
-def task_durations(flow_run_id: str) -> dict[str, float]:
-    """Wall seconds of the flow run and of each of its task runs, as Prefect recorded them."""
-    from prefect.client.orchestration import get_client
-
-    durations: dict[str, float] = {}
-    with get_client(sync_client=True) as client:
-        flow_run = client.request("GET", f"/flow_runs/{flow_run_id}").json()
-        durations["flow run (server)"] = float(flow_run.get("total_run_time") or 0.0)
-        for _ in range(20):  # task run states reach the server through events: may lag a little
-            runs = client.request("POST", "/task_runs/filter", json={
-                "flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200}).json()
-            if runs and all(r.get("end_time") for r in runs):
-                break
-            time.sleep(0.25)
-    for run in runs:
-        name = str(run.get("name") or "?").rsplit("-", 1)[0]  # "read-fleet-0" -> "read-fleet"
-        if run.get("start_time") and run.get("end_time"):
-            start = datetime.fromisoformat(run["start_time"].replace("Z", "+00:00"))
-            end = datetime.fromisoformat(run["end_time"].replace("Z", "+00:00"))
-            durations[name] = durations.get(name, 0.0) + (end - start).total_seconds()
-    return durations
-
-
 def check_outputs(store_root: str, models: int, result: dict[str, Any]) -> dict[str, Any]:
     """Row count, alarm cells versus ALARM alerts of scheduled+active monitors, Parquet read-back."""
     import pandas as pd
@@ -586,25 +562,11 @@ def spawn_case(out: Path, models: int, days: int, repeat: int, profile: bool,
                env: dict[str, str]) -> dict[str, Any]:
     results = out / "results"
     results.mkdir(parents=True, exist_ok=True)
-    result_file = results / f"m{models}-d{days}.json"
-    result_file.unlink(missing_ok=True)
     command = [sys.executable, "-m", "benchmarks.summary", "--step", "run", "--out", str(out),
-               "--models", str(models), "--days", str(days), "--repeat", str(repeat),
-               "--result-file", str(result_file)] + (["--profile"] if profile else [])
+               "--models", str(models), "--days", str(days), "--repeat", str(repeat)] + (
+                   ["--profile"] if profile else [])
     log(f"case {models} models x {days} days: starting a child process")
-    server_pid = int(env.get(SERVER_PID_ENV) or 0)
-    busy0, children0 = system_busy_seconds(), cpu_seconds(resource.RUSAGE_CHILDREN)
-    self0, server0 = cpu_seconds(resource.RUSAGE_SELF), process_cpu_seconds(server_pid) or 0.0
-    t0 = time.perf_counter()
-    # The child's stdout (flow logs) goes to our stderr: stdout carries only the results table.
-    subprocess.run(command, check=True, env=env, stdout=sys.stderr, timeout=STEP_TIMEOUT_S,
-                   cwd=Path(__file__).resolve().parent.parent)
-    result = json.loads(result_file.read_text())
-    result["child_wall_s"] = time.perf_counter() - t0
-    ours = (cpu_seconds(resource.RUSAGE_CHILDREN) - children0
-            + cpu_seconds(resource.RUSAGE_SELF) - self0
-            + (process_cpu_seconds(server_pid) or 0.0) - server0)
-    result["other_cpu_s"] = max(0.0, system_busy_seconds() - busy0 - ours)
+    result = run_child_step(command, results / f"m{models}-d{days}.json", env)
     log(f"case {models} x {days}: {result['seconds']:.2f} s, peak RSS "
         f"{result['peak_rss_kib'] / 1024:,.0f} MB (child wall {result['child_wall_s']:.1f} s; "
         f"other processes used {result['other_cpu_s']:.1f} CPU-s meanwhile)")
@@ -614,40 +576,9 @@ def spawn_case(out: Path, models: int, days: int, repeat: int, profile: bool,
 # --------------------------------------------------------------------------- report
 
 
-def machine() -> dict[str, str]:
-    model = "unknown"
-    with open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    mem_kib = 0
-    with open("/proc/meminfo") as handle:
-        for line in handle:
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-    versions = {}
-    for package in ("prefect", "pydantic", "pyarrow", "pandas"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return {
-        "nproc": str(len(os.sched_getaffinity(0))),
-        "cpu": model,
-        "ram": f"{mem_kib / 1024 / 1024:.1f} GiB",
-        "python": platform.python_version(),
-        "packages": ", ".join(f"{k} {v}" for k, v in versions.items()),
-    }
-
-
-def _yes(ok: bool) -> str:
-    return "yes" if ok else "**NO**"
-
-
 def render(main_case: dict[str, Any], scaling: list[dict[str, Any]], setup: dict[str, Any],
            startup_s: float, total_s: float, args: argparse.Namespace) -> str:
-    info = machine()
+    info = machine(("prefect", "pydantic", "pyarrow", "pandas"))
     main_key = (main_case["models"], main_case["days"])
     at_target = main_key == (TARGET_MODELS, TARGET_DAYS)
     by_days = sorted((r for r in [main_case, *scaling] if r["models"] == args.models),
@@ -671,12 +602,12 @@ def render(main_case: dict[str, Any], scaling: list[dict[str, Any]], setup: dict
         row("summarize_fleet, end to end" + (f" (fastest of {len(main_case['runs_s'])})"
                                              if len(main_case["runs_s"]) > 1 else ""),
             main_case, f"< {TARGET_S:.0f} s" if at_target else "-",
-            _yes(main_case["seconds"] < TARGET_S) if at_target else "-"),
+            yes(main_case["seconds"] < TARGET_S) if at_target else "-"),
     ]
     for r in sorted(scaling, key=lambda r: (r["models"], r["days"])):
         if r["models"] == args.models and r["days"] != args.days:
             label, target = "scaling: history length", f"within {HISTORY_TOLERANCE:.2f}x"
-            met = _yes(history_ok)
+            met = yes(history_ok)
         else:
             label, target, met = "scaling: models", "(evidence)", "-"
         lines.append(row(label, r, target, met))
@@ -692,7 +623,7 @@ def render(main_case: dict[str, Any], scaling: list[dict[str, Any]], setup: dict
         f"- Cost per model (ms) at each case: {per_model}. History {by_days[0]['days']} -> "
         f"{by_days[-1]['days']} days at {args.models} models: {by_days[0]['seconds']:.2f} s -> "
         f"{by_days[-1]['seconds']:.2f} s ({by_days[-1]['seconds'] / by_days[0]['seconds']:.2f}x; "
-        f"about the same: {_yes(history_ok)}).",
+        f"about the same: {yes(history_ok)}).",
         f"- Where the main case's {main_case['seconds']:.2f} s go (task-run wall times recorded by "
         "Prefect, the schedule lookup timed in the child; the rest is building rows, the two "
         "artifacts and the flow engine): " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())
@@ -703,7 +634,7 @@ def render(main_case: dict[str, Any], scaling: list[dict[str, Any]], setup: dict
                     f"{r['checks']['alarm_cells']}/{r['checks']['alarm_expected']}, parquet "
                     f"{r['checks']['parquet_rows']}, pages {r['checks']['pages']}"
                     for r in everything)
-        + f" -> all correct: {_yes(checks_ok)}. Data-quality cells of the main case: "
+        + f" -> all correct: {yes(checks_ok)}. Data-quality cells of the main case: "
         + ", ".join(f"{k} {v}" for k, v in sorted(main_case["checks"]["dq_cells"].items())) + ".",
         "- CPU seconds of the measured process (all threads) / wall seconds: "
         + "; ".join(f"{r['models']}x{r['days']}d {r['cpu_s']:.2f}/{r['seconds']:.2f}"

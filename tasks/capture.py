@@ -137,6 +137,19 @@ class MalformedRecord(Exception):
     """A capture, ground-truth or merged line that cannot be read; the message is its reason."""
 
 
+def quarantine_entry(source: str, line: int, reason: str, raw: bytes) -> dict[str, Any]:
+    """One quarantine.jsonl entry: the file, the line number, why, and the line as it was."""
+    return {"file": source, "line": line, "reason": reason, "record": raw.decode("utf-8", errors="replace")}
+
+
+def json_line(raw: bytes) -> Any:
+    """The JSON value of one JSONL line, or a MalformedRecord."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise MalformedRecord("line is not valid JSON") from None
+
+
 def decode_payload(event: Any, where: str) -> tuple[str, str]:
     """(encoding kind 'csv' or 'json', text) of a {data, encoding, observedContentType} object such as
     captureData.endpointInput or groundTruthData; `where` names it in the error."""
@@ -299,10 +312,7 @@ def parse_capture(
             continue
         batch.records_read += 1
         try:
-            try:
-                record = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                raise MalformedRecord("line is not valid JSON") from None
+            record = json_line(raw)
             capture = record.get("captureData") if isinstance(record, dict) else None
             if not isinstance(capture, dict) or "endpointInput" not in capture:
                 raise MalformedRecord("record has no captureData.endpointInput")
@@ -352,10 +362,7 @@ def parse_capture(
                     [_prediction_text(o) for o in outputs] if outputs else [None] * len(mapped)
                 )
         except MalformedRecord as problem:
-            batch.quarantine.append({
-                "file": source, "line": line_no, "reason": str(problem),
-                "record": raw.decode("utf-8", errors="replace"),
-            })
+            batch.quarantine.append(quarantine_entry(source, line_no, str(problem), raw))
     if csv_rows:
         table = csv_table(csv_rows, features)
         batch.tables.append(table.append_column(PREDICTION, pa.array(csv_predictions, pa.string())))

@@ -48,7 +48,7 @@ import pyarrow.csv as pacsv
 from pydantic import Field
 
 from modelwatch.errors import UserError
-from tasks.capture import arrow_owned, hour_prefixes, iso_z, parse_time
+from tasks.capture import arrow_owned, hour_prefixes, iso_z, parse_time, quarantine_entry
 from tasks.documents import Document
 from tasks.jsonl_layout import PLAIN, STRING, Layout, LayoutMatch, arrow_lines, as_text, match_layouts
 from tasks.store import Store, check_slug, filesystem_for
@@ -210,11 +210,6 @@ def _other_lines(data: bytes | pa.Buffer, lines: pa.LargeBinaryArray | None,
             yield number, raw
 
 
-def _malformed(source: str, line: int, reason: str, raw: bytes) -> dict[str, Any]:
-    return {"file": source, "line": line, "reason": reason,
-            "record": raw.decode("utf-8", errors="replace")}
-
-
 # ---- reading capture records for the join ----
 
 @dataclass
@@ -282,7 +277,7 @@ def read_capture_records(data: bytes | pa.Buffer, source: str, hour: datetime | 
         lines_read += 1
         outcome = _capture_fields(raw)
         if isinstance(outcome, str):
-            quarantine.append(_malformed(source, number, outcome, raw))
+            quarantine.append(quarantine_entry(source, number, outcome, raw))
             continue
         for name, value in zip(rows, (*outcome, number, raw + b"\n"), strict=True):
             rows[name].append(value)
@@ -416,7 +411,7 @@ def parse_ground_truth(data: bytes | pa.Buffer, source: str, labelled_at: dateti
         lines_read += 1
         outcome = _label_fields(raw, pending)
         if isinstance(outcome, str):
-            quarantine.append(_malformed(source, number, outcome, raw))
+            quarantine.append(quarantine_entry(source, number, outcome, raw))
             continue
         event_id, value, encoding, origin_file, origin_line, stamp = outcome
         rows["id"].append(event_id)

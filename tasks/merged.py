@@ -14,7 +14,15 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from tasks.capture import MalformedRecord, csv_table, decode_payload, input_rows, simple_csv_row
+from tasks.capture import (
+    MalformedRecord,
+    csv_table,
+    decode_payload,
+    input_rows,
+    json_line,
+    quarantine_entry,
+    simple_csv_row,
+)
 
 _LABEL_KEYS = ("predicted_label", "label", "prediction", "class")
 _SCORE_KEYS = ("score", "probability", "probabilities")
@@ -119,10 +127,7 @@ def read_merged(data: bytes, source: str, features: list[str] | None = None) -> 
             continue
         batch.records_read += 1
         try:
-            try:
-                record = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                raise MalformedRecord("line is not valid JSON") from None
+            record = json_line(raw)
             if not isinstance(record, dict):
                 raise MalformedRecord("line is not a JSON object")
             truth = record.get("groundTruthData")
@@ -153,6 +158,5 @@ def read_merged(data: bytes, source: str, features: list[str] | None = None) -> 
                 batch.predictions.append(predicted)
                 batch.scores.append(score)
         except MalformedRecord as problem:
-            batch.quarantine.append({"file": source, "line": line_no, "reason": str(problem),
-                                     "record": raw.decode("utf-8", errors="replace")})
+            batch.quarantine.append(quarantine_entry(source, line_no, str(problem), raw))
     return batch
