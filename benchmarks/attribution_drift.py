@@ -161,7 +161,7 @@ def write_capture_day(paths: Paths, day: int, rows: int, model: Any, constant: f
     import pyarrow.compute as pc
 
     from flows.demo_data import capture_file_name, capture_hour_dir, write_csv_capture_file
-    from tasks.capture import iso_z
+    from tasks.windows import iso_z
 
     rng = np.random.default_rng(SEED + 10 + day)
     columns = draw(rows, rng)

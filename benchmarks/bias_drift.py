@@ -130,7 +130,7 @@ def write_merged_day(root: Path, day: int, rows: int, seed: int, penalty: float)
     import pyarrow.compute as pc
 
     from flows.demo_data import CSV_LINE_EVENT, CSV_LINE_HEAD, CSV_LINE_MID, CSV_LINE_TIME
-    from tasks.capture import iso_z
+    from tasks.windows import iso_z
 
     rng = np.random.default_rng(seed)
     data = applicants(rows, rng, penalty)

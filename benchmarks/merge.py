@@ -38,10 +38,10 @@ def setup(out: Path, rows: int) -> None:
     import numpy as np
 
     from flows.demo_data import capture_file_name, capture_hour_dir, write_csv_capture_file
-    from tasks.capture import iso_z
     from tasks.groundtruth import ground_truth_line
     from tasks.registry import EndpointRecord, ModelRecord, ModelVersion, register_endpoint, register_model
     from tasks.store import Store
+    from tasks.windows import iso_z
 
     store = Store(str(out / "store"))
     rng = np.random.default_rng(1)

@@ -17,15 +17,14 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.batch import load_model_task
 from flows.bias import model_features, numeric_where_possible
-from flows.monitor import (
+from flows.lifecycle import (
     begin_execution,
     count_violations,
     finish_execution,
     outcome_recorded,
     summary_head,
-    utc_window,
+    write_outputs_task,
 )
-from flows.monitor import write_outputs_task as write_documents_task
 from modelwatch.errors import UserError
 from tasks.baselines import (
     baseline_prefix,
@@ -35,7 +34,9 @@ from tasks.baselines import (
     require_document,
 )
 from tasks.capture import PREDICTION, list_capture_files, parse_capture, read_dataset
+from tasks.markdown import escape_markdown
 from tasks.store import Store, check_slug, default_store_uri, json_dumps, read_uri_bytes
+from tasks.windows import utc_window
 
 MONITOR_TYPE = "feature-attribution-drift"
 MIN_RECORDS = 100
@@ -193,13 +194,14 @@ def monitor_feature_attribution_drift(
     version, baseline, manifest, background, sources = load_attribution_baseline(the_store, model,
                                                                                  version)
     captures = capture_roots(the_store, model, capture)
-    prefix, execution = begin_execution(store_uri, model, MONITOR_TYPE, version, start, end,
-                                        ", ".join(captures), sources)
+    run = begin_execution(store_uri, model, MONITOR_TYPE, version, start, end,
+                          ", ".join(captures), sources)
+    execution = run.execution
     limit = threshold if threshold is not None else manifest.get("threshold", DEFAULT_THRESHOLD)
     metric: float | None = None
     violations: Any = None
     scores: dict[str, float] = {}
-    with outcome_recorded(execution):
+    with outcome_recorded(run):
         features = manifest.get("features") or model_features(the_store, model, [], set())
         settings = explain_settings(sample_size, None, 0, manifest.get("settings"))
         files = [f for root in captures for f in list_capture_files(root, start, end)]
@@ -232,14 +234,14 @@ def monitor_feature_attribution_drift(
             documents["analysis.json"] = json_dumps(analysis.dump()).encode()
             documents["constraint_violations.json"] = json_dumps(violations.dump()).encode()
             count_violations(execution, [v.constraint_check_type for v in violations.violations])
-        execution.outputs = write_documents_task(store_uri, prefix, documents)
+        execution.outputs = write_outputs_task(store_uri, run.prefix, documents)
     lines = summary_head(execution, f"{execution.rows_profiled} of {execution.records_read} captured "
                                     f"records explained; nDCG threshold {limit}")
-    lines += [f"- {label}: nDCG {score:.4f}" for label, score in scores.items()]
+    lines += [f"- {escape_markdown(label)}: nDCG {score:.4f}" for label, score in scores.items()]
     if violations is not None:
-        lines += [f"- {v.description}" for v in violations.violations]
-    lines += [f"- {note}" for note in execution.notes]
-    return finish_execution(store_uri, prefix, execution, metric, "\n".join(lines))
+        lines += [f"- {escape_markdown(v.description)}" for v in violations.violations]
+    lines += [f"- {escape_markdown(note)}" for note in execution.notes]
+    return finish_execution(run, metric, "\n".join(lines), metric_name="nDCG")
 
 
 def capture_roots(store: Store, model: str, capture: str | list[str] | None) -> list[str]:

@@ -24,7 +24,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.demo_data import capture_record
 from modelwatch.errors import UserError
-from tasks.capture import PREDICTION, iso_z, read_dataset
+from tasks.capture import PREDICTION, read_dataset
 from tasks.registry import (
     BatchJob,
     ModelRecord,
@@ -34,6 +34,7 @@ from tasks.registry import (
     save_batch_job,
 )
 from tasks.store import Store, check_slug, default_store_uri, filesystem_for
+from tasks.windows import iso_z
 
 VARIANT = "AllTraffic"
 RECORDS_PER_CAPTURE_FILE = 10_000

@@ -12,20 +12,21 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.monitor import (
+from flows.lifecycle import (
     begin_execution,
     count_violations,
     finish_execution,
     outcome_recorded,
     summary_head,
-    utc_window,
+    write_outputs_task,
 )
-from flows.monitor import write_outputs_task as write_documents_task
 from flows.quality import MIN_RECORDS, merged_files, merged_roots, read_merged_task
 from modelwatch.errors import UserError
 from tasks.baselines import baseline_prefix, latest_version, parse_document, read_manifest, require_document
 from tasks.capture import read_dataset
+from tasks.markdown import escape_markdown
 from tasks.store import Store, check_slug, default_store_uri, json_dumps
+from tasks.windows import utc_window
 
 MONITOR_TYPE = "bias-drift"
 MIN_MEMBERS = 30
@@ -211,11 +212,12 @@ def monitor_bias_drift(
     the_store = Store(store_uri)
     version, constraints, manifest, sources = load_bias_baseline(the_store, model, version)
     roots = merged_roots(the_store, model, merged)
-    prefix, execution = begin_execution(store_uri, model, MONITOR_TYPE, version, start, end,
-                                        ", ".join(roots), sources)
+    run = begin_execution(store_uri, model, MONITOR_TYPE, version, start, end,
+                          ", ".join(roots), sources)
+    execution = run.execution
     metric: float | None = None
     violations: Any = None
-    with outcome_recorded(execution):
+    with outcome_recorded(run):
         settings = bias_settings(manifest)
         label = manifest["label"]
         features = manifest.get("features") or []
@@ -244,13 +246,13 @@ def monitor_bias_drift(
             documents["constraint_violations.json"] = json_dumps(violations.dump()).encode()
             metric = headline_metric(analysis)
             count_violations(execution, [v.metric_name for v in violations.violations])
-        execution.outputs = write_documents_task(store_uri, prefix, documents)
+        execution.outputs = write_outputs_task(store_uri, run.prefix, documents)
     lines = summary_head(execution, f"{execution.rows_profiled} labelled records")
     if violations is not None:
-        lines += [f"- {v.facet}={v.facet_value} {v.metric_name}: {v.description}"
+        lines += [f"- {escape_markdown(f'{v.facet}={v.facet_value} {v.metric_name}: {v.description}')}"
                   for v in violations.violations]
-    lines += [f"- {note}" for note in execution.notes]
-    return finish_execution(store_uri, prefix, execution, metric, "\n".join(lines))
+    lines += [f"- {escape_markdown(note)}" for note in execution.notes]
+    return finish_execution(run, metric, "\n".join(lines), metric_name="DPPL")
 
 
 def headline_metric(analysis: Any) -> float | None:

@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.monitor import MAX_CHUNKS, chunked
 from modelwatch.errors import UserError
-from tasks.capture import iso_z, list_capture_hours
+from tasks.capture import list_capture_hours
 from tasks.groundtruth import (
     JoinResult,
     LabelBatch,
@@ -32,7 +32,6 @@ from tasks.groundtruth import (
     MergeReport,
     ReadCounts,
     WindowMerge,
-    check_window,
     classify,
     concat_captures,
     concat_labels,
@@ -42,7 +41,6 @@ from tasks.groundtruth import (
     merge_part,
     merge_report,
     merged_key,
-    parse_duration,
     parse_ground_truth,
     pending_documents,
     quarantine_key,
@@ -54,6 +52,7 @@ from tasks.groundtruth import (
 from tasks.jsonl_layout import read_uri
 from tasks.registry import get_endpoint
 from tasks.store import Store, check_slug, default_store_uri
+from tasks.windows import check_window, iso_z, parse_duration
 
 HourFile = tuple[str, datetime]
 HourFiles = tuple[datetime, list[str]]  # an hour of the window and its capture files, in name order

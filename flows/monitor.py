@@ -3,10 +3,8 @@ profiles, check them against the baseline and write the execution's documents, e
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -14,24 +12,28 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 from prefect import flow, task, unmapped
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch.errors import UserError
+from flows.lifecycle import (
+    begin_execution,
+    count_violations,
+    finish_execution,
+    outcome_recorded,
+    summary_head,
+    write_outputs_task,
+)
+from flows.retries import STORE_RETRY
 from tasks.baselines import Baseline, load_baseline
 from tasks.capture import PREDICTION, list_capture_files, parse_capture, read_dataset
 from tasks.constraints import MAX_MALFORMED_SHARE, check_data_quality, drift_scores
 from tasks.documents import ConstraintViolations, Execution
+from tasks.markdown import escape_markdown
 from tasks.profile import DatasetProfile, merge_profiles, profile_columns, profile_table, to_statistics
-from tasks.store import Store, check_slug, default_store_uri, read_uri_bytes
+from tasks.store import Store, check_slug, default_store_uri, json_bytes, read_uri_bytes
+from tasks.windows import utc_window
 
 REPORT_ROWS = 5000
 MAX_CHUNKS = 8  # Prefect records every task run: tens of tasks per flow, not one per file
-
-
-def execution_prefix(model: str, monitor_type: str, start: datetime, end: datetime) -> str:
-    stamp = "%Y%m%dT%H%M%SZ"
-    return f"monitoring/{model}/{monitor_type}/{start.strftime(stamp)}_{end.strftime(stamp)}"
 
 
 @dataclass
@@ -100,7 +102,7 @@ def profile_dataset_file(uri: str, categorical: set[str], sample_rows: int) -> C
                        sample_keys=sample_keys)
 
 
-@task(name="profile-capture-chunk", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+@task(name="profile-capture-chunk", cache_policy=NO_CACHE, **STORE_RETRY)
 def profile_chunk_task(files: list[str], features: list[str], categorical: set[str],
                        window: tuple[datetime, datetime] | None, sample_rows: int,
                        seed: int) -> ChunkResult:
@@ -112,28 +114,9 @@ def profile_dataset_task(uri: str, categorical: set[str], sample_rows: int) -> C
     return profile_dataset_file(uri, categorical, sample_rows)
 
 
-@task(name="list-capture-files", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+@task(name="list-capture-files", cache_policy=NO_CACHE, **STORE_RETRY)
 def list_files_task(captures: list[str], start: datetime, end: datetime) -> list[str]:
     return [f for capture in captures for f in list_capture_files(capture, start, end)]
-
-
-@task(name="update-alert", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])
-def update_alert_task(store_uri: str, execution: Execution, metric: float | None) -> str | None:
-    """Index the execution, re-evaluate the alert; emit an event only on a transition."""
-    from tasks.alerts import read_alert, save_alert, update_alert
-    from tasks.events import emit_transition
-    from tasks.executions import record_execution
-
-    store = Store(store_uri)
-    index = record_execution(store, execution, metric)
-    alert = read_alert(store, execution.model, execution.monitor_type)
-    transition = update_alert(alert, index.executions, model_version=execution.model_version)
-    save_alert(store, alert)
-    if transition is None:
-        return None
-    print(f"alert {transition.state} for {execution.model} {execution.monitor_type}: "
-          f"{transition.reason}")
-    return emit_transition(transition)
 
 
 @task(name="check-constraints", cache_policy=NO_CACHE)
@@ -148,7 +131,8 @@ def check_task(baseline: Baseline, profile: DatasetProfile, records_read: int,
 
 
 @task(name="render-report", cache_policy=NO_CACHE)
-def report_task(baseline: Baseline, sample: pd.DataFrame | None, title: str) -> str:
+def report_task(baseline: Baseline, sample: pd.DataFrame | None, title: str, status: str,
+                violations: ConstraintViolations) -> str:
     from tasks.reports import drift_report_html
 
     reference = baseline.sample if baseline.sample is not None else pd.DataFrame()
@@ -159,13 +143,9 @@ def report_task(baseline: Baseline, sample: pd.DataFrame | None, title: str) -> 
         numerical=[n for n, t in types.items() if t in ("Integral", "Fractional")],
         categorical=[n for n, t in types.items() if t == "String"],
         max_rows=REPORT_ROWS, title=title,
+        verdict=(status, [(v.feature_name, v.constraint_check_type, v.description)
+                          for v in violations.violations]),
     )
-
-
-@task(name="write-execution", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])
-def write_outputs_task(store_uri: str, prefix: str, documents: dict[str, bytes]) -> dict[str, str]:
-    store = Store(store_uri)
-    return {name: store.write_bytes(f"{prefix}/{name}", data) for name, data in documents.items()}
 
 
 def chunked(items: list[str], chunks: int) -> list[list[str]]:
@@ -177,26 +157,21 @@ def chunked(items: list[str], chunks: int) -> list[list[str]]:
 
 def _markdown_summary(execution: Execution, violations: ConstraintViolations) -> str:
     lines = [
-        f"### {execution.model} · {execution.monitor_type} · {execution.status}",
-        f"Window {execution.window_start:%Y-%m-%d %H:%M} to {execution.window_end:%Y-%m-%d %H:%M}"
-        f" UTC; {execution.rows_profiled} rows from {execution.records_read} records "
-        f"({execution.records_malformed} malformed).",
+        *summary_head(execution, f"{execution.rows_profiled} rows from {execution.records_read} "
+                                 f"records ({execution.records_malformed} malformed)"),
         "",
     ]
     if violations.violations:
         lines += ["| feature | check | description |", "| --- | --- | --- |"]
         lines += [
-            f"| {v.feature_name or '-'} | {v.constraint_check_type} | "
-            f"{v.description.replace('|', '/')} |" for v in violations.violations
+            f"| {escape_markdown(v.feature_name or '-')} | {v.constraint_check_type} | "
+            f"{escape_markdown(v.description)} |" for v in violations.violations
         ]
+    lines += [f"- {escape_markdown(note)}" for note in execution.notes]
     if execution.failure_reason:
-        lines.append(f"Failure: {execution.failure_reason}")
-    lines.append(f"\nReport: {execution.outputs.get('report', 'none')}")
+        lines.append(f"Failure: {escape_markdown(execution.failure_reason)}")
+    lines.append(f"\nReport: {escape_markdown(execution.outputs.get('report.html', 'none'))}")
     return "\n".join(lines)
-
-
-def artifact_key(model: str, monitor_type: str) -> str:
-    return f"{model}-{monitor_type}".replace("_", "-").replace(".", "-")
 
 
 def _quarantine_jsonl(entries: list[dict[str, Any]]) -> bytes:
@@ -226,11 +201,12 @@ def monitor_data_quality(
     store_uri = store or default_store_uri()
     baseline = load_baseline(Store(store_uri), model, "data-quality", version)
     captures = [capture] if isinstance(capture, str) else list(capture)
-    prefix, execution = begin_execution(store_uri, model, "data-quality", baseline.version, start, end,
-                                        ", ".join(captures), baseline.sources)
+    run = begin_execution(store_uri, model, "data-quality", baseline.version, start, end,
+                          ", ".join(captures), baseline.sources)
+    execution = run.execution
     violations = ConstraintViolations()
     metric: float | None = None
-    with outcome_recorded(execution):
+    with outcome_recorded(run):
         categorical = {f.name for f in baseline.constraints.features if f.inferred_type == "String"}
         input_features = [f for f in baseline.features if f != PREDICTION]
         if len(captures) == 1 and captures[0].lower().endswith((".csv", ".parquet", ".pq")):
@@ -256,100 +232,27 @@ def monitor_data_quality(
         distances = [v for name, v in drift_scores(baseline.constraints, baseline.statistics,
                                                     profile).items() if np.isfinite(v)]
         metric = max(distances) if distances else None
-        documents = {
-            "statistics.json": _json_bytes(statistics.dump()),
-            "constraint_violations.json": _json_bytes(violations.dump()),
+        execution.outputs = write_outputs_task(store_uri, run.prefix, {
+            "statistics.json": json_bytes(statistics.dump()),
+            "constraint_violations.json": json_bytes(violations.dump()),
             "quarantine.jsonl": _quarantine_jsonl(quarantine),
-        }
-        if report:
-            sample, _ = merge_samples([(r.sample, r.sample_keys) for r in results], REPORT_ROWS)
-            title = f"{model} data quality, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
-            documents["report.html"] = report_task(baseline, sample, title).encode("utf-8")
-        execution.outputs = write_outputs_task(store_uri, prefix, documents)
+        })
         count_violations(execution, [v.constraint_check_type for v in violations.violations])
         if not violations.violations and profile.item_count == 0:
             execution.status = "NoData"
             execution.notes.append("the window held no usable capture records")
         if baseline.statistics is None:
             execution.notes.append("no baseline statistics: baseline_drift_check was skipped")
-    return finish_execution(store_uri, prefix, execution, metric,
-                            _markdown_summary(execution, violations))
-
-
-def begin_execution(store_uri: str, model: str, monitor_type: str, version: str, start: datetime,
-                    end: datetime, source: str, baseline_sources: dict[str, str]) -> tuple[str, Execution]:
-    """(prefix, Execution in progress) of one window; a re-run first withdraws the old execution.json,
-    so a crash midway never leaves a stale "done"."""
-    from prefect.runtime import flow_run
-
-    prefix = execution_prefix(model, monitor_type, start, end)
-    execution = Execution(model=model, model_version=version, monitor_type=monitor_type,
-                          window_start=start, window_end=end, status="Completed", capture=source,
-                          baseline=baseline_sources, started_at=datetime.now(UTC),
-                          flow_run_id=str(flow_run.id) if flow_run.id else None)
-    Store(store_uri).delete(f"{prefix}/execution.json")
-    return prefix, execution
-
-
-def utc_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    if end <= start:
-        raise UserError(f"window end {end.isoformat()} must be after its start {start.isoformat()}")
-    return start, end
-
-
-def count_violations(execution: Execution, kinds: list[str]) -> None:
-    """Violation count and per-kind tally of an execution (check type, or metric name); any violation
-    makes it CompletedWithViolations."""
-    execution.violation_count = len(kinds)
-    for kind in kinds:
-        execution.violation_types[kind] = execution.violation_types.get(kind, 0) + 1
-    if kinds:
-        execution.status = "CompletedWithViolations"
-
-
-@contextlib.contextmanager
-def outcome_recorded(execution: Execution) -> Iterator[None]:
-    """A user's error propagates (exit code 2); any other failure becomes the execution's outcome."""
-    try:
-        yield
-    except UserError:
-        raise
-    except Exception as problem:  # noqa: BLE001 - recorded, then finish_execution fails the run
-        mark_failed(execution, problem)
-
-
-def summary_head(execution: Execution, what: str) -> list[str]:
-    """The first lines of an execution's markdown artifact."""
-    return [f"### {execution.model} · {execution.monitor_type} · {execution.status}",
-            f"{what}, window {execution.window_start:%Y-%m-%d %H:%M} to "
-            f"{execution.window_end:%Y-%m-%d %H:%M} UTC."]
-
-
-def mark_failed(execution: Execution, problem: Exception) -> None:
-    execution.status = "Failed"
-    execution.failure_reason = f"{type(problem).__name__}: {problem}"[:1024]
-
-
-def finish_execution(store_uri: str, prefix: str, execution: Execution, metric: float | None,
-                     markdown: str) -> dict[str, Any]:
-    """Write execution.json last, index it and re-evaluate the alert, publish the summary artifact;
-    a Failed execution then fails the flow run, with everything about it recorded."""
-    store = Store(store_uri)
-    execution.finished_at = datetime.now(UTC)
-    execution.outputs["execution"] = store.uri(f"{prefix}/execution.json")
-    store.write_json(f"{prefix}/execution.json", execution.dump())
-    update_alert_task(store_uri, execution, metric)
-    create_markdown_artifact(
-        key=artifact_key(execution.model, execution.monitor_type), markdown=markdown,
-        description=f"{execution.model} {execution.monitor_type} execution {execution.status}",
-    )
-    if execution.status == "Failed":
-        raise RuntimeError(f"{execution.monitor_type} execution failed: {execution.failure_reason}")
-    return execution.dump()
-
-
-def _json_bytes(document: Any) -> bytes:
-    from tasks.store import json_dumps
-
-    return json_dumps(document).encode("utf-8")
+        if report:
+            # The report is optional, the verdict is not: the documents above are already written.
+            sample, _ = merge_samples([(r.sample, r.sample_keys) for r in results], REPORT_ROWS)
+            title = f"{model} data quality, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+            try:
+                page = report_task(baseline, sample, title, execution.status, violations)
+                execution.outputs |= write_outputs_task(store_uri, run.prefix,
+                                                        {"report.html": page.encode("utf-8")})
+            except Exception as problem:  # noqa: BLE001 - noted on the execution
+                execution.notes.append(f"report.html not rendered: {type(problem).__name__}: "
+                                       f"{str(problem)[:300]}")
+    return finish_execution(run, metric, _markdown_summary(execution, violations),
+                            metric_name="max drift distance")

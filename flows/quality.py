@@ -10,19 +10,20 @@ import orjson
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.monitor import (
+from flows.lifecycle import (
     begin_execution,
     count_violations,
     finish_execution,
     outcome_recorded,
     summary_head,
-    utc_window,
     write_outputs_task,
 )
 from modelwatch.errors import UserError
 from tasks.baselines import baseline_prefix, latest_version, parser_of, read_manifest, require_document
-from tasks.capture import hour_prefixes, read_dataset
+from tasks.capture import read_dataset
+from tasks.markdown import escape_markdown
 from tasks.store import Store, check_slug, default_store_uri, filesystem_for, json_dumps, read_uri_bytes
+from tasks.windows import hour_prefixes, utc_window
 
 MONITOR_TYPE = "model-quality"
 MIN_RECORDS = 200
@@ -189,11 +190,13 @@ def monitor_model_quality(
     the_store = Store(store_uri)
     version, constraints, manifest, sources = load_quality_baseline(the_store, model, version)
     roots = merged_roots(the_store, model, merged)
-    prefix, execution = begin_execution(store_uri, model, MONITOR_TYPE, version, start, end,
-                                        ", ".join(roots), sources)
+    run = begin_execution(store_uri, model, MONITOR_TYPE, version, start, end,
+                          ", ".join(roots), sources)
+    execution = run.execution
     metric: float | None = None
+    metric_name: str | None = None
     violations: Any = None
-    with outcome_recorded(execution):
+    with outcome_recorded(run):
         files = merged_files(roots, start, end)
         batch = read_merged_task(files)
         execution.files_read = len(files)
@@ -213,12 +216,12 @@ def monitor_model_quality(
             documents["statistics.json"] = json_dumps(statistics.dump()).encode()
             documents["constraint_violations.json"] = json_dumps(violations.dump()).encode()
             group = statistics.metrics
-            headline = group.metric("accuracy" if group.metric("accuracy") is not None else "rmse") \
-                if group else None
+            metric_name = "accuracy" if group and group.metric("accuracy") is not None else "rmse"
+            headline = group.metric(metric_name) if group else None
             metric = headline.value if headline is not None else None
             count_violations(execution, [v.metric_name for v in violations.violations])
-        execution.outputs = write_outputs_task(store_uri, prefix, documents)
+        execution.outputs = write_outputs_task(store_uri, run.prefix, documents)
     lines = summary_head(execution, f"{execution.rows_profiled} labelled records")
     if violations is not None:
-        lines += [f"- {v.description}" for v in violations.violations]
-    return finish_execution(store_uri, prefix, execution, metric, "\n".join(lines))
+        lines += [f"- {escape_markdown(v.description)}" for v in violations.violations]
+    return finish_execution(run, metric, "\n".join(lines), metric_name=metric_name)

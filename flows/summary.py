@@ -1,9 +1,12 @@
 """The summary flow: materialize the model dashboard (one row per registered model) from the registry,
-the cards, the alert documents and Prefect's schedules; write it as Parquet, JSON and static HTML;
-publish it as Prefect artifacts; emit events for alert transitions caused by edited criteria.
+the cards, the alert documents, the execution indexes and Prefect's schedules; write it as Parquet,
+JSON and static HTML; publish it as Prefect artifacts; emit events for alert transitions caused by
+edited criteria or by executions found interrupted.
 
-Cost grows with the number of models, not with history: each (model, monitor type) costs one small
-alert document, plus its execution index for the model page.
+Each model is summarised on its own: a model whose documents cannot be read or whose alert cannot be
+re-evaluated gets a row that says so, and every other model's row and page are still written. Cost
+grows with the number of models, not with history: each (model, monitor type) costs one small alert
+document and its execution index.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -20,9 +24,12 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
-from tasks.alerts import Alert, criteria_changed, read_alert, save_alert, update_alert
+from flows.lifecycle import mark_crashed, stale_after
+from flows.retries import STORE_RETRY
+from tasks.alerts import Alert, criteria_changed, read_alert, reevaluate_alert
 from tasks.dashboard import BatchJobCell, DashboardRow, ModelPage, MonitorCell
 from tasks.documents import MONITOR_TYPES
+from tasks.markdown import escape_markdown
 from tasks.store import Store, default_store_uri
 
 T = TypeVar("T")
@@ -80,125 +87,184 @@ def build_row(model: Any, endpoints: list[Any], latest_job: Any | None, card: An
     )
 
 
-@task(name="read-fleet", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])
+@task(name="read-fleet", cache_policy=NO_CACHE, **STORE_RETRY)
 def read_fleet_task(store_uri: str) -> dict[str, Any]:
-    from tasks.cards import latest_card
+    """The registry: models, endpoints and batch jobs (what every row needs to be built)."""
     from tasks.registry import list_batch_jobs, list_endpoints, list_models
 
     store = Store(store_uri)
-    models = list_models(store)
-    names = [m.name for m in models]
-    endpoints = list_endpoints(store)
-    jobs = list_batch_jobs(store)
-    cards = dict(zip(names, _parallel(lambda m: latest_card(store, m), names), strict=True))
-    pairs = [(m, t) for m in names for t in MONITOR_TYPES]
-    alerts = dict(zip(pairs, _parallel(lambda p: read_alert(store, *p), pairs), strict=True))
-    return {"models": models, "endpoints": endpoints, "jobs": jobs, "cards": cards,
-            "alerts": alerts}
+    return {"models": list_models(store), "endpoints": list_endpoints(store),
+            "jobs": list_batch_jobs(store)}
 
 
-@task(name="re-evaluate-alerts", cache_policy=NO_CACHE)
-def reevaluate_task(store_uri: str, alerts: dict[tuple[str, str], Alert]) -> list[str]:
-    """Alerts whose criteria were edited since their last evaluation; emit their transitions."""
-    from tasks.events import emit_transition
-    from tasks.executions import read_index
+@dataclass
+class ModelSummary:
+    """One model's row and what summarising it found."""
 
-    store = Store(store_uri)
-    changed: list[str] = []
-    for (model, monitor_type), alert in alerts.items():
-        if not criteria_changed(alert):
-            continue
-        index = read_index(store, model, monitor_type)
-        transition = update_alert(alert, index.executions)
-        save_alert(store, alert)
-        if transition is not None:
-            emit_transition(transition)
-            changed.append(f"{model} {monitor_type} -> {transition.state}")
-    return changed
+    row: DashboardRow
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    transitions: list[Any] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    crashed: list[str] = field(default_factory=list)  # flow runs found dead
+    problems: list[str] = field(default_factory=list)
 
 
-@task(name="write-dashboard", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])
-def write_dashboard_task(store_uri: str, rows: list[DashboardRow], fleet: dict[str, Any],
-                         generated_at: datetime) -> dict[str, str]:
-    from tasks.dashboard_html import render_index, render_model_page
-    from tasks.executions import read_index
+def summarize_model(store: Store, model: Any, endpoints: list[Any], jobs: list[Any],
+                    schedules: dict[tuple[str, str], Any], generated_at: datetime) -> ModelSummary:
+    """Settle the model's interrupted executions, re-evaluate alerts whose criteria changed, build its
+    row and write its page. A problem is reported on the row, never raised."""
+    from tasks.cards import latest_card
+    from tasks.executions import RUNNING, read_index, reconcile
+
+    alerts: dict[str, Alert] = {}
+    indexes: dict[str, Any] = {}
+    summary = ModelSummary(row=DashboardRow(model=model.name))
+    card = None
+    try:
+        card = latest_card(store, model.name)
+    except Exception as problem:  # noqa: BLE001 - reported on the row
+        summary.problems.append(f"card: {_said(problem)}")
+    for monitor_type in MONITOR_TYPES:
+        try:
+            alert = read_alert(store, model.name, monitor_type)
+            index = read_index(store, model.name, monitor_type)
+            interrupted: list[Any] = []
+            if any(e.status == RUNNING for e in index.executions):
+                index, interrupted = reconcile(store, model.name, monitor_type, generated_at,
+                                               stale_after(), index=index)
+            if interrupted or criteria_changed(alert):
+                cause = (f"summary {generated_at.isoformat()}: "
+                         + ("interrupted executions" if interrupted else "criteria changed"))
+                alert, transition = reevaluate_alert(store, model.name, monitor_type, cause=cause)
+                if transition is not None:
+                    summary.transitions.append(transition)
+                    summary.changed.append(f"{model.name} {monitor_type} -> {transition.state}")
+                summary.crashed += [e.flow_run_id for e in interrupted if e.flow_run_id]
+            alerts[monitor_type], indexes[monitor_type] = alert, index
+        except Exception as problem:  # noqa: BLE001 - reported on the row
+            summary.problems.append(f"{monitor_type}: {_said(problem)}")
+            alerts[monitor_type] = Alert(model=model.name, monitor_type=monitor_type)
+            indexes[monitor_type] = None
+    latest_job = jobs[-1] if jobs else None  # sorted by start time
+    summary.row = build_row(model, endpoints, latest_job, card, schedules, alerts)
+    summary.row.problems = summary.problems
+    summary.alerts = alerts
+    try:
+        write_model_page(store, summary.row, model, endpoints, jobs, card, alerts, indexes,
+                         generated_at)
+    except Exception as problem:  # noqa: BLE001 - reported on the row
+        summary.problems.append(f"page: {_said(problem)}")
+    return summary
+
+
+def _said(problem: Exception) -> str:
+    return f"{type(problem).__name__}: {problem}"[:500]
+
+
+def write_model_page(store: Store, row: DashboardRow, model: Any, endpoints: list[Any],
+                     jobs: list[Any], card: Any | None, alerts: dict[str, Alert],
+                     indexes: dict[str, Any], generated_at: datetime) -> None:
+    from tasks.dashboard_html import render_model_page
     from tasks.registry import lineage_edges
 
+    executions = [e for t in MONITOR_TYPES if indexes.get(t) is not None
+                  for e in indexes[t].executions]
+    executions.sort(key=lambda e: e.window_end, reverse=True)
+    history = [h for t in MONITOR_TYPES for h in alerts[t].history]
+    document = ModelPage(
+        row=row, card=card.dump() if card is not None else None,
+        lineage=lineage_edges(model, endpoints, jobs),
+        alert_history=sorted(history, key=lambda h: h.at),
+        executions=executions[:200], generated_at=generated_at,
+    )
+    store.write_text(f"dashboard/models/{row.model}.html",
+                     render_model_page(document, store_root=store.uri("")))
+
+
+@task(name="summarize-models", cache_policy=NO_CACHE)
+def summarize_models_task(store_uri: str, fleet: dict[str, Any],
+                          schedules: dict[tuple[str, str], Any],
+                          generated_at: datetime) -> list[ModelSummary]:
     store = Store(store_uri)
-    models = {m.name: m for m in fleet["models"]}
     endpoints_by_model: dict[str, list[Any]] = {}
     for endpoint in fleet["endpoints"]:
         endpoints_by_model.setdefault(endpoint.model, []).append(endpoint)
     jobs_by_model: dict[str, list[Any]] = {}
     for job in fleet["jobs"]:
         jobs_by_model.setdefault(job.model, []).append(job)
+    models = sorted(fleet["models"], key=lambda m: m.name)
+
+    def one(model: Any) -> ModelSummary:
+        try:
+            return summarize_model(store, model, endpoints_by_model.get(model.name, []),
+                                   jobs_by_model.get(model.name, []), schedules, generated_at)
+        except Exception as problem:  # noqa: BLE001 - one model never stops the fleet's summary
+            row = DashboardRow(model=model.name, problems=[_said(problem)])
+            return ModelSummary(row=row, problems=row.problems)
+
+    return _parallel(one, models)
+
+
+@task(name="write-dashboard", cache_policy=NO_CACHE, **STORE_RETRY)
+def write_dashboard_task(store_uri: str, rows: list[DashboardRow],
+                         generated_at: datetime) -> dict[str, str]:
+    from tasks.dashboard_html import render_index
+
+    store = Store(store_uri)
     flat = [row.flat() for row in rows]
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(flat) if flat else pa.table({"model": pa.array([], pa.string())}),
                    buffer)
-    outputs = {
+    return {
         "parquet": store.write_bytes("dashboard/models.parquet", buffer.getvalue()),
         "json": store.write_json("dashboard/models.json", {
             "generated_at": generated_at, "models": [row.dump() for row in rows]}),
         "html": store.write_text("dashboard/index.html", render_index(rows, generated_at)),
     }
 
-    def page(row: DashboardRow) -> None:
-        executions = [e for t in MONITOR_TYPES for e in read_index(store, row.model, t).executions]
-        executions.sort(key=lambda e: e.window_end, reverse=True)
-        history = [h for t in MONITOR_TYPES for h in fleet["alerts"][(row.model, t)].history]
-        card = fleet["cards"].get(row.model)
-        document = ModelPage(
-            row=row, card=card.dump() if card is not None else None,
-            lineage=lineage_edges(models[row.model], endpoints_by_model.get(row.model, []),
-                                  jobs_by_model.get(row.model, [])),
-            alert_history=sorted(history, key=lambda h: h.at),
-            executions=executions[:200], generated_at=generated_at,
-        )
-        store.write_text(f"dashboard/models/{row.model}.html",
-                         render_model_page(document, store_root=store.uri("")))
-
-    _parallel(page, rows)
-    return outputs
-
 
 def alarm_markdown(rows: list[DashboardRow]) -> str:
     alarmed = [r for r in rows if r.in_alarm]
+    lines = ["### Models in alarm", ""]
     if not alarmed:
-        return "### Models in alarm\n\nNone: every monitored model is OK."
-    lines = ["### Models in alarm", "", "| model | version | risk | monitor | alert raised |",
-             "| --- | --- | --- | --- | --- |"]
+        lines.append("None: every monitored model is OK.")
+    else:
+        lines += ["| model | version | risk | monitor | alert raised |", "| --- | --- | --- | --- | --- |"]
     for row in alarmed:
         for monitor_type in row.in_alarm:
-            lines.append(f"| {row.model} | {row.latest_version} | {row.risk_rating} | "
-                         f"{monitor_type} | {row.monitors[monitor_type].display} |")
+            lines.append(f"| {escape_markdown(row.model)} | {escape_markdown(row.latest_version)} | "
+                         f"{row.risk_rating} | {monitor_type} | "
+                         f"{escape_markdown(row.monitors[monitor_type].display)} |")
+    broken = [r for r in rows if r.problems]
+    if broken:
+        lines += ["", "### Models that could not be fully summarised", ""]
+        lines += [f"- {escape_markdown(r.model)}: {escape_markdown('; '.join(r.problems))}"
+                  for r in broken]
     return "\n".join(lines)
 
 
 @flow(name="summary", log_prints=True)
 def summarize_fleet(store: str | None = None, publish: bool = True) -> dict[str, Any]:
-    """Build and write the dashboard; return its outputs and which models are in alarm."""
+    """Build and write the dashboard; return its outputs, which models are in alarm, and the models
+    that could not be summarised (their rows say why)."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    from tasks.events import emit_transition
 
     store_uri = store or default_store_uri()
     generated_at = datetime.now(UTC)
     fleet = read_fleet_task(store_uri)
-    # quote(): Prefect would otherwise walk every nested document looking for futures to resolve.
-    changed = reevaluate_task(store_uri, quote(fleet["alerts"]))
     schedules = schedule_states()
-    endpoints_by_model: dict[str, list[Any]] = {}
-    for endpoint in fleet["endpoints"]:
-        endpoints_by_model.setdefault(endpoint.model, []).append(endpoint)
-    latest_job: dict[str, Any] = {}
-    for job in fleet["jobs"]:  # sorted by start time: the last one wins
-        latest_job[job.model] = job
-    rows = [
-        build_row(model, endpoints_by_model.get(model.name, []), latest_job.get(model.name),
-                  fleet["cards"].get(model.name), schedules,
-                  {t: fleet["alerts"][(model.name, t)] for t in MONITOR_TYPES})
-        for model in sorted(fleet["models"], key=lambda m: m.name)
-    ]
-    outputs = write_dashboard_task(store_uri, quote(rows), quote(fleet), generated_at)
+    # quote(): Prefect would otherwise walk every nested document looking for futures to resolve.
+    summaries = summarize_models_task(store_uri, quote(fleet), quote(schedules), generated_at)
+    for found in summaries:
+        for transition in found.transitions:
+            emit_transition(transition)
+    mark_crashed([run for found in summaries for run in found.crashed],
+                 "found without an outcome by the summary (no heartbeat)")
+    rows = [found.row for found in summaries]
+    outputs = write_dashboard_task(store_uri, quote(rows), generated_at)
+    problems = {found.row.model: found.problems for found in summaries if found.problems}
     if publish:
         create_table_artifact(key="model-dashboard", table=[row.flat() for row in rows],
                               description=f"modelwatch dashboard, {len(rows)} models")
@@ -206,8 +272,10 @@ def summarize_fleet(store: str | None = None, publish: bool = True) -> dict[str,
                                  description="models whose alert is raised")
     print(f"dashboard: {len(rows)} models, {sum(1 for r in rows if r.in_alarm)} in alarm; "
           f"{outputs['html']}")
+    for model, said in problems.items():
+        print(f"model {model} could not be fully summarised: {'; '.join(said)}")
     # The table itself is in the outputs; a 1,000-row return value would only cost Prefect time.
     return {"outputs": outputs, "models": len(rows),
             "in_alarm": {r.model: r.in_alarm for r in rows if r.in_alarm},
-            "re_evaluated": changed, "generated_at": generated_at.isoformat()}
-
+            "re_evaluated": [c for found in summaries for c in found.changed],
+            "problems": problems, "generated_at": generated_at.isoformat()}

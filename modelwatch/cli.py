@@ -216,30 +216,48 @@ def monitor_run(
     with stdout_to_stderr():
         state = flow_call(model=model, start=begin, end=finish, store=store, version=version,
                           return_state=True)
-        document = _execution_of(state, model, monitor_type, begin, finish, store)
+        document, failure = _execution_of(state, model, monitor_type, begin, finish, store)
     emit_json(document)
-    if document.get("status") == "Failed":
+    if failure is not None:
+        print(f"error: {failure}", file=sys.stderr)
         raise typer.Exit(1)
 
 
 def _execution_of(state: Any, model: str, monitor_type: str, begin: datetime, finish: datetime,
-                  store: str | None) -> dict[str, Any]:
-    if not state.is_failed():
-        return state.result()
+                  store: str | None) -> tuple[dict[str, Any], str | None]:
+    """(the execution document of the run this command started, why it failed or None). Only a
+    document written by that very flow run is reported: an older execution.json of the same window is
+    never passed off as this run's outcome."""
+    run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
+    if not state.is_failed() and not state.is_crashed():
+        return state.result(), None
     try:
         state.result()
+        problem: BaseException = RuntimeError(state.message or f"flow run ended {state.name}")
     except UserError:
         raise
-    except Exception as problem:  # noqa: BLE001 - read what the flow recorded, if anything
-        from flows.monitor import execution_prefix
-        from tasks.store import Store, default_store_uri
+    except BaseException as raised:  # noqa: BLE001 - reported as this run's failure
+        problem = raised
+    reason = f"{type(problem).__name__}: {problem}"[:2000]
+    from tasks.executions import execution_prefix
+    from tasks.store import Store, default_store_uri
 
+    key = f"{execution_prefix(model, monitor_type, begin, finish)}/execution.json"
+    try:
         the_store = Store(store or default_store_uri())
-        key = f"{execution_prefix(model, monitor_type, begin, finish)}/execution.json"
-        if the_store.exists(key):
-            return the_store.read_json(key)
-        return {"model": model, "status": "Failed", "failure_reason": str(problem)}
-    return {"model": model, "status": "Failed", "failure_reason": "unknown"}
+        document = the_store.read_json(key) if the_store.exists(key) else None
+    except Exception:  # noqa: BLE001 - the store may be what failed
+        document = None
+    if document is not None and run_id is not None and document.get("flow_run_id") == run_id:
+        if document.get("status") == "Failed":
+            return document, document.get("failure_reason") or reason
+        return document, f"the execution finished {document.get('status')} but recording its " \
+                         f"outcome failed: {reason}"
+    from tasks.windows import iso_z
+
+    return {"model": model, "monitor_type": monitor_type, "window_start": iso_z(begin),
+            "window_end": iso_z(finish), "status": "Failed", "failure_reason": reason,
+            "flow_run_id": run_id}, reason
 
 
 @app.command("demo")

@@ -53,7 +53,7 @@ def check_type(monitor_type: str) -> str:
 
 
 def parse_window(start: str, end: str) -> tuple[datetime, datetime]:
-    from tasks.capture import parse_time
+    from tasks.windows import parse_time
 
     begin, finish = parse_time(start, "--start"), parse_time(end, "--end")
     if finish <= begin:

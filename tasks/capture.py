@@ -12,7 +12,7 @@ import binascii
 import csv
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -21,11 +21,11 @@ import pyarrow.csv as pacsv
 
 from modelwatch.errors import UserError
 from tasks.store import filesystem_for
+from tasks.windows import hour_of_path, hour_prefixes, iso_z
 
 PREDICTION = "prediction"
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
 _YEAR = re.compile(r"^\d{4}$")
-_HOUR_IN_PATH = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+$")
 # Keys of a JSON prediction object that name the predicted value, best first.
 _PREDICTION_KEYS = ("predicted_label", "label", "prediction", "score", "probability")
 
@@ -59,42 +59,6 @@ class CaptureBatch:
         as_text = [t.cast(pa.schema([(f.name, pa.string()) for f in t.schema])) for t in self.tables]
         table = pa.concat_tables(as_text, promote_options="default")
         return {name: table.column(name).combine_chunks() for name in table.column_names}
-
-
-def iso_z(moment: datetime) -> str:
-    """UTC second-precision ISO-8601 with a Z, as SageMaker writes inferenceTime."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str, what: str = "time") -> datetime:
-    """Parse an ISO-8601 time; naive times are UTC."""
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise UserError(f"{what} {text!r} is not an ISO-8601 time such as 2026-11-23T00:00:00Z") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def hour_prefixes(start: datetime, end: datetime) -> list[str]:
-    """YYYY/MM/DD/HH folders of the hours that overlap [start, end)."""
-    hour = start.replace(minute=0, second=0, microsecond=0)
-    out = []
-    while hour < end:
-        out.append(hour.strftime("%Y/%m/%d/%H"))
-        hour += timedelta(hours=1)
-    return out
-
-
-def hour_of_path(path: str) -> datetime | None:
-    """The UTC hour of a .../YYYY/MM/DD/HH/<file> path, or None."""
-    match = _HOUR_IN_PATH.search(path)
-    if match is None:
-        return None
-    year, month, day, hour = (int(g) for g in match.groups())
-    try:
-        return datetime(year, month, day, hour, tzinfo=UTC)
-    except ValueError:
-        return None
 
 
 def list_capture_hours(capture_uri: str, start: datetime, end: datetime) -> list[tuple[str, datetime]]:

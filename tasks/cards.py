@@ -16,7 +16,6 @@ Prefect event `modelwatch.card.status-changed`; a card command never fails becau
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import html
 import json
@@ -24,7 +23,6 @@ import math
 import os
 import re
 import sys
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -431,42 +429,10 @@ def _write_new(store: Store, card: ModelCard) -> str:
         f"card v{card.card_version} of model {card.model!r} already exists ({store.uri(key)}): "
         "someone changed the card meanwhile; read it again and retry"
     )
-    target = store.path(key)
-    if store.is_local:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        # A complete temp file hard-linked into place: readers never see half a card, and link()
-        # fails if the name exists, where os.replace (Store.write_bytes) would overwrite it.
-        tmp = f"{target}.tmp-{uuid.uuid4().hex}"
-        try:
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                raise taken from None
-            except OSError:  # a filesystem without hard links: exclusive create instead
-                try:
-                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                except FileExistsError:
-                    raise taken from None
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        return store.uri(key)
-    if store.exists(key):
-        raise taken
     try:
-        # S3 conditional PUT (If-None-Match: *) closes the race where the store supports it.
-        store.fs.pipe_file(target, data, mode="create")
+        return store.create_bytes(key, data)
     except FileExistsError:
         raise taken from None
-    except OSError as problem:
-        if "precondition" in str(problem).lower():
-            raise taken from None
-        raise
-    return store.uri(key)
 
 
 # ---- reading ----

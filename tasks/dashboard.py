@@ -48,6 +48,7 @@ class DashboardRow(Document):
     latest_batch_job: BatchJobCell | None = None
     monitors: dict[str, MonitorCell] = Field(
         default_factory=lambda: {t: MonitorCell() for t in MONITOR_TYPES})
+    problems: list[str] = Field(default_factory=list)  # documents that could not be read or updated
 
     @property
     def in_alarm(self) -> list[str]:
@@ -61,6 +62,7 @@ class DashboardRow(Document):
             "card_status": self.card_status, "endpoints": ", ".join(self.endpoints),
             "latest_batch_job": self.latest_batch_job.job_id if self.latest_batch_job else None,
             "latest_batch_job_status": self.latest_batch_job.status if self.latest_batch_job else None,
+            "problems": "; ".join(self.problems) or None,
         }
         for monitor_type in MONITOR_TYPES:
             cell = self.monitors.get(monitor_type, MonitorCell())
@@ -78,20 +80,24 @@ class ExecutionSummary(Document):
     monitor_type: str
     window_start: datetime
     window_end: datetime
-    status: str
+    status: str  # an execution status, or Running (begun, no outcome yet)
     violation_count: int = 0
     records_read: int = 0
+    started_at: datetime | None = None
     finished_at: datetime | None = None
     report_uri: str | None = None
-    execution_uri: str | None = None
+    execution_uri: str | None = None  # only once execution.json is written
     metric: float | None = None  # one number per execution for the trend chart
+    flow_run_id: str | None = None
+    failure_reason: str | None = None
 
 
 class AlertHistoryEntry(Document):
     monitor_type: str
-    state: Literal["OK", "ALARM"]
+    state: Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
     at: datetime
     reason: str
+    cause: str | None = None  # what re-evaluated the alert (an execution's flow run, a criteria edit)
 
 
 class ModelPage(Document):

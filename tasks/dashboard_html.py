@@ -17,8 +17,6 @@ no fragment. Sorting or filtering on the page rewrites the fragment, so the view
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 import math
 import re
@@ -27,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from tasks.csp import script_hash
 from tasks.dashboard import DashboardRow, ExecutionSummary, ModelPage, MonitorCell
 from tasks.documents import MONITOR_TYPES
 
@@ -195,16 +194,10 @@ SCRIPT = """
 """
 
 
-def script_hash(script: str = SCRIPT) -> str:
-    """The CSP source expression ('sha256-<base64>') that allows exactly this inline script."""
-    digest = hashlib.sha256(script.encode("utf-8")).digest()
-    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
-
-
 # No fetches of any kind (default-src 'none', img-src 'none'), only our hashed script, inline
 # styles for the stylesheet and the bar widths; base-uri/form-action close the remaining gaps.
 CONTENT_SECURITY_POLICY = (
-    f"default-src 'none'; script-src {script_hash()}; style-src 'unsafe-inline'; img-src 'none'; "
+    f"default-src 'none'; script-src {script_hash(SCRIPT)}; style-src 'unsafe-inline'; img-src 'none'; "
     "base-uri 'none'; form-action 'none'"
 )
 
@@ -1074,6 +1067,16 @@ def _monitor_cards(row: DashboardRow) -> str:
     return '<div class="grid">' + "".join(cards) + "</div>"
 
 
+def _problems_html(row: DashboardRow) -> str:
+    """What could not be read or updated for this model, so a partial row is never mistaken for a
+    whole one."""
+    if not row.problems:
+        return ""
+    items = "".join(f"<li>{esc(p)}</li>" for p in row.problems)
+    return (f'<div class="panel" id="problems"><strong>Not everything about this model could be read '
+            f"or updated:</strong><ul>{items}</ul></div>\n")
+
+
 def render_model_page(
     page: ModelPage,
     index_href: str = "../index.html",
@@ -1111,6 +1114,7 @@ def render_model_page(
         '<header class="top"><span class="brand">modelwatch</span>'
         f'{link(index_href, "← All models")}{generated}</header>\n<main>\n'
         f'<h1 id="model-name">{esc(row.model)}</h1>\n<p class="muted">{" · ".join(facts)}</p>\n'
+        f"{_problems_html(row)}"
         f"{_monitor_cards(row)}\n"
         f'<h2 id="card">Model card</h2>\n<div class="panel">{_card_html(page.card, row)}</div>\n'
         '<h2 id="lineage-title">Lineage</h2>\n<div class="panel" style="overflow-x:auto">'

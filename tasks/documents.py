@@ -185,3 +185,5 @@ class Execution(Document):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     flow_run_id: str | None = None
+    metric_name: str | None = None  # the execution's headline number (trend charts, the index)
+    metric: float | None = None

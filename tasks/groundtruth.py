@@ -33,10 +33,9 @@ groups of capture hours, then `classify`), so memory follows the labels and one 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -48,10 +47,11 @@ import pyarrow.csv as pacsv
 from pydantic import Field
 
 from modelwatch.errors import UserError
-from tasks.capture import arrow_owned, hour_prefixes, iso_z, parse_time, quarantine_entry
+from tasks.capture import arrow_owned, quarantine_entry
 from tasks.documents import Document
 from tasks.jsonl_layout import PLAIN, STRING, Layout, LayoutMatch, arrow_lines, as_text, match_layouts
 from tasks.store import Store, check_slug, filesystem_for
+from tasks.windows import check_window, hour_prefixes, iso_z, parse_duration, parse_time
 
 GROUNDTRUTH = "groundtruth"
 MERGED = "merged"
@@ -98,32 +98,9 @@ _LABEL_DATA = PLAIN + r"*[!#-\[\]-~]" + PLAIN + "*"
 LABEL_LAYOUTS = [Layout("", _LABEL, {"data": _LABEL_DATA, "id": UUID}),
                  Layout("", _LABEL, {"data": _LABEL_DATA, "id": _ID})]
 
-_DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?)?")
 
 
 # ---- small helpers ----
-
-def parse_duration(text: str, what: str = "duration") -> timedelta:
-    """An ISO-8601 duration of days, hours and minutes: P7D, PT12H, PT30M, P1DT6H (zero allowed)."""
-    match = _DURATION.fullmatch(text.strip().upper()) if isinstance(text, str) else None
-    if match is None or not any(match.groups()):
-        raise UserError(f"{what} {text!r} is not an ISO-8601 duration: expected PnD, PTnH or PTnM "
-                        "(e.g. P7D, PT12H, PT30M, or combined as P1DT6H)")
-    days, hours, minutes = (int(g or 0) for g in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes)
-
-
-def check_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    """The window in UTC; both ends on whole hours, so each capture hour folder has one owner."""
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    for name, moment in (("start", start), ("end", end)):
-        if moment.minute or moment.second or moment.microsecond:
-            raise UserError(f"window {name} {iso_z(moment)} is not on a whole hour: merged records "
-                            "are written per capture hour, so windows start and end on the hour")
-    if end <= start:
-        raise UserError(f"window end {iso_z(end)} must be after its start {iso_z(start)}")
-    return start, end
-
 
 def window_stamp(start: datetime, end: datetime) -> str:
     return f"{start.astimezone(UTC).strftime(STAMP)}_{end.astimezone(UTC).strftime(STAMP)}"

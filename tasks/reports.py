@@ -1,4 +1,10 @@
-"""Render Evidently data-drift reports as self-contained HTML pages.
+"""Render data-quality reports as self-contained HTML pages: our own verdict first (the execution's
+status and violations), then Evidently's data-drift panels.
+
+Captured traffic reaches the page (category values, feature names), so the page is hardened: Evidently
+embeds its data as JSON in a <script>, where a value holding "</script>" would end the script and start
+the traffic's own; every "<", ">" and "&" in that data block is written as a JSON escape, and the page
+carries a Content-Security-Policy that allows only the inline scripts Evidently put there, by hash.
 
 Evidently is imported lazily inside `drift_report_html` because importing it takes several seconds.
 """
@@ -7,7 +13,9 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+
+from tasks.csp import meta, policy
 
 import numpy as np
 import pandas as pd
@@ -18,6 +26,14 @@ __all__ = ["drift_report_html", "sample_frame"]
 # avoids matching a "<body>" that happens to sit inside the embedded JSON data or JS bundle.
 _BODY_ANCHOR = re.compile(r'<body>\s*(?=<div id="root_)')
 _ANY_BODY = re.compile(r"<body[^>]*>")
+# Evidently's data block: the first script of the page, `var <id> = {json};` twice, then a newline and
+# </script>. JSON never holds a raw newline (json.dumps escapes it), so ";\n</script>" ends the block
+# even when the data holds "</script>".
+_DATA_START = re.compile(r"<script>(\s*var \w+ = )")
+_DATA_END = ";\n</script>"
+_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
+_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+Verdict = tuple[str, Sequence[tuple[str, str, str]]]  # status, (feature, check, description) each
 
 
 def sample_frame(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
@@ -44,9 +60,12 @@ def drift_report_html(
     max_rows: int = 5000,
     seed: int = 0,
     title: str = "modelwatch data-quality report",
+    verdict: Verdict | None = None,
 ) -> str:
-    """Return a self-contained HTML page: Evidently's DataDriftPreset on the two frames, each
-    sampled without replacement to at most max_rows rows (deterministic for a seed)."""
+    """Return a self-contained HTML page: the execution's verdict (status and violations, when given),
+    then Evidently's DataDriftPreset on the two frames, each sampled without replacement to at most
+    max_rows rows (deterministic for a seed). Evidently's own headline ("Dataset Drift is NOT
+    detected") uses its own tests; the verdict above it is the one the execution reports."""
     ref_total, cur_total = len(reference), len(current)
 
     # A column named in both lists is treated as numerical; the order given by the caller is kept.
@@ -75,6 +94,7 @@ def drift_report_html(
         cur_rows=(len(cur), cur_total),
         all_null=all_null,
         missing=missing,
+        verdict=verdict,
     )
     if ref.empty or cur.empty:
         return _standalone_page(
@@ -96,7 +116,29 @@ def drift_report_html(
     page = snapshot.get_html_str(as_iframe=False).strip()
     # Evidently's page has no <title>; the first <head> is the real one, ahead of any data.
     page = page.replace("<head>", f"<head>\n<title>{html.escape(title)}</title>", 1)
-    return _inject_after_body(page, header)
+    return _with_policy(_inject_after_body(_escape_data_block(page), header))
+
+
+def _escape_data_block(page: str) -> str:
+    """Evidently's embedded JSON with "<", ">" and "&" as JSON escapes: the same values for the
+    script, but nothing the HTML parser reads as a tag. Refuses a page whose data block it cannot
+    find, rather than write one that might run traffic as script."""
+    start = _DATA_START.search(page)
+    end = page.find(_DATA_END, start.end()) if start else -1
+    if start is None or end < 0:
+        raise ValueError("Evidently's page layout is not the expected one: its data block was not "
+                         "found, so the report cannot be made safe to open")
+    body = page[start.end(1):end]
+    for raw, escaped in _JSON_ESCAPES.items():
+        body = body.replace(raw, escaped)
+    return page[:start.end(1)] + body + page[end:]
+
+
+def _with_policy(page: str) -> str:
+    """The page with a CSP allowing exactly its inline scripts, as the first element of <head>."""
+    scripts = _SCRIPT.findall(page)
+    content = policy(scripts, fonts=True, images=True)
+    return page.replace("<head>", f"<head>\n{meta(content)}", 1)
 
 
 def _shared_columns(
@@ -131,9 +173,10 @@ def _header_html(
     cur_rows: tuple[int, int],
     all_null: list[str],
     missing: list[str],
+    verdict: Verdict | None = None,
 ) -> str:
-    parts = [
-        f"<h1>{html.escape(title)}</h1>",
+    parts = [f"<h1>{html.escape(title)}</h1>", *_verdict_html(verdict)]
+    parts += [
         (
             f"<p>Reference: {ref_rows[0]} of {ref_rows[1]} rows sampled; "
             f"current: {cur_rows[0]} of {cur_rows[1]} rows sampled.</p>"
@@ -153,6 +196,23 @@ def _header_html(
     return f'<div class="modelwatch-header" style="{style}">' + "".join(parts) + "</div>"
 
 
+def _verdict_html(verdict: Verdict | None) -> list[str]:
+    if verdict is None:
+        return []
+    status, violations = verdict
+    parts = [f"<p><strong>Execution status: {html.escape(status)}</strong>, "
+             f"{len(violations)} violation{'s' if len(violations) != 1 else ''} of the baseline's "
+             "constraints. The panels below are Evidently's own view of the same samples.</p>"]
+    if violations:
+        rows = "".join(f"<tr><td>{html.escape(str(feature))}</td><td>{html.escape(str(check))}</td>"
+                       f"<td>{html.escape(str(description))}</td></tr>"
+                       for feature, check, description in violations)
+        parts.append('<table border="1" cellpadding="4" style="border-collapse: collapse">'
+                     "<tr><th>feature</th><th>check</th><th>description</th></tr>"
+                     f"{rows}</table>")
+    return parts
+
+
 def _code_list(columns: list[str]) -> str:
     return ", ".join(f"<code>{html.escape(str(c))}</code>" for c in columns)
 
@@ -160,7 +220,7 @@ def _code_list(columns: list[str]) -> str:
 def _standalone_page(title: str, body: str) -> str:
     return (
         "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="UTF-8">\n'
+        f'<html lang="en">\n<head>\n{meta(policy())}\n<meta charset="UTF-8">\n'
         f"<title>{html.escape(title)}</title>\n</head>\n"
         f"<body>\n{body}\n</body>\n</html>\n"
     )

@@ -22,8 +22,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from tasks.capture import PREDICTION, iso_z, parse_capture, parse_time
+from tasks.capture import PREDICTION, parse_capture
 from tasks.store import Store
+from tasks.windows import iso_z, parse_time
 from tests.cli_run import invoke, run
 
 MODEL = "churn"

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from modelwatch.errors import UserError
-from tasks.capture import hour_prefixes, list_capture_files, parse_capture, parse_time
+from tasks.capture import list_capture_files, parse_capture
+from tasks.windows import hour_prefixes, parse_time
 from tests.sagemaker_samples import sample
 
 FEATURES = ["a", "b", "c"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -500,25 +499,14 @@ def test_illegal_status_move_exits_2(store: Store, tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("prefect_api")
 def test_status_change_event_reaches_the_prefect_api(tmp_path: Path) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+    from tests.prefect_events import wait_for_events
 
     model = f"card-event-{uuid.uuid4().hex[:8]}"  # this test's events alone, whatever ran before
     store = registered(Store(str(tmp_path / "store")), model)
     create_card(store, model, CONTENT, by="alice")
     card = set_status(store, model, "PendingReview", by="bob")  # the real emit_status_changed
 
-    deadline, events = time.monotonic() + 60, []
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:  # the server persists events in batches (~5 s)
-            events = client.read_events(filter=EventFilter(
-                event=EventNameFilter(name=[STATUS_EVENT]),
-                resource=EventResourceFilter(id=[f"modelwatch.model.{model}"])),
-                # 3.8.8's read_events defaults to limit=100, which its own server refuses (<= 50).
-                limit=50).events
-            if events:
-                break
-            time.sleep(0.5)
+    events = wait_for_events(STATUS_EVENT, f"modelwatch.model.{model}")
     assert len(events) == 1, "the status change never reached the Prefect API"
     event = events[0]
     assert event.resource["modelwatch.card.version"] == str(card.card_version)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from flows.demo_data import LABEL, generate_demo
-from tasks.capture import iso_z
 from tasks.documents import ConstraintViolations, Statistics
 from tasks.store import Store
+from tasks.windows import iso_z
 from tests.cli_run import invoke, run
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

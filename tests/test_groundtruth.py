@@ -22,14 +22,12 @@ from modelwatch.errors import UserError
 from tasks.groundtruth import (
     HOUR,
     WindowMerge,
-    check_window,
     concat_labels,
     ground_truth_line,
     join_ground_truth,
     merge_outputs,
     merge_part,
     merge_window,
-    parse_duration,
     parse_ground_truth,
     quarantine_lines,
     read_capture_records,
@@ -37,6 +35,7 @@ from tasks.groundtruth import (
     write_ground_truth,
 )
 from tasks.store import Store
+from tasks.windows import check_window, parse_duration
 from tests.sagemaker_samples import sample
 
 H0 = datetime(2026, 11, 23, tzinfo=UTC)

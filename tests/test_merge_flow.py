@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from flows.demo_data import capture_file_name, capture_hour_dir, capture_line, capture_record
-from tasks.capture import iso_z
 from tasks.registry import EndpointRecord, ModelRecord, ModelVersion, register_endpoint, register_model
 from tasks.store import Store
+from tasks.windows import iso_z
 from tests.cli_run import invoke, run
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -66,9 +66,9 @@ def groundtruth_merge(
     store: StoreOption = None,
 ) -> None:
     """Merge the window's capture records with their ground truth and print the merge report."""
-    from tasks.groundtruth import check_window, parse_duration
     from tasks.registry import get_endpoint
     from tasks.store import check_slug
+    from tasks.windows import check_window, parse_duration
 
     check_slug(endpoint, "endpoint name")
     begin, finish = check_window(*parse_window(start, end))
@@ -111,8 +111,8 @@ def groundtruth_schedule(
     the scheduled-merge flow, served by `modelwatch serve`."""
     from deployments.schedules import merge_deployment
     from flows.scheduled import PERIODS
-    from tasks.groundtruth import parse_duration
     from tasks.registry import get_endpoint
+    from tasks.windows import parse_duration
 
     the_store = open_store(store)
     get_endpoint(the_store, endpoint)

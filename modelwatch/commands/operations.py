@@ -120,17 +120,15 @@ def alerts_set(
     store: StoreOption = None,
 ) -> None:
     """Set alert criteria; the next monitor run or summary re-evaluates (and emits on a change)."""
-    from tasks.alerts import AlertCriteria, read_alert, save_alert
+    from tasks.alerts import AlertCriteria, set_criteria
     from tasks.registry import get_model
 
     _check_type(monitor_type)
+    criteria = AlertCriteria(datapoints_to_alert=datapoints_to_alert,
+                             evaluation_period=evaluation_period).validate_values()
     the_store = open_store(store)
     get_model(the_store, model)
-    alert = read_alert(the_store, model, monitor_type)
-    alert.criteria = AlertCriteria(datapoints_to_alert=datapoints_to_alert,
-                                   evaluation_period=evaluation_period).validate_values()
-    save_alert(the_store, alert)
-    emit_json(alert.dump())
+    emit_json(set_criteria(the_store, model, monitor_type, criteria).dump())
 
 
 @alerts_app.command("show")
@@ -197,18 +195,24 @@ def dashboard_command(
 ) -> None:
     """Print the model dashboard (one row per registered model)."""
     the_store = open_store(store)
+    problems: dict[str, list[str]] = {}
     if refresh:
         with stdout_to_stderr():
             from flows.summary import summarize_fleet
 
-            summarize_fleet(store=the_store.root)
+            problems = summarize_fleet(store=the_store.root).get("problems") or {}
     if not the_store.exists("dashboard/models.json"):
         raise UserError(f"no dashboard in {the_store.root} yet: run `modelwatch dashboard --refresh`")
     document = the_store.read_json("dashboard/models.json")
     if as_json:
         emit_json(document)
-        return
-    print_dashboard(document, the_store.uri("dashboard/index.html"))
+    else:
+        print_dashboard(document, the_store.uri("dashboard/index.html"))
+    if problems:
+        for model, said in problems.items():
+            print(f"error: model {model} could not be fully summarised: {'; '.join(said)}",
+                  file=sys.stderr)
+        raise typer.Exit(1)
 
 
 def print_dashboard(document: dict, index_uri: str, console: Console | None = None) -> None:

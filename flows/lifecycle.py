@@ -1,0 +1,278 @@
+"""The life cycle every monitoring execution goes through, whatever its monitor type: begin (withdraw
+the window's previous outcome, index it as Running, start a heartbeat), record the outcome of the work
+(a failure becomes the execution's outcome), finish (execution.json last, then the index, the alert and
+its event, the summary artifact). A run that dies midway leaves a Running entry whose heartbeat stops;
+the next execution of the model or the next summary turns it into Failed and tells Prefect it crashed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.retries import STORE_RETRY, retry_unless_user_error
+from modelwatch.errors import UserError
+from tasks.documents import Execution
+from tasks.executions import (
+    Attempt,
+    attempt_key,
+    execution_prefix,
+    is_stale,
+    read_attempt,
+    reconcile,
+    record_execution,
+    record_running,
+)
+from tasks.markdown import escape_markdown
+from tasks.store import Store, json_bytes
+
+logger = logging.getLogger("modelwatch.lifecycle")
+HEARTBEAT_SECONDS = 30.0
+STALE_HEARTBEATS = 10  # missed heartbeats after which a run counts as dead
+
+
+def heartbeat_seconds() -> float:
+    """Seconds between heartbeats ($MODELWATCH_HEARTBEAT_SECONDS, default 30)."""
+    try:
+        return max(0.1, float(os.environ.get("MODELWATCH_HEARTBEAT_SECONDS") or HEARTBEAT_SECONDS))
+    except ValueError:
+        return HEARTBEAT_SECONDS
+
+
+def stale_after() -> timedelta:
+    """How long a running execution may stay silent before it counts as interrupted."""
+    return timedelta(seconds=heartbeat_seconds() * STALE_HEARTBEATS)
+
+
+class Heartbeat:
+    """Refreshes attempt.json while an execution runs, from a daemon thread (the work holds no lock
+    that could stop it); a store hiccup costs one beat, never the execution."""
+
+    def __init__(self, store_uri: str, key: str, attempt: Attempt) -> None:
+        self.store_uri, self.key, self.attempt = store_uri, key, attempt
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="modelwatch-heartbeat", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=60)
+
+    def _beat(self) -> None:
+        store = Store(self.store_uri)
+        while not self._stop.wait(heartbeat_seconds()):
+            self.attempt.heartbeat_at = datetime.now(UTC)
+            try:
+                store.write_json(self.key, self.attempt.dump())
+            except Exception as problem:  # noqa: BLE001 - the next beat tries again
+                logger.warning("heartbeat of %s not written: %s", self.key, problem)
+
+
+@dataclass
+class ExecutionRun:
+    """An execution in progress: where it is written and its document so far."""
+
+    store_uri: str
+    prefix: str
+    execution: Execution
+    heartbeat: Heartbeat
+    documents: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cause(self) -> str:
+        return f"execution {self.prefix} (flow run {self.execution.flow_run_id})"
+
+
+def begin_execution(store_uri: str, model: str, monitor_type: str, version: str, start: datetime,
+                    end: datetime, source: str, baseline_sources: dict[str, str]) -> ExecutionRun:
+    """Open one window's execution: its previous outcome is withdrawn (a crash midway never leaves a
+    stale "done"), the index says Running, and a heartbeat says the run is alive. Interrupted runs of
+    the model's earlier executions are settled first."""
+    from prefect.runtime import flow_run
+
+    prefix = execution_prefix(model, monitor_type, start, end)
+    now = datetime.now(UTC)
+    run_id = str(flow_run.id) if flow_run.id else None
+    execution = Execution(model=model, model_version=version, monitor_type=monitor_type,
+                          window_start=start, window_end=end, status="Completed", capture=source,
+                          baseline=baseline_sources, started_at=now, flow_run_id=run_id)
+    store = Store(store_uri)
+    settle_interrupted(store_uri, model, monitor_type)
+    previous = read_attempt(store, prefix)
+    if previous is not None and previous.flow_run_id not in (None, run_id) and \
+            is_stale(previous, previous.started_at, now, stale_after()):
+        mark_crashed([previous.flow_run_id], f"a later run ({run_id}) of {prefix} found it dead")
+    store.delete(f"{prefix}/execution.json")
+    attempt = Attempt(flow_run_id=run_id, started_at=now, heartbeat_at=now, host=socket.gethostname(),
+                      pid=os.getpid())
+    store.write_json(attempt_key(prefix), attempt.dump())
+    record_running(store, execution)
+    from tasks.alerts import reevaluate_alert
+
+    reevaluate_alert(store, model, monitor_type, cause=f"begin {prefix} ({run_id})",
+                     evaluate_state=False)
+    return ExecutionRun(store_uri, prefix, execution,
+                        Heartbeat(store_uri, attempt_key(prefix), attempt).start())
+
+
+@contextlib.contextmanager
+def outcome_recorded(run: ExecutionRun) -> Iterator[None]:
+    """Any failure of the work becomes the execution's outcome (Failed, with the reason). A user's
+    error is recorded too, then propagates (exit code 2); a kill stops the heartbeat and leaves the
+    Running entry for the next run to settle."""
+    try:
+        yield
+    except UserError as problem:
+        mark_failed(run.execution, problem)
+        with contextlib.suppress(Exception):  # the user's error is what must reach the user
+            finish_execution(run, None, "\n".join(
+                [*summary_head(run.execution, "not run"),
+                 f"Failure: {escape_markdown(run.execution.failure_reason or '')}"]))
+        raise
+    except Exception as problem:  # noqa: BLE001 - recorded, then finish_execution fails the run
+        mark_failed(run.execution, problem)
+    except BaseException:
+        run.heartbeat.stop()
+        raise
+
+
+def mark_failed(execution: Execution, problem: Exception) -> None:
+    execution.status = "Failed"
+    execution.failure_reason = f"{type(problem).__name__}: {problem}"[:1024]
+
+
+def count_violations(execution: Execution, kinds: list[str]) -> None:
+    """Violation count and per-kind tally of an execution (check type, or metric name); any violation
+    makes it CompletedWithViolations."""
+    execution.violation_count = len(kinds)
+    for kind in kinds:
+        execution.violation_types[kind] = execution.violation_types.get(kind, 0) + 1
+    if kinds:
+        execution.status = "CompletedWithViolations"
+
+
+def summary_head(execution: Execution, what: str) -> list[str]:
+    """The first lines of an execution's markdown artifact."""
+    return [f"### {escape_markdown(execution.model)} · {execution.monitor_type} · {execution.status}",
+            f"{escape_markdown(what)}, window {execution.window_start:%Y-%m-%d %H:%M} to "
+            f"{execution.window_end:%Y-%m-%d %H:%M} UTC."]
+
+
+def artifact_key(model: str, monitor_type: str) -> str:
+    return f"{model}-{monitor_type}".replace("_", "-").replace(".", "-")
+
+
+@task(name="write-execution", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5],
+      retry_condition_fn=retry_unless_user_error)
+def write_outputs_task(store_uri: str, prefix: str, documents: dict[str, bytes]) -> dict[str, str]:
+    store = Store(store_uri)
+    return {name: store.write_bytes(f"{prefix}/{name}", data) for name, data in documents.items()}
+
+
+@task(name="update-alert", cache_policy=NO_CACHE, **STORE_RETRY)
+def update_alert_task(store_uri: str, execution: Execution, metric: float | None,
+                      cause: str) -> str | None:
+    """Index the execution, re-evaluate the alert; emit an event only on a transition."""
+    from tasks.alerts import reevaluate_alert
+    from tasks.events import emit_transition
+
+    store = Store(store_uri)
+    record_execution(store, execution, metric)
+    _, transition = reevaluate_alert(store, execution.model, execution.monitor_type, cause=cause,
+                                     model_version=execution.model_version)
+    if transition is None:
+        return None
+    print(f"alert {transition.state} for {execution.model} {execution.monitor_type}: "
+          f"{transition.reason}")
+    return emit_transition(transition)
+
+
+def finish_execution(run: ExecutionRun, metric: float | None, markdown: str,
+                     metric_name: str | None = None) -> dict[str, Any]:
+    """Write execution.json last, index it and re-evaluate the alert, publish the summary artifact;
+    a Failed execution then fails the flow run, with everything about it recorded. When execution.json
+    cannot be written, the index says Failed (never the old outcome), and the run fails."""
+    store = Store(run.store_uri)
+    execution = run.execution
+    execution.finished_at = datetime.now(UTC)
+    if metric is not None:
+        execution.metric, execution.metric_name = metric, metric_name
+    key = f"{run.prefix}/execution.json"
+    execution.outputs["execution"] = store.uri(key)
+    try:
+        try:
+            write_outputs_task(run.store_uri, run.prefix,
+                               {"execution.json": json_bytes(execution.dump())})
+        except Exception as problem:
+            execution.outputs.pop("execution", None)
+            mark_failed(execution, RuntimeError(f"execution.json could not be written: {problem}"))
+            with contextlib.suppress(Exception):
+                record_execution(store, execution, metric)
+            raise
+        update_alert_task(run.store_uri, execution, metric, run.cause)
+    finally:
+        run.heartbeat.stop()
+    with contextlib.suppress(Exception):
+        store.delete(attempt_key(run.prefix))
+    create_markdown_artifact(
+        key=artifact_key(execution.model, execution.monitor_type), markdown=markdown,
+        description=f"{execution.model} {execution.monitor_type} execution {execution.status}",
+    )
+    if execution.status == "Failed":
+        raise RuntimeError(f"{execution.monitor_type} execution failed: {execution.failure_reason}")
+    return execution.dump()
+
+
+def settle_interrupted(store_uri: str, model: str, monitor_type: str) -> list[str]:
+    """Turn the model's Running entries whose runs died into Failed, re-evaluate its alert (and emit
+    what changes), and tell Prefect those flow runs crashed. Returns the interrupted windows."""
+    from tasks.alerts import reevaluate_alert
+    from tasks.events import emit_transition
+
+    store = Store(store_uri)
+    _, interrupted = reconcile(store, model, monitor_type, datetime.now(UTC), stale_after())
+    if not interrupted:
+        return []
+    cause = "interrupted " + ", ".join(f"{e.window_start:%Y%m%dT%H%M%SZ} ({e.flow_run_id})"
+                                       for e in interrupted)
+    _, transition = reevaluate_alert(store, model, monitor_type, cause=cause)
+    if transition is not None:
+        emit_transition(transition)
+    mark_crashed([e.flow_run_id for e in interrupted if e.flow_run_id],
+                 f"{model} {monitor_type}: the run stopped without an outcome (no heartbeat)")
+    return [f"{e.window_start.isoformat()}/{e.window_end.isoformat()}" for e in interrupted]
+
+
+def mark_crashed(flow_run_ids: list[str], reason: str) -> None:
+    """Set flow runs Prefect still thinks are running (the process was killed) to Crashed. Never fails
+    the caller: Prefect's view is a courtesy, the store is the record."""
+    if not flow_run_ids:
+        return
+    try:
+        from uuid import UUID
+
+        from prefect import get_client
+        from prefect.states import Crashed
+
+        with get_client(sync_client=True) as client:
+            for run_id in flow_run_ids:
+                found = client.read_flow_run(UUID(run_id))
+                if found.state is not None and not found.state.is_final():
+                    client.set_flow_run_state(found.id, Crashed(message=reason), force=True)
+    except Exception as problem:  # noqa: BLE001
+        logger.warning("could not mark flow run(s) %s crashed: %s", ", ".join(flow_run_ids), problem)
