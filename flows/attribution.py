@@ -5,6 +5,7 @@ inputs the same way, reporting a violation when the feature ranking's nDCG falls
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,10 +22,12 @@ from flows.lifecycle import (
     begin_execution,
     count_violations,
     finish_execution,
+    note_skipped,
     outcome_recorded,
     summary_head,
     write_outputs_task,
 )
+from flows.retries import STORE_RETRY
 from modelwatch.errors import UserError
 from tasks.baselines import (
     baseline_prefix,
@@ -33,7 +36,14 @@ from tasks.baselines import (
     read_manifest,
     require_document,
 )
-from tasks.capture import PREDICTION, list_capture_files, parse_capture, read_dataset
+from tasks.capture import (
+    PREDICTION,
+    SkippedFile,
+    UnreadableFile,
+    list_capture_files,
+    parse_capture,
+    read_dataset,
+)
 from tasks.markdown import escape_markdown
 from tasks.store import Store, check_slug, default_store_uri, json_dumps, read_uri_bytes
 from tasks.windows import utc_window
@@ -153,22 +163,40 @@ def load_attribution_baseline(store: Store, model: str, version: str | None
     return version, analysis, manifest, background, {"analysis": source}
 
 
-@task(name="read-capture-inputs", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def read_inputs_task(files: list[str], features: list[str], window: tuple[datetime, datetime]
-                     ) -> tuple[pd.DataFrame, int, int, list[dict[str, Any]]]:
-    """(inputs as text columns, records read, records outside the window, quarantined lines)."""
+@dataclass
+class CapturedInputs:
+    """The window's captured inputs (text columns) and what reading them found."""
+
+    frame: pd.DataFrame
+    records_read: int = 0
+    records_outside_window: int = 0
+    records_without_time: int = 0
+    blank_lines: int = 0
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+@task(name="read-capture-inputs", cache_policy=NO_CACHE, **STORE_RETRY)
+def read_inputs_task(files: list[str], features: list[str], window: tuple[datetime, datetime],
+                     untimed: str = "quarantine") -> CapturedInputs:
     frames: list[pd.DataFrame] = []
-    read = outside = 0
-    quarantine: list[dict[str, Any]] = []
+    found = CapturedInputs(pd.DataFrame(columns=features))
     for uri in files:
-        batch = parse_capture(read_uri_bytes(uri), uri, features, window)
-        read += batch.records_read
-        outside += batch.records_outside_window
-        quarantine += batch.quarantine
+        try:
+            batch = parse_capture(read_uri_bytes(uri), uri, features, window, untimed)
+        except UnreadableFile as problem:
+            found.skipped.append(SkippedFile(uri, str(problem)))
+            continue
+        found.records_read += batch.records_read
+        found.records_outside_window += batch.records_outside_window
+        found.records_without_time += batch.records_without_time
+        found.blank_lines += batch.blank_lines
+        found.quarantine += batch.quarantine
         if batch.num_rows:
             frames.append(pd.DataFrame({k: v.to_pylist() for k, v in batch.columns.items()}))
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=features)
-    return frame, read, outside, quarantine
+    if frames:
+        found.frame = pd.concat(frames, ignore_index=True)
+    return found
 
 
 @flow(name="monitor-feature-attribution-drift", log_prints=True)
@@ -182,6 +210,7 @@ def monitor_feature_attribution_drift(
     threshold: float | None = None,
     sample_size: int | None = None,
     min_records: int = MIN_RECORDS,
+    untimed: str = "quarantine",
 ) -> dict[str, Any]:
     """One feature-attribution-drift execution over the captured inputs of [start, end): explain a
     sample as the baseline was explained and compare the rankings (nDCG against the threshold)."""
@@ -204,10 +233,16 @@ def monitor_feature_attribution_drift(
     with outcome_recorded(run):
         features = manifest.get("features") or model_features(the_store, model, [], set())
         settings = explain_settings(sample_size, None, 0, manifest.get("settings"))
-        files = [f for root in captures for f in list_capture_files(root, start, end)]
-        raw, execution.records_read, execution.records_outside_window, quarantine = read_inputs_task(
-            files, features, (start, end))
-        execution.files_read = len(files)
+        skipped: list[SkippedFile] = []
+        files = [f for root in captures for f in list_capture_files(root, start, end, skipped)]
+        inputs = read_inputs_task(files, features, (start, end), untimed)
+        raw, quarantine = inputs.frame, inputs.quarantine
+        execution.records_read = inputs.records_read
+        execution.records_outside_window = inputs.records_outside_window
+        execution.records_without_time = inputs.records_without_time
+        execution.blank_lines = inputs.blank_lines
+        execution.files_read = len(files) - len(inputs.skipped)
+        note_skipped(execution, skipped + inputs.skipped)
         execution.records_malformed = len(quarantine)
         rows = model_inputs(raw, features) if len(raw) else raw
         documents = {"quarantine.jsonl": b"".join(orjson.dumps(q) + b"\n" for q in quarantine)}

@@ -20,7 +20,13 @@ from flows.lifecycle import (
     summary_head,
     write_outputs_task,
 )
-from flows.quality import MIN_RECORDS, merged_files, merged_roots, read_merged_task
+from flows.quality import (
+    MIN_RECORDS,
+    check_merges_finished,
+    merged_files,
+    merged_roots,
+    read_merged_task,
+)
 from modelwatch.errors import UserError
 from tasks.baselines import baseline_prefix, latest_version, parse_document, read_manifest, require_document
 from tasks.capture import read_dataset
@@ -221,6 +227,7 @@ def monitor_bias_drift(
         settings = bias_settings(manifest)
         label = manifest["label"]
         features = manifest.get("features") or []
+        check_merges_finished(the_store, model, merged, start, end)
         files = merged_files(roots, start, end)
         batch = read_merged_task(files, features)
         execution.files_read = len(files)

@@ -23,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.retries import STORE_RETRY, retry_unless_user_error
 from modelwatch.errors import UserError
+from tasks.capture import SkippedFile
 from tasks.documents import Execution
 from tasks.executions import (
     Attempt,
@@ -164,6 +165,15 @@ def count_violations(execution: Execution, kinds: list[str]) -> None:
         execution.violation_types[kind] = execution.violation_types.get(kind, 0) + 1
     if kinds:
         execution.status = "CompletedWithViolations"
+
+
+def note_skipped(execution: Execution, skipped: list[SkippedFile]) -> None:
+    """Count the files of the window that were not read and say which and why (the first ten)."""
+    execution.files_skipped = len(skipped)
+    if skipped:
+        shown = "; ".join(f"{s.uri}: {s.reason}" for s in skipped[:10])
+        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        execution.notes.append(f"{len(skipped)} file(s) in the window were not read: {shown}{more}")
 
 
 def summary_head(execution: Execution, what: str) -> list[str]:

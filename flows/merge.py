@@ -1,6 +1,7 @@
 """Ground-truth merge flow: join one window of an endpoint's capture records with the labels that
-arrived for it, write the merged records by capture hour, file labels whose capture lies in another
-window as pending, and write the merge report last. The logic lives in tasks/groundtruth.py.
+arrived for it, write the merged records by capture hour, and write the merge report last (a marker
+says a merge of the window is running meanwhile, so a monitor never takes a half-done merge for a
+finished one). The logic lives in tasks/groundtruth.py.
 
 The labels are read and resolved (latest per id) first; then a few workers, one per core, each merge
 a run of the window's hours: they read an hour's capture files, and every FLUSH_BYTES of capture
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -22,11 +23,14 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.monitor import MAX_CHUNKS, chunked
+from flows.retries import STORE_RETRY
 from modelwatch.errors import UserError
-from tasks.capture import list_capture_hours
+from tasks.capture import SkippedFile, UnreadableFile, list_capture_hours
 from tasks.groundtruth import (
+    CaptureRecords,
     JoinResult,
     LabelBatch,
+    LabelFile,
     Labels,
     MergedPart,
     MergeReport,
@@ -36,23 +40,24 @@ from tasks.groundtruth import (
     concat_captures,
     concat_labels,
     empty_captures,
+    empty_labels,
     list_ground_truth,
-    list_pending,
     merge_part,
     merge_report,
     merged_key,
     parse_ground_truth,
-    pending_documents,
     quarantine_key,
     quarantine_lines,
     read_capture_records,
     report_key,
     resolve_labels,
+    running_key,
 )
 from tasks.jsonl_layout import read_uri
+from tasks.markdown import escape_markdown
 from tasks.registry import get_endpoint
 from tasks.store import Store, check_slug, default_store_uri
-from tasks.windows import check_window, iso_z, parse_duration
+from tasks.windows import check_window, hour_of_path, iso_z, parse_duration
 
 HourFile = tuple[str, datetime]
 HourFiles = tuple[datetime, list[str]]  # an hour of the window and its capture files, in name order
@@ -79,6 +84,7 @@ class HoursMerged:
     written: dict[str, str] = field(default_factory=dict)
     lines_read: int = 0
     files: int = 0
+    blank_lines: int = 0
     quarantine: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -96,46 +102,49 @@ def window_hours(files: list[HourFile], start: datetime, end: datetime) -> list[
     return hours
 
 
-@task(name="list-capture-files", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+@task(name="list-capture-files", cache_policy=NO_CACHE, **STORE_RETRY)
 def list_captures_task(capture_uri: str, start: datetime, end: datetime,
                        reach: timedelta) -> CaptureListing:
     listing = CaptureListing()
+    skipped: list[SkippedFile] = []
     try:
-        files = list_capture_hours(capture_uri, start - reach, end + reach)
+        files = list_capture_hours(capture_uri, start - reach, end + reach, skipped)
     except UserError as missing:
         # A new endpoint may have no traffic yet; the report says so rather than failing.
         listing.notes.append(str(missing))
         return listing
+    inside = [f for f in skipped if start <= (hour_of_path(f.uri) or start - reach) < end]
+    if inside:
+        listing.notes.append(f"{len(inside)} file(s) in the window were not read: " + "; ".join(
+            f"{f.uri}: {f.reason}" for f in inside[:10]))
     for uri, hour in files:
         (listing.window if start <= hour < end else listing.context).append((uri, hour))
     return listing
 
 
-@task(name="list-ground-truth", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+@task(name="list-ground-truth", cache_policy=NO_CACHE, **STORE_RETRY)
 def list_labels_task(store_uri: str, endpoint: str, start: datetime, end: datetime,
-                     reach: timedelta) -> tuple[list[HourFile], list[str]]:
+                     reach: timedelta) -> list[LabelFile]:
+    """The label files labelled within the lookback of the window, before it as well as after."""
+    return list_ground_truth(Store(store_uri), endpoint, start - reach, end + reach)
+
+
+@task(name="read-ground-truth-chunk", cache_policy=NO_CACHE, **STORE_RETRY)
+def read_labels_task(store_uri: str, files: list[LabelFile]) -> LabelBatch:
     store = Store(store_uri)
-    return (list_ground_truth(store, endpoint, start, end + reach),
-            list_pending(store, endpoint, start, end))
-
-
-@task(name="read-ground-truth-chunk", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def read_labels_task(store_uri: str, files: list[HourFile]) -> LabelBatch:
-    store = Store(store_uri)
-    return concat_labels([parse_ground_truth(read_uri(store.uri(key)), key, hour)
-                          for key, hour in files])
-
-
-@task(name="read-pending-labels", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def read_pending_task(store_uri: str, keys: list[str]) -> LabelBatch:
-    store = Store(store_uri)
-    return concat_labels([parse_ground_truth(store.read_bytes(key), key, pending=True)
-                          for key in keys])
+    batches = []
+    for key, hour, modified in files:
+        try:
+            batches.append(parse_ground_truth(read_uri(store.uri(key)), key, hour, modified))
+        except UnreadableFile as problem:
+            batches.append(LabelBatch(empty_labels(), files=1, quarantine=[
+                {"file": key, "line": 0, "reason": str(problem), "record": ""}]))
+    return concat_labels(batches)
 
 
 @task(name="resolve-labels", cache_policy=NO_CACHE)
-def resolve_labels_task(labels: LabelBatch, pending: LabelBatch) -> Labels:
-    return resolve_labels(labels.table, pending.table)
+def resolve_labels_task(labels: LabelBatch) -> Labels:
+    return resolve_labels(labels.table)
 
 
 def _flush(store: Store, endpoint: str, held: list[tuple[datetime, pa.Table]], labels: Labels,
@@ -156,7 +165,16 @@ def _flush(store: Store, endpoint: str, held: list[tuple[datetime, pa.Table]], l
             store.delete(key)
 
 
-@task(name="merge-capture-hours", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def _capture_records(uri: str, hour: datetime, keep_raw: bool = True) -> CaptureRecords:
+    """A capture file's join records; a file that cannot be read at all is one quarantine entry."""
+    try:
+        return read_capture_records(read_uri(uri), uri, hour, keep_raw)
+    except UnreadableFile as problem:
+        return CaptureRecords(empty_captures(keep_raw), 0, 1,
+                              [{"file": uri, "line": 0, "reason": str(problem), "record": ""}])
+
+
+@task(name="merge-capture-hours", cache_policy=NO_CACHE, **STORE_RETRY)
 def merge_hours_task(store_uri: str, endpoint: str, hours: list[HourFiles],
                      labels: Labels) -> HoursMerged:
     """Merge a run of the window's hours (in order) with the resolved labels and write them."""
@@ -165,9 +183,10 @@ def merge_hours_task(store_uri: str, endpoint: str, hours: list[HourFiles],
     held: list[tuple[datetime, pa.Table]] = []
     size = 0
     for hour, files in hours:
-        batch = concat_captures([read_capture_records(read_uri(uri), uri, hour) for uri in files])
+        batch = concat_captures([_capture_records(uri, hour) for uri in files])
         merged.lines_read += batch.lines_read
         merged.files += batch.files
+        merged.blank_lines += batch.blank_lines
         merged.quarantine += batch.quarantine
         held.append((hour, batch.table.select(["id", "hour", "raw"])))  # what merge_part uses
         size += held[-1][1].nbytes
@@ -179,7 +198,7 @@ def merge_hours_task(store_uri: str, endpoint: str, hours: list[HourFiles],
     return merged
 
 
-@task(name="read-capture-ids", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+@task(name="read-capture-ids", cache_policy=NO_CACHE, **STORE_RETRY)
 def read_capture_ids_task(files: list[HourFile], labels: Labels) -> pa.Table:
     """Join ids and hours of capture records outside the window, kept only where a label has that
     id: enough to call a label pending, and small however long the lookback. Filtered every
@@ -188,8 +207,7 @@ def read_capture_ids_task(files: list[HourFile], labels: Labels) -> pa.Table:
     held: list[pa.Table] = []
     size = 0
     for number, (uri, hour) in enumerate(files, start=1):
-        held.append(read_capture_records(read_uri(uri), uri, hour, keep_raw=False).table
-                    .select(["id", "hour"]))
+        held.append(_capture_records(uri, hour, keep_raw=False).table.select(["id", "hour"]))
         size += held[-1].nbytes
         if size >= FLUSH_BYTES or number == len(files):
             places = pa.concat_tables(held)
@@ -205,35 +223,35 @@ def classify_task(labels: Labels, merged: list[HoursMerged], context: pa.Table |
     return JoinResult(labels, window, pending, unknown)
 
 
-@task(name="write-pending-and-quarantine", cache_policy=NO_CACHE, retries=2,
-      retry_delay_seconds=[1, 5])
+@task(name="write-quarantine", cache_policy=NO_CACHE, **STORE_RETRY)
 def write_outputs_task(store_uri: str, endpoint: str, start: datetime, end: datetime,
-                       pending: pa.Table, quarantine: bytes,
-                       previous: dict[str, Any] | None) -> dict[str, Any]:
-    """Write the pending files and the quarantine; remove pending files an earlier run of the
-    window wrote and this one did not, so a re-run leaves exactly the same keys."""
+                       quarantine: bytes, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """Write the quarantine; remove the pending files an earlier version's run of the window wrote
+    (labels are now read where they lie, so those copies only repeat them)."""
     store = Store(store_uri)
-    written = {key: store.write_bytes(key, data)
-               for key, data in pending_documents(endpoint, start, end, pending).items()}
     base = store.uri("") + "/"
     for uri in (previous or {}).get("pending", []):
-        if uri.startswith(base) and uri[len(base):] not in written:
+        if uri.startswith(base):
             store.delete(uri[len(base):])
-    return {"pending": list(written.values()),
-            "quarantine": store.write_bytes(quarantine_key(endpoint, start, end), quarantine)}
+    return {"quarantine": store.write_bytes(quarantine_key(endpoint, start, end), quarantine)}
 
 
-@task(name="write-merge-report", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])
-def write_report_task(store_uri: str, key: str, report: MergeReport) -> str:
-    return Store(store_uri).write_json(key, report.dump())
+@task(name="write-merge-report", cache_policy=NO_CACHE, **STORE_RETRY)
+def write_report_task(store_uri: str, key: str, report: MergeReport, running: str) -> str:
+    """The report, then the running marker withdrawn: the merge is finished."""
+    store = Store(store_uri)
+    uri = store.write_json(key, report.dump())
+    store.delete(running)
+    return uri
 
 
-def _read_counts(merged: list[HoursMerged], labels: LabelBatch, pending: LabelBatch) -> ReadCounts:
+def _read_counts(merged: list[HoursMerged], labels: LabelBatch) -> ReadCounts:
     return ReadCounts(capture_files=sum(m.files for m in merged),
                       capture_lines=sum(m.lines_read for m in merged),
                       captures_malformed=sum(len(m.quarantine) for m in merged),
-                      label_files=labels.files, pending_files=pending.files,
-                      labels_malformed=len(labels.quarantine) + len(pending.quarantine))
+                      capture_blank_lines=sum(m.blank_lines for m in merged),
+                      label_files=labels.files, labels_malformed=len(labels.quarantine),
+                      label_blank_lines=labels.blank_lines)
 
 
 def _markdown(report: MergeReport) -> str:
@@ -244,7 +262,7 @@ def _markdown(report: MergeReport) -> str:
         ("malformed capture lines", report.captures_malformed),
         ("labels read", report.labels_read),
         ("labels matched", report.labels_matched),
-        ("labels pending (capture in another window)", report.labels_pending),
+        ("labels pending (capture in another window, merged there)", report.labels_pending),
         ("labels for unknown ids", report.labels_unknown),
         ("duplicate labels superseded", report.labels_duplicate),
         ("of which conflicting", report.label_conflicts),
@@ -253,16 +271,23 @@ def _markdown(report: MergeReport) -> str:
     lines = [
         f"### ground-truth merge · {report.endpoint}",
         f"Window {iso_z(report.window_start)} to {iso_z(report.window_end)}, lookback "
-        f"{report.lookback}: labels labelled up to {iso_z(report.labels_until)}; capture ids "
+        f"{report.lookback}: labels labelled from {iso_z(report.labels_from)} to "
+        f"{iso_z(report.labels_until)}; capture ids "
         f"searched from {iso_z(report.captures_searched_from)}.",
         "",
         "| | count |",
         "| --- | ---: |",
         *[f"| {name} | {count} |" for name, count in rows],
     ]
-    lines += [f"\n- {note}" for note in report.notes]
+    lines += [f"\n- {escape_markdown(note)}" for note in report.notes]
     lines.append(f"\nReport: {report.outputs.get('report', 'none')}")
     return "\n".join(lines)
+
+
+def _flow_run_id() -> str | None:
+    from prefect.runtime import flow_run
+
+    return str(flow_run.id) if flow_run.id else None
 
 
 def artifact_key(endpoint: str) -> str:
@@ -281,10 +306,11 @@ def merge_ground_truth(
 ) -> dict[str, Any]:
     """Merge the capture records of [start, end) (whole hours) with their ground truth.
 
-    Reads the endpoint's capture (all variants) from its registry record, labels labelled in
-    [start, end + lookback) and pending labels filed under the window's hours; capture ids in
-    [start - lookback, end + lookback) tell pending labels from unknown ones. Returns the report,
-    also written to merged/<endpoint>/reports/<start>_<end>.json. Re-running rewrites the same keys.
+    Reads the endpoint's capture (all variants) from its registry record and the labels labelled in
+    [start - lookback, end + lookback); capture ids in [start - lookback, end + lookback) tell
+    pending labels from unknown ones. Returns the report, also written to
+    merged/<endpoint>/reports/<start>_<end>.json. Re-running rewrites the same keys; the result
+    depends only on the captures and labels in the store, not on which windows were merged before.
     """
     check_slug(endpoint, "endpoint name")
     start, end = check_window(start, end)
@@ -299,18 +325,21 @@ def merge_ground_truth(
             previous = the_store.read_json(key).get("outputs")
         except (ValueError, AttributeError):
             previous = None
-    # Withdraw the old report first: a run that dies midway must not look finished.
+    # Withdraw the old report first and say a merge is running: one that dies midway must not look
+    # finished, to a reader or to the model-quality monitor.
+    running = running_key(endpoint, start, end)
+    the_store.write_json(running, {"started_at": datetime.now(UTC).isoformat(),
+                                   "flow_run_id": _flow_run_id()})
     the_store.delete(key)
 
     listing = list_captures_task(record.capture_uri, start, end, reach)
-    label_files, pending_files = list_labels_task(store_uri, endpoint, start, end, reach)
+    label_files = list_labels_task(store_uri, endpoint, start, end, reach)
     # Reading and merging are CPU-bound (Arrow releases the GIL): one task per core; more would
     # only hold more files in memory at once.
     workers = max(1, min(chunks, os.cpu_count() or 1))
     label_futures = read_labels_task.map(unmapped(store_uri), chunked(label_files, workers))
-    pending = read_pending_task(store_uri, pending_files)
     labels = concat_labels([f.result() for f in label_futures])
-    resolved = resolve_labels_task(labels, pending)
+    resolved = resolve_labels_task(labels)
 
     hours = chunked(window_hours(listing.window, start, end), workers)
     merge_futures = merge_hours_task.map(unmapped(store_uri), unmapped(endpoint), hours,
@@ -320,16 +349,16 @@ def merge_ground_truth(
     contexts = [f.result() for f in context_futures]
     result = classify_task(resolved, merged, pa.concat_tables(contexts) if contexts else None)
 
-    report = merge_report(result, _read_counts(merged, labels, pending), endpoint=endpoint,
+    report = merge_report(result, _read_counts(merged, labels), endpoint=endpoint,
                           start=start, end=end, lookback=lookback)
     report.notes.extend(listing.notes)
-    quarantine = quarantine_lines([q for m in merged for q in m.quarantine],
-                                  labels.quarantine + pending.quarantine, result, report)
-    outputs = write_outputs_task(store_uri, endpoint, start, end, result.pending, quarantine, previous)
+    quarantine = quarantine_lines([q for m in merged for q in m.quarantine], labels.quarantine,
+                                  result, report)
+    outputs = write_outputs_task(store_uri, endpoint, start, end, quarantine, previous)
     written = {k: uri for m in merged for k, uri in m.written.items()}
     report.outputs = {"merged": [written[k] for k in sorted(written)], **outputs,
                       "report": the_store.uri(key)}
-    write_report_task(store_uri, key, report)
+    write_report_task(store_uri, key, report, running)
     print(f"merged {report.captures_matched} of {report.captures_read} capture records of "
           f"{endpoint}; {report.labels_pending} labels pending, {report.labels_unknown} unknown, "
           f"{report.labels_duplicate} superseded")

@@ -18,13 +18,21 @@ from flows.lifecycle import (
     begin_execution,
     count_violations,
     finish_execution,
+    note_skipped,
     outcome_recorded,
     summary_head,
     write_outputs_task,
 )
 from flows.retries import STORE_RETRY
 from tasks.baselines import Baseline, load_baseline
-from tasks.capture import PREDICTION, list_capture_files, parse_capture, read_dataset
+from tasks.capture import (
+    PREDICTION,
+    SkippedFile,
+    UnreadableFile,
+    list_capture_files,
+    parse_capture,
+    read_dataset,
+)
 from tasks.constraints import MAX_MALFORMED_SHARE, check_data_quality, drift_scores
 from tasks.documents import ConstraintViolations, Execution
 from tasks.markdown import escape_markdown
@@ -43,8 +51,11 @@ class ChunkResult:
     profile: DatasetProfile
     records_read: int = 0
     records_outside_window: int = 0
+    records_without_time: int = 0
+    blank_lines: int = 0
     files: int = 0
     quarantine: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
     sample: pd.DataFrame | None = None
     sample_keys: np.ndarray | None = None
 
@@ -68,16 +79,22 @@ def merge_samples(parts: list[tuple[pd.DataFrame | None, np.ndarray | None]],
 
 def profile_capture_files(files: list[str], features: list[str], categorical: set[str],
                           window: tuple[datetime, datetime] | None, sample_rows: int,
-                          seed: int) -> ChunkResult:
+                          seed: int, untimed: str = "quarantine") -> ChunkResult:
     """Parse and profile capture files one at a time (bounded memory) and merge."""
     result = ChunkResult(profile=DatasetProfile())
     rng = np.random.default_rng(seed)
     samples: list[tuple[pd.DataFrame, np.ndarray]] = []
     for i, uri in enumerate(files):
-        batch = parse_capture(read_uri_bytes(uri), uri, features, window)
+        try:
+            batch = parse_capture(read_uri_bytes(uri), uri, features, window, untimed)
+        except UnreadableFile as problem:
+            result.skipped.append(SkippedFile(uri, str(problem)))
+            continue
         result.files += 1
         result.records_read += batch.records_read
         result.records_outside_window += batch.records_outside_window
+        result.records_without_time += batch.records_without_time
+        result.blank_lines += batch.blank_lines
         result.quarantine.extend(batch.quarantine)
         for j, table in enumerate(batch.tables):
             result.profile.merge(profile_table(table, categorical=categorical,
@@ -105,8 +122,8 @@ def profile_dataset_file(uri: str, categorical: set[str], sample_rows: int) -> C
 @task(name="profile-capture-chunk", cache_policy=NO_CACHE, **STORE_RETRY)
 def profile_chunk_task(files: list[str], features: list[str], categorical: set[str],
                        window: tuple[datetime, datetime] | None, sample_rows: int,
-                       seed: int) -> ChunkResult:
-    return profile_capture_files(files, features, categorical, window, sample_rows, seed)
+                       seed: int, untimed: str = "quarantine") -> ChunkResult:
+    return profile_capture_files(files, features, categorical, window, sample_rows, seed, untimed)
 
 
 @task(name="profile-dataset-file", cache_policy=NO_CACHE)
@@ -115,8 +132,12 @@ def profile_dataset_task(uri: str, categorical: set[str], sample_rows: int) -> C
 
 
 @task(name="list-capture-files", cache_policy=NO_CACHE, **STORE_RETRY)
-def list_files_task(captures: list[str], start: datetime, end: datetime) -> list[str]:
-    return [f for capture in captures for f in list_capture_files(capture, start, end)]
+def list_files_task(captures: list[str], start: datetime,
+                    end: datetime) -> tuple[list[str], list[SkippedFile]]:
+    """The capture files of the window, and the files in its hour folders that are not capture."""
+    skipped: list[SkippedFile] = []
+    files = [f for capture in captures for f in list_capture_files(capture, start, end, skipped)]
+    return files, skipped
 
 
 @task(name="check-constraints", cache_policy=NO_CACHE)
@@ -189,12 +210,15 @@ def monitor_data_quality(
     max_malformed_share: float = MAX_MALFORMED_SHARE,
     report: bool = True,
     chunks: int = MAX_CHUNKS,
+    untimed: str = "quarantine",
 ) -> dict[str, Any]:
     """Run one data-quality execution over capture records in [start, end) and return execution.json.
 
     `capture` is an endpoint's capture root (<root>/<variant>/YYYY/MM/DD/HH/*.jsonl), a list of them
     (a model behind several endpoints), or a CSV/Parquet dataset. Re-running the same window rewrites
-    the same execution, re-indexes it and re-evaluates the model's alert.
+    the same execution, re-indexes it and re-evaluates the model's alert. A record whose
+    inferenceTime is missing or unreadable is quarantined, or with untimed="file-hour" placed by its
+    file's hour folder.
     """
     check_slug(model, "model name")
     start, end = utc_window(start, end)
@@ -211,19 +235,23 @@ def monitor_data_quality(
         input_features = [f for f in baseline.features if f != PREDICTION]
         if len(captures) == 1 and captures[0].lower().endswith((".csv", ".parquet", ".pq")):
             results = [profile_dataset_task(captures[0], categorical, REPORT_ROWS)]
+            skipped: list[SkippedFile] = []
         else:
-            files = list_files_task(captures, start, end)
+            files, skipped = list_files_task(captures, start, end)
             futures = profile_chunk_task.map(
                 chunked(files, chunks), unmapped(input_features), unmapped(categorical),
                 unmapped((start, end)), unmapped(REPORT_ROWS if report else 0),
-                list(range(len(chunked(files, chunks)))),
+                list(range(len(chunked(files, chunks)))), unmapped(untimed),
             )
             results = [f.result() for f in futures]
+        note_skipped(execution, skipped + [s for r in results for s in r.skipped])
         profile = merge_profiles([r.profile for r in results])
         quarantine = [q for r in results for q in r.quarantine]
         execution.files_read = sum(r.files for r in results)
         execution.records_read = sum(r.records_read for r in results)
         execution.records_outside_window = sum(r.records_outside_window for r in results)
+        execution.records_without_time = sum(r.records_without_time for r in results)
+        execution.blank_lines = sum(r.blank_lines for r in results)
         execution.records_malformed = len(quarantine)
         execution.rows_profiled = profile.item_count
         violations = check_task(baseline, profile, execution.records_read,

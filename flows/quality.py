@@ -23,7 +23,7 @@ from tasks.baselines import baseline_prefix, latest_version, parser_of, read_man
 from tasks.capture import read_dataset
 from tasks.markdown import escape_markdown
 from tasks.store import Store, check_slug, default_store_uri, filesystem_for, json_dumps, read_uri_bytes
-from tasks.windows import hour_prefixes, utc_window
+from tasks.windows import hour_of_path, utc_window
 
 MONITOR_TYPE = "model-quality"
 MIN_RECORDS = 200
@@ -114,19 +114,45 @@ def merged_roots(store: Store, model: str, merged: str | list[str] | None) -> li
     return roots
 
 
+def check_merges_finished(store: Store, model: str, merged: str | list[str] | None, start: datetime,
+                          end: datetime) -> None:
+    """Refuse to judge a window whose ground-truth merge began and never wrote its report (for the
+    model's own merged data; merged data given by the caller is taken as it is)."""
+    from tasks.groundtruth import unfinished_merges
+    from tasks.registry import endpoints_of
+
+    if merged:
+        return
+    unfinished = [m for e in endpoints_of(store, model) for m in unfinished_merges(store, e.name,
+                                                                                   start, end)]
+    if unfinished:
+        raise RuntimeError(
+            f"the ground-truth merge of {', '.join(unfinished)} did not finish (no merge report): "
+            "its merged records may be partial; run `modelwatch groundtruth merge` for that window "
+            "again")
+
+
 def merged_files(roots: list[str], start: datetime, end: datetime) -> list[str]:
-    """Merged JSONL files of the window's hours (merged data is keyed by the capture hour)."""
+    """Merged JSONL files of the window's hours (merged data is keyed by the capture hour); the
+    day folders that exist are listed, not every hour of the window."""
+    from tasks.capture import existing_days
+
+    first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     files: list[str] = []
     for root in roots:
         fs, base = filesystem_for(root)
+        base = base.rstrip("/")
         protocol = "s3://" if root.startswith("s3://") else ""
-        for hour in hour_prefixes(start, end):
+        for day in existing_days(fs, base, start, end):
             try:
-                entries = fs.ls(f"{base.rstrip('/')}/{hour}", detail=True)
+                found = fs.find(f"{base}/{day}", detail=False)
             except FileNotFoundError:
                 continue
-            files += [protocol + e["name"] for e in entries
-                      if e.get("type") == "file" and e["name"].endswith(".jsonl")]
+            for path in found:
+                hour = hour_of_path(path)
+                if (hour is not None and first <= hour < end and path.endswith(".jsonl")
+                        and path[len(base) + 1:].count("/") == 4):
+                    files.append(protocol + path)
     return sorted(files)
 
 
@@ -197,6 +223,7 @@ def monitor_model_quality(
     metric_name: str | None = None
     violations: Any = None
     with outcome_recorded(run):
+        check_merges_finished(the_store, model, merged, start, end)
         files = merged_files(roots, start, end)
         batch = read_merged_task(files)
         execution.files_read = len(files)

@@ -171,14 +171,20 @@ def monitor_run(
     max_malformed_share: Annotated[float, typer.Option(
         help="Share of malformed capture records above which the window is a violation.")] = 0.05,
     report: Annotated[bool, typer.Option(help="Render the Evidently HTML report.")] = True,
+    untimed: Annotated[str, typer.Option(
+        help="data-quality, feature-attribution-drift: a record without a usable inferenceTime is "
+             "quarantined, or with file-hour placed at its file's hour folder.")] = "quarantine",
     store: StoreOption = None,
 ) -> None:
     """Run one monitoring execution over [start, end) and print its execution.json."""
     check_type(monitor_type)
     begin, finish = parse_window(start, end)
+    from tasks.capture import UNTIMED_CHOICES
     from tasks.store import check_slug
 
     check_slug(model, "model name")
+    if untimed not in UNTIMED_CHOICES:
+        raise UserError(f"--untimed {untimed!r}: expected one of {', '.join(UNTIMED_CHOICES)}")
     if not 0 <= max_malformed_share <= 1:
         raise UserError(f"--max-malformed-share {max_malformed_share}: expected a share in [0, 1]")
     # Refuse an unknown model or a broken baseline before paying for Prefect's start-up.
@@ -203,7 +209,8 @@ def monitor_run(
 
         load_attribution_baseline(the_store, model, version)
         flow_call = partial(monitor_feature_attribution_drift, capture=capture,
-                            threshold=ndcg_threshold, sample_size=sample_size, **minimum)
+                            threshold=ndcg_threshold, sample_size=sample_size, untimed=untimed,
+                            **minimum)
     else:
         if capture is None:
             raise UserError("--type data-quality needs --capture")
@@ -212,7 +219,7 @@ def monitor_run(
 
         load_baseline(the_store, model, monitor_type, version, with_sample=False)
         flow_call = partial(monitor_data_quality, capture=capture,
-                            max_malformed_share=max_malformed_share, report=report)
+                            max_malformed_share=max_malformed_share, report=report, untimed=untimed)
     with stdout_to_stderr():
         state = flow_call(model=model, start=begin, end=finish, store=store, version=version,
                           return_state=True)

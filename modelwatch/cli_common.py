@@ -53,12 +53,12 @@ def check_type(monitor_type: str) -> str:
 
 
 def parse_window(start: str, end: str) -> tuple[datetime, datetime]:
-    from tasks.windows import parse_time
+    from tasks.windows import parse_time, utc_window
 
     begin, finish = parse_time(start, "--start"), parse_time(end, "--end")
     if finish <= begin:
         raise UserError(f"--end {end} must be after --start {start}")
-    return begin, finish
+    return utc_window(begin, finish, "--start/--end window")
 
 
 def open_store(store: str | None):

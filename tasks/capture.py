@@ -10,9 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import gzip
+import hashlib
 import re
+import zlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -20,12 +23,19 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from modelwatch.errors import UserError
+from tasks.store import TEMP_SUFFIX as TEMP_NAME
 from tasks.store import filesystem_for
-from tasks.windows import hour_of_path, hour_prefixes, iso_z
+from tasks.windows import hour_of_path, iso_z
 
 PREDICTION = "prediction"
+# Capture files as SageMaker writes them, and gzip-compressed ones; others in the window are noted.
+CAPTURE_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
+QUARANTINE_RECORD_BYTES = 64 * 1024  # of a quarantined line, kept verbatim; longer ones are cut
+# What to do with a record whose eventMetadata.inferenceTime is missing or unreadable.
+UNTIMED_CHOICES = ("quarantine", "file-hour")
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
 _YEAR = re.compile(r"^\d{4}$")
+_TWO = re.compile(r"^\d{2}$")
 # Keys of a JSON prediction object that name the predicted value, best first.
 _PREDICTION_KEYS = ("predicted_label", "label", "prediction", "score", "probability")
 
@@ -41,6 +51,8 @@ class CaptureBatch:
     tables: list[pa.Table] = field(default_factory=list)
     records_read: int = 0
     records_outside_window: int = 0
+    records_without_time: int = 0  # quarantined, or placed by their file's hour (untimed="file-hour")
+    blank_lines: int = 0
     quarantine: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -61,40 +73,103 @@ class CaptureBatch:
         return {name: table.column(name).combine_chunks() for name in table.column_names}
 
 
-def list_capture_hours(capture_uri: str, start: datetime, end: datetime) -> list[tuple[str, datetime]]:
+@dataclass
+class SkippedFile:
+    """A file in a window's hour folders that was not read, and why."""
+
+    uri: str
+    reason: str
+
+
+def list_capture_hours(capture_uri: str, start: datetime, end: datetime,
+                       skipped: list[SkippedFile] | None = None) -> list[tuple[str, datetime]]:
     """(URI, hour folder) of the capture files of every variant in the hours overlapping [start, end).
 
-    One recursive listing per variant and day, not one per hour: the merge searches a week or two
-    around its window, and on S3 each listing is a round trip. A root whose sub-folders are years
-    is read as a single variant's folder.
+    Lists what exists: the year, month and day folders under each variant that fall in the window,
+    then one recursive listing per day (the merge searches a week or two around its window, and on S3
+    each listing is a round trip), so a long window over a short history costs a few listings. A root
+    whose sub-folders are years is read as a single variant's folder. Files in the window's hours that
+    are not capture files (another suffix) are appended to `skipped`, never silently passed over.
     """
     fs, base = filesystem_for(capture_uri)
     protocol = "s3://" if capture_uri.startswith("s3://") else ""
     try:
-        children = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(base, detail=False)]
+        children = _names(fs, base)
     except FileNotFoundError:
         raise UserError(f"capture location {capture_uri} does not exist") from None
     years = [c for c in children if _YEAR.match(c)]
     roots = [base] if years else [f"{base}/{c}" for c in sorted(children)]
-    wanted = set(hour_prefixes(start, end))
+    first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     files: list[tuple[str, datetime]] = []
     for root in roots:
-        for day in sorted({h[:10] for h in wanted}):
+        for day in existing_days(fs, root, start, end):
             try:
                 found = fs.find(f"{root}/{day}", detail=False)
             except FileNotFoundError:
                 continue
             for path in found:
                 hour = hour_of_path(path)
-                if (hour is not None and path.endswith((".jsonl", ".json"))
-                        and path[len(root) + 1:].rsplit("/", 1)[0] in wanted):
+                # Only files right in an hour folder of the day (YYYY/MM/DD/HH/<file>).
+                if hour is None or not first <= hour < end or \
+                        path[len(root) + 1:].count("/") != 4:
+                    continue
+                if path.endswith(CAPTURE_SUFFIXES):
                     files.append((protocol + path, hour))
+                elif skipped is not None and not TEMP_NAME.search(path):
+                    skipped.append(SkippedFile(protocol + path, "not a capture file (expected "
+                                               + ", ".join(CAPTURE_SUFFIXES) + ")"))
     return sorted(files)
 
 
-def list_capture_files(capture_uri: str, start: datetime, end: datetime) -> list[str]:
+def _names(fs: Any, path: str) -> list[str]:
+    return [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)]
+
+
+def existing_days(fs: Any, root: str, start: datetime, end: datetime) -> list[str]:
+    """The YYYY/MM/DD folders under root that exist and overlap [start, end)."""
+    first = start.astimezone(UTC).date()
+    last = (end.astimezone(UTC) - timedelta(microseconds=1)).date()
+    days: list[str] = []
+    for year in sorted(n for n in _listing(fs, root) if _YEAR.match(n)
+                       and first.year <= int(n) <= last.year):
+        for month in sorted(n for n in _listing(fs, f"{root}/{year}") if _TWO.match(n)
+                            and (first.year, first.month) <= (int(year), int(n))
+                            <= (last.year, last.month)):
+            for day in sorted(n for n in _listing(fs, f"{root}/{year}/{month}") if _TWO.match(n)):
+                try:
+                    moment = date(int(year), int(month), int(day))
+                except ValueError:
+                    continue
+                if first <= moment <= last:
+                    days.append(f"{year}/{month}/{day}")
+    return days
+
+
+def _listing(fs: Any, path: str) -> list[str]:
+    try:
+        return _names(fs, path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def list_capture_files(capture_uri: str, start: datetime, end: datetime,
+                       skipped: list[SkippedFile] | None = None) -> list[str]:
     """URIs of capture files under <capture_uri>/<variant>/YYYY/MM/DD/HH/ for the window's hours."""
-    return [uri for uri, _ in list_capture_hours(capture_uri, start, end)]
+    return [uri for uri, _ in list_capture_hours(capture_uri, start, end, skipped)]
+
+
+class UnreadableFile(Exception):
+    """A whole file that cannot be read as capture (a broken gzip stream); the message says why."""
+
+
+def decompressed(data: bytes, source: str) -> bytes:
+    """The bytes of a capture file, gunzipped when they are gzip (by content, not by name)."""
+    if data[:2] != b"\x1f\x8b":
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as problem:
+        raise UnreadableFile(f"not a readable gzip file ({problem})") from None
 
 
 class MalformedRecord(Exception):
@@ -102,8 +177,47 @@ class MalformedRecord(Exception):
 
 
 def quarantine_entry(source: str, line: int, reason: str, raw: bytes) -> dict[str, Any]:
-    """One quarantine.jsonl entry: the file, the line number, why, and the line as it was."""
-    return {"file": source, "line": line, "reason": reason, "record": raw.decode("utf-8", errors="replace")}
+    """One quarantine.jsonl entry: the file, the line number, why, and the line as it was; a line
+    over QUARANTINE_RECORD_BYTES is cut there, with its full length and SHA-256 kept."""
+    entry: dict[str, Any] = {"file": source, "line": line, "reason": reason}
+    if len(raw) > QUARANTINE_RECORD_BYTES:
+        entry["record"] = raw[:QUARANTINE_RECORD_BYTES].decode("utf-8", errors="replace")
+        entry.update(record_truncated=True, record_bytes=len(raw),
+                     record_sha256=hashlib.sha256(raw).hexdigest())
+    else:
+        entry["record"] = raw.decode("utf-8", errors="replace")
+    return entry
+
+
+def record_time(value: Any) -> datetime | None:
+    """An inferenceTime as a UTC time, or None when it is missing or not an ISO-8601 time."""
+    if not isinstance(value, str) or not value[:4].isdigit():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _is_canonical(value: str) -> bool:
+    """SageMaker's own form, 2026-11-23T00:30:00Z: such times order as text."""
+    return (len(value) == 20 and value[19] == "Z" and value[4] == "-" and value[7] == "-"
+            and value[10] == "T" and value[13] == ":" and value[16] == ":"
+            and value[:4].isdigit() and value[5:7].isdigit() and value[8:10].isdigit()
+            and value[11:13].isdigit() and value[14:16].isdigit() and value[17:19].isdigit()
+            and "01" <= value[5:7] <= "12" and "01" <= value[8:10] <= "28"
+            and value[11:13] < "24" and value[14:16] < "60" and value[17:19] < "60")
+
+
+def _untimed_reason(value: Any) -> str:
+    if value is None:
+        return "eventMetadata.inferenceTime is missing"
+    if not isinstance(value, str):
+        return f"eventMetadata.inferenceTime {value!r} is not a string (expected ISO-8601 text)"
+    if not value.strip():
+        return "eventMetadata.inferenceTime is empty"
+    return f"eventMetadata.inferenceTime {value[:60]!r} is not an ISO-8601 time"
 
 
 def json_line(raw: bytes) -> Any:
@@ -256,15 +370,23 @@ def parse_capture(
     source: str,
     features: list[str],
     window: tuple[datetime, datetime] | None = None,
+    untimed: str = "quarantine",
 ) -> CaptureBatch:
-    """Parse one capture file's bytes into string columns named after `features` (+ prediction).
+    """Parse one capture file's bytes (gzip or not) into string columns named after `features`
+    (+ prediction).
 
     CSV rows map by position and must carry len(features) values; JSON rows map by key, keeping keys
-    the baseline does not know (the extra-column check needs them). Records whose inferenceTime lies
-    outside the window are counted and skipped.
+    the baseline does not know (the extra-column check needs them). With a window, each record's
+    inferenceTime is parsed (any ISO-8601 offset): records outside the window are counted and
+    skipped; a record without a usable time is counted and quarantined, or with untimed="file-hour"
+    placed at the start of its file's hour folder.
     """
+    if untimed not in UNTIMED_CHOICES:
+        raise UserError(f"untimed records {untimed!r}: expected one of {', '.join(UNTIMED_CHOICES)}")
+    data = decompressed(data, source)
     batch = CaptureBatch()
     lo, hi = (iso_z(window[0]), iso_z(window[1])) if window else (None, None)
+    file_hour = hour_of_path(source) if untimed == "file-hour" else None
     csv_rows: list[str] = []
     csv_predictions: list[str | None] = []
     json_rows: list[dict[str, Any]] = []
@@ -273,6 +395,7 @@ def parse_capture(
     commas = n_features - 1
     for line_no, raw in enumerate(data.splitlines(), start=1):
         if not raw.strip():
+            batch.blank_lines += 1
             continue
         batch.records_read += 1
         try:
@@ -280,9 +403,20 @@ def parse_capture(
             capture = record.get("captureData") if isinstance(record, dict) else None
             if not isinstance(capture, dict) or "endpointInput" not in capture:
                 raise MalformedRecord("record has no captureData.endpointInput")
-            if lo is not None:
-                moment = (record.get("eventMetadata") or {}).get("inferenceTime")
-                if isinstance(moment, str) and moment[:1].isdigit() and not lo <= moment < hi:
+            if window is not None:
+                meta = record.get("eventMetadata")
+                moment = meta.get("inferenceTime") if isinstance(meta, dict) else None
+                if isinstance(moment, str) and _is_canonical(moment):
+                    inside = lo <= moment < hi
+                else:
+                    when = record_time(moment)
+                    if when is None:
+                        batch.records_without_time += 1
+                        if file_hour is None:
+                            raise MalformedRecord(_untimed_reason(moment))
+                        when = file_hour
+                    inside = window[0] <= when < window[1]
+                if not inside:
                     batch.records_outside_window += 1
                     continue
             simple = _simple_csv(capture, commas)

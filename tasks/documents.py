@@ -174,11 +174,14 @@ class Execution(Document):
     records_read: int = 0
     records_malformed: int = 0
     records_outside_window: int = 0
+    records_without_time: int = 0  # no usable inferenceTime: quarantined (or placed by file hour)
+    blank_lines: int = 0
     rows_profiled: int = 0
     violation_count: int = 0
     violation_types: dict[str, int] = Field(default_factory=dict)
     capture: str | None = None
     files_read: int = 0
+    files_skipped: int = 0  # in the window's folders but not read (see notes)
     baseline: dict[str, str] = Field(default_factory=dict)
     outputs: dict[str, str] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)

@@ -6,22 +6,25 @@ Store layout (see DESIGN.md, "The store"):
     groundtruth/<endpoint>/YYYY/MM/DD/HH/<name>.jsonl       labels, by the UTC hour they were labelled
     merged/<endpoint>/YYYY/MM/DD/HH/part-00000.jsonl        capture record + groundTruthData, by the
                                                             hour folder the capture was written to
-    merged/<endpoint>/pending/YYYY/MM/DD/HH/<window>.jsonl  labels whose capture lies outside the merged
-                                                            window, filed under that capture's hour so
-                                                            the merge of that hour finds them
     merged/<endpoint>/reports/<window>.json                 the MergeReport, written last
     merged/<endpoint>/reports/<window>.quarantine.jsonl     malformed lines, unknown and superseded labels
+    merged/<endpoint>/reports/<window>.running.json         while a merge of the window runs
 
 Join id: a ground-truth record's eventMetadata.eventId holds the capture's inferenceId when the caller
 sent one, else the capture's eventId. One capture line is one invocation and one join record, however
 many rows its request carried (SageMaker's label `data` then carries that many labels).
 
-Merging the window [start, end) with lookback L reads the window's capture records, the labels
-labelled in [start, end + L), and the pending labels filed under the window's hours. After dropping
-superseded duplicates, every label is exactly one of:
-  matched  its id is a capture record of the window;
-  pending  its id is a capture record elsewhere in [start - L, end + L): kept for that capture's merge;
-  unknown  its id matches no capture record in [start - L, end + L): reported, never merged.
+Merging the window [start, end) with lookback L reads the window's capture records and the labels
+labelled in [start - L, end + L): a label may be labelled before its capture's hour folder (clocks,
+late capture files) as well as after. The merge is a function of the captures and labels in the store
+alone, so the order in which windows are merged never changes what is merged. Of the labels read,
+the latest of each id wins (by the label's own eventMetadata.labelledAt when it has one, else its
+hour folder; then by upload: the file written last; then file name and line). Every label read is
+exactly one of:
+  matched   its id is a capture record of the window;
+  pending   its id is a capture record elsewhere in [start - L, end + L): that window's merge reads it;
+  unknown   its id matches no capture record in [start - L, end + L): reported, not merged;
+  duplicate superseded by a later label of its id.
 Windows are whole UTC hours, so every capture record belongs to exactly one window.
 
 Records are Arrow tables, never Python objects per line: lines in SageMaker's compact layout are read
@@ -47,11 +50,11 @@ import pyarrow.csv as pacsv
 from pydantic import Field
 
 from modelwatch.errors import UserError
-from tasks.capture import arrow_owned, quarantine_entry
+from tasks.capture import arrow_owned, quarantine_entry, record_time
 from tasks.documents import Document
 from tasks.jsonl_layout import PLAIN, STRING, Layout, LayoutMatch, arrow_lines, as_text, match_layouts
 from tasks.store import Store, check_slug, filesystem_for
-from tasks.windows import check_window, hour_prefixes, iso_z, parse_duration, parse_time
+from tasks.windows import check_window, iso_z, parse_duration, parse_time
 
 GROUNDTRUTH = "groundtruth"
 MERGED = "merged"
@@ -68,8 +71,11 @@ CAPTURE_SCHEMA = pa.schema([("id", TEXT), ("event_id", TEXT), ("inference_id", T
                             ("inference_time", TEXT), ("hour", HOUR), ("file", FILE),
                             ("line", pa.int64()), ("raw", BYTES)])
 # truth: the groundTruthData object as merged records carry it, {"data":...,"encoding":...}.
+# labelled_at: the hour folder; labelled_time: eventMetadata.labelledAt when the line has it, else the
+# hour folder; uploaded: when its file was written (the store's modification time).
 LABEL_SCHEMA = pa.schema([("id", TEXT), ("data", TEXT), ("encoding", TEXT), ("truth", BYTES),
-                          ("labelled_at", HOUR), ("file", FILE), ("line", pa.int64())])
+                          ("labelled_at", HOUR), ("labelled_time", HOUR), ("uploaded", HOUR),
+                          ("file", FILE), ("line", pa.int64())])
 LABEL_COLUMNS = LABEL_SCHEMA.names
 
 _ID = PLAIN + "+"
@@ -95,7 +101,12 @@ CAPTURE_LAYOUTS = [
 _LABEL = ('{"groundTruthData":{"data":"<data>","encoding":"CSV"},"eventMetadata":{"eventId":"<id>"},'
           '"eventVersion":"0"}')
 _LABEL_DATA = PLAIN + r"*[!#-\[\]-~]" + PLAIN + "*"
-LABEL_LAYOUTS = [Layout("", _LABEL, {"data": _LABEL_DATA, "id": UUID}),
+# ... and with the label's own time, as `groundtruth upload` writes it (LABEL_TIME characters).
+_TIMED_LABEL = _LABEL.replace('"<id>"}', '"<id>","labelledAt":"<at>"}')
+LABEL_TIME = 27  # 2026-11-24T10:30:00.000000Z
+LABEL_LAYOUTS = [Layout("", _TIMED_LABEL, {"data": _LABEL_DATA, "id": UUID, "at": LABEL_TIME}),
+                 Layout("", _TIMED_LABEL, {"data": _LABEL_DATA, "id": _ID, "at": LABEL_TIME}),
+                 Layout("", _LABEL, {"data": _LABEL_DATA, "id": UUID}),
                  Layout("", _LABEL, {"data": _LABEL_DATA, "id": _ID})]
 
 
@@ -118,16 +129,17 @@ def merged_key(endpoint: str, hour: datetime) -> str:
     return f"{merged_prefix(endpoint)}/{hour:%Y/%m/%d/%H}/{PART_NAME}"
 
 
-def pending_key(endpoint: str, capture_hour: datetime, start: datetime, end: datetime) -> str:
-    return f"{merged_prefix(endpoint)}/pending/{capture_hour:%Y/%m/%d/%H}/{window_stamp(start, end)}.jsonl"
-
-
 def report_key(endpoint: str, start: datetime, end: datetime) -> str:
     return f"{merged_prefix(endpoint)}/reports/{window_stamp(start, end)}.json"
 
 
 def quarantine_key(endpoint: str, start: datetime, end: datetime) -> str:
     return f"{merged_prefix(endpoint)}/reports/{window_stamp(start, end)}.quarantine.jsonl"
+
+
+def running_key(endpoint: str, start: datetime, end: datetime) -> str:
+    """Present while a merge of the window runs (or after one died midway)."""
+    return f"{merged_prefix(endpoint)}/reports/{window_stamp(start, end)}.running.json"
 
 
 def _times(values: list[Any]) -> pa.Array:
@@ -174,8 +186,9 @@ def _layout_lines(data: bytes | pa.Buffer,
 
 
 def _other_lines(data: bytes | pa.Buffer, lines: pa.LargeBinaryArray | None,
-                 found: LayoutMatch | None) -> Iterator[tuple[int, bytes]]:
-    """(1-based number, stripped bytes) of the non-blank lines no layout read, for the full parser."""
+                 found: LayoutMatch | None, blank: list[int]) -> Iterator[tuple[int, bytes]]:
+    """(1-based number, stripped bytes) of the non-blank lines no layout read, for the full parser;
+    blank lines are counted in blank[0]."""
     if lines is None or found is None:
         whole = data if isinstance(data, bytes) else data.to_pybytes()
         numbered: Iterator[tuple[int, bytes]] = enumerate(whole.splitlines(), start=1)
@@ -185,6 +198,8 @@ def _other_lines(data: bytes | pa.Buffer, lines: pa.LargeBinaryArray | None,
         raw = raw.strip()
         if raw:
             yield number, raw
+        else:
+            blank[0] += 1
 
 
 # ---- reading capture records for the join ----
@@ -198,6 +213,7 @@ class CaptureRecords:
     lines_read: int = 0
     files: int = 0
     quarantine: list[dict[str, Any]] = field(default_factory=list)
+    blank_lines: int = 0
 
 
 def capture_schema(keep_raw: bool = True) -> pa.Schema:
@@ -250,7 +266,8 @@ def read_capture_records(data: bytes | pa.Buffer, source: str, hour: datetime | 
                                   "raw": []}
     quarantine: list[dict[str, Any]] = []
     lines_read = len(found.rows) if found is not None else 0
-    for number, raw in _other_lines(data, lines, found):
+    blank = [0]
+    for number, raw in _other_lines(data, lines, found, blank):
         lines_read += 1
         outcome = _capture_fields(raw)
         if isinstance(outcome, str):
@@ -267,9 +284,10 @@ def read_capture_records(data: bytes | pa.Buffer, source: str, hour: datetime | 
         parts.append(pa.table(rows, schema=pa.schema(
             [capture_schema(keep_raw).field(name) for name in rows])))
     if not parts:
-        return CaptureRecords(empty_captures(keep_raw), lines_read, 1, quarantine)
+        return CaptureRecords(empty_captures(keep_raw), lines_read, 1, quarantine, blank[0])
     table = _concat_in_line_order(parts)
-    return CaptureRecords(_join_records(table, source, hour, keep_raw), lines_read, 1, quarantine)
+    return CaptureRecords(_join_records(table, source, hour, keep_raw), lines_read, 1, quarantine,
+                          blank[0])
 
 
 def _join_records(table: pa.Table, source: str, hour: datetime | None, keep_raw: bool) -> pa.Table:
@@ -293,6 +311,7 @@ def concat_captures(batches: list[CaptureRecords], keep_raw: bool = True) -> Cap
         lines_read=sum(b.lines_read for b in batches),
         files=sum(b.files for b in batches),
         quarantine=[q for b in batches for q in b.quarantine],
+        blank_lines=sum(b.blank_lines for b in batches),
     )
 
 
@@ -306,6 +325,7 @@ class LabelBatch:
     lines_read: int = 0
     files: int = 0
     quarantine: list[dict[str, Any]] = field(default_factory=list)
+    blank_lines: int = 0
 
 
 def empty_labels() -> pa.Table:
@@ -339,75 +359,86 @@ def _label_problem(record: Any) -> str | tuple[str, str, str]:
     event_id = meta.get("eventId")
     if not isinstance(event_id, str) or not event_id:
         return "eventMetadata.eventId is missing or not a string"
-    return event_id, data, encoding
+    # Ours, optional: a labelledAt that is not a time leaves the label ranked by its hour folder.
+    at = meta.get("labelledAt")
+    return event_id, data, encoding, at if record_time(at) is not None else None
 
 
-def _label_fields(raw: bytes, pending: bool) -> str | tuple[str, str, str, str | None, int | None,
-                                                            str | None]:
-    """Why a line is not a label, or its (id, data, encoding) and, for a pending file's line, the
-    origin it records (file, line, labelledAt)."""
+def _label_fields(raw: bytes) -> str | tuple[str, str, str, str | None]:
+    """Why a line is not a label, or its (id, data, encoding, labelledAt or None)."""
     try:
         record = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return "line is not valid JSON"
-    outcome = _label_problem(record)
-    if isinstance(outcome, str) or not pending:
-        return outcome if isinstance(outcome, str) else (*outcome, None, None, None)
-    origin = record.get("provenance")
-    if (not isinstance(origin, dict) or not isinstance(origin.get("file"), str)
-            or not isinstance(origin.get("line"), int)):
-        return "pending record has no provenance (file, line)"
-    return (*outcome, origin["file"], origin["line"], origin.get("labelledAt"))
+    return _label_problem(record)
 
 
-def _labels_by_layout(found: LayoutMatch, source: str, labelled_at: datetime | None) -> pa.Table:
+def _labels_by_layout(found: LayoutMatch, source: str, labelled_at: datetime | None,
+                      uploaded: datetime | None) -> pa.Table:
     size = len(found.rows)
     data = found.columns["data"]
     truth = pc.binary_join_element_wise(pa.scalar('{"data":"', TEXT), data,
                                         pa.scalar('","encoding":"CSV"}', TEXT), pa.scalar("", TEXT))
+    hours = _constant(labelled_at, HOUR, size)
+    at = found.columns.get("at")
+    exact = _label_times(at) if at is not None and size else pa.nulls(size, HOUR)
     return pa.table({
         "id": found.columns["id"], "data": data, "encoding": _constant("CSV", TEXT, size),
-        "truth": truth.cast(BYTES), "labelled_at": _constant(labelled_at, HOUR, size),
+        "truth": truth.cast(BYTES), "labelled_at": hours,
+        "labelled_time": pc.coalesce(exact, hours), "uploaded": _constant(uploaded, HOUR, size),
         "file": _file_column(source, size), "line": pa.array(found.rows + 1),
     }, schema=LABEL_SCHEMA)
 
 
+def _label_times(texts: pa.Array) -> pa.Array:
+    """labelledAt texts as UTC times; one that is not a time is null (its hour folder ranks it)."""
+    try:
+        return pc.cast(texts, HOUR)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.array([None if t is None else record_time(t) for t in texts.to_pylist()], HOUR)
+
+
 def parse_ground_truth(data: bytes | pa.Buffer, source: str, labelled_at: datetime | None = None,
-                       pending: bool = False) -> LabelBatch:
+                       uploaded: datetime | None = None) -> LabelBatch:
     """Parse one ground-truth JSONL file; bad lines go to quarantine with a reason.
 
-    `labelled_at` is the file's hour folder (null when unknown: such labels rank oldest among
-    duplicates). A pending file (ours) carries each label's origin in a `provenance` object, so a
-    label met both there and in its own file is recognised as the same label.
+    `labelled_at` is the file's hour folder and `uploaded` when the file was written (null when
+    unknown: such labels rank oldest among duplicates). A label's eventMetadata.labelledAt, when
+    present, is its own time and ranks it among duplicates before the hour folder does.
     """
-    lines, found = (None, None) if pending else _layout_lines(data, LABEL_LAYOUTS)
-    rows: dict[str, list[Any]] = {name: [] for name in LABEL_COLUMNS}
+    lines, found = _layout_lines(data, LABEL_LAYOUTS)
+    rows: dict[str, list[Any]] = {name: [] for name in ("id", "data", "encoding", "truth", "at",
+                                                         "line")}
     quarantine: list[dict[str, Any]] = []
     lines_read = len(found.rows) if found is not None else 0
-    for number, raw in _other_lines(data, lines, found):
+    blank = [0]
+    for number, raw in _other_lines(data, lines, found, blank):
         lines_read += 1
-        outcome = _label_fields(raw, pending)
+        outcome = _label_fields(raw)
         if isinstance(outcome, str):
             quarantine.append(quarantine_entry(source, number, outcome, raw))
             continue
-        event_id, value, encoding, origin_file, origin_line, stamp = outcome
+        event_id, value, encoding, at = outcome
         rows["id"].append(event_id)
         rows["data"].append(value)
         rows["encoding"].append(encoding)
         rows["truth"].append(orjson.dumps({"data": value, "encoding": encoding}))
-        rows["labelled_at"].append(stamp if pending else labelled_at)
-        rows["file"].append(origin_file if pending else source)
-        rows["line"].append(origin_line if pending else number)
+        rows["at"].append(record_time(at) if at is not None else labelled_at)
+        rows["line"].append(number)
     parts = []
     if found is not None and len(found.rows):
-        parts.append(_labels_by_layout(found, source, labelled_at))
+        parts.append(_labels_by_layout(found, source, labelled_at, uploaded))
     if rows["id"]:
-        stamps = _times(rows.pop("labelled_at"))
-        files = pa.array(rows.pop("file"), TEXT).dictionary_encode()
-        parts.append(pa.table({**rows, "labelled_at": stamps, "file": files}).select(LABEL_COLUMNS)
-                     .cast(LABEL_SCHEMA))
+        size = len(rows["id"])
+        parts.append(pa.table({
+            "id": pa.array(rows["id"], TEXT), "data": pa.array(rows["data"], TEXT),
+            "encoding": pa.array(rows["encoding"], TEXT), "truth": pa.array(rows["truth"], BYTES),
+            "labelled_at": _constant(labelled_at, HOUR, size),
+            "labelled_time": pa.array(rows["at"], HOUR),
+            "uploaded": _constant(uploaded, HOUR, size), "file": _file_column(source, size),
+            "line": pa.array(rows["line"], pa.int64())}, schema=LABEL_SCHEMA))
     table = _concat_in_line_order(parts) if parts else empty_labels()
-    return LabelBatch(table, lines_read, 1, quarantine)
+    return LabelBatch(table, lines_read, 1, quarantine, blank[0])
 
 
 def concat_labels(batches: list[LabelBatch]) -> LabelBatch:
@@ -417,6 +448,7 @@ def concat_labels(batches: list[LabelBatch]) -> LabelBatch:
         lines_read=sum(b.lines_read for b in batches),
         files=sum(b.files for b in batches),
         quarantine=[q for b in batches for q in b.quarantine],
+        blank_lines=sum(b.blank_lines for b in batches),
     )
 
 
@@ -437,7 +469,6 @@ class Labels:
     latest: np.ndarray
     truth: pa.Array
     superseded: pa.Table
-    from_pending: int  # labels only a pending file held
 
     @property
     def read(self) -> int:
@@ -468,20 +499,6 @@ def _take(table: pa.Table, rows: np.ndarray) -> pa.Table:
     return taken.take(pa.array(np.argsort(order))) if len(rows) > 1 else taken
 
 
-def _not_read_directly(direct: pa.Table, pending: pa.Table) -> pa.Table:
-    """Pending labels whose own line was not read as well (the same label, met twice), once each.
-
-    Label files are read once each, so only pending copies repeat a (file, line).
-    """
-    origins = direct.filter(pc.is_in(direct["file"], value_set=pc.unique(pc.cast(pending["file"], TEXT))))
-    seen = set(zip(origins["file"].to_pylist(), origins["line"].to_pylist(), strict=True))
-    keep = []
-    for key in zip(pending["file"].to_pylist(), pending["line"].to_pylist(), strict=True):
-        keep.append(key not in seen)
-        seen.add(key)
-    return pending.filter(pa.array(keep, pa.bool_()))
-
-
 @dataclass
 class _Latest:
     ids: pa.Array
@@ -491,8 +508,8 @@ class _Latest:
 
 
 def _latest_per_id(labels: pa.Table) -> _Latest:
-    """The latest label of each id by labelled_at, file, line (unknown times oldest). Hashing finds
-    the repeated ids; only their rows are sorted."""
+    """The latest label of each id by its own time, upload, file, line (unknown times oldest).
+    Hashing finds the repeated ids; only their rows are sorted."""
     chunks = pc.dictionary_encode(labels["id"]).chunks  # chunks share one dictionary
     ids = chunks[0].dictionary if chunks else pa.array([], TEXT)
     codes = (np.concatenate([c.indices.to_numpy() for c in chunks]) if chunks
@@ -504,10 +521,12 @@ def _latest_per_id(labels: pa.Table) -> _Latest:
     rows = np.flatnonzero(repeated)
     if len(rows) == 0:
         return _Latest(ids, latest, rows, rows)
-    ranked = _take(labels.select(["labelled_at", "file", "line"]), rows)
+    ranked = _take(labels.select(["labelled_time", "uploaded", "file", "line"]), rows)
+    oldest = np.iinfo(np.int64).min
     keys = pa.table({
         "code": codes[rows],
-        "at": pc.fill_null(pc.cast(ranked["labelled_at"], pa.int64()), np.iinfo(np.int64).min),
+        "at": pc.fill_null(pc.cast(ranked["labelled_time"], pa.int64()), oldest),
+        "uploaded": pc.fill_null(pc.cast(ranked["uploaded"], pa.int64()), oldest),
         "file": pc.cast(ranked["file"], TEXT), "line": ranked["line"],
     })
     order = rows[pc.sort_indices(keys, sort_keys=[(k, "ascending") for k in keys.column_names])
@@ -528,14 +547,11 @@ def _superseded(labels: pa.Table, found: _Latest) -> pa.Table:
     return _sorted(old, ["file", "line"])
 
 
-def resolve_labels(labels: pa.Table, pending: pa.Table | None = None) -> Labels:
-    """Labels from label files and pending files, in any order, down to the latest label per id."""
-    extra = _not_read_directly(labels, pending) if pending is not None and pending.num_rows else None
-    table = pa.concat_tables([labels, extra]) if extra is not None else labels
-    found = _latest_per_id(table)
-    truth = _array(pc.take(table["truth"], pa.array(found.latest)))
-    return Labels(table, found.ids, found.latest, truth, _superseded(table, found),
-                  extra.num_rows if extra is not None else 0)
+def resolve_labels(labels: pa.Table) -> Labels:
+    """Labels read from label files, in any order, down to the latest label per id."""
+    found = _latest_per_id(labels)
+    truth = _array(pc.take(labels["truth"], pa.array(found.latest)))
+    return Labels(labels, found.ids, found.latest, truth, _superseded(labels, found))
 
 
 # ---- merging capture records with the labels ----
@@ -662,7 +678,8 @@ class WindowMerge:
 
 def classify(labels: Labels, hits: np.ndarray, context: pa.Table | None) -> tuple[pa.Table, pa.Table]:
     """The latest labels no window record matched, as pending (with `capture_hour`, one row per
-    hour their id was captured in the searched range outside the window) and unknown."""
+    hour their id was captured in the searched range outside the window: that window's merge reads
+    them) and unknown."""
     rest = labels.kept(~hits)
     if context is None or not context.num_rows or not rest.num_rows:
         pending = rest.slice(0, 0).append_column("capture_hour", pa.array([], HOUR))
@@ -682,7 +699,8 @@ class JoinResult:
 
     merged: the merged JSONL by capture hour (None: records without an hour). pending: labels
     (LABEL_SCHEMA + capture_hour) for a capture elsewhere in the searched range, one row per such
-    hour. unknown: labels reported and not merged. superseded: labels replaced by a later one.
+    hour (that hour's merge reads them). unknown: labels reported and not merged. superseded:
+    labels replaced by a later one.
     """
 
     labels: Labels
@@ -739,14 +757,14 @@ class JoinResult:
         return self.labels.conflicts
 
 
-def join_ground_truth(captures: pa.Table, labels: pa.Table, context: pa.Table | None = None,
-                      pending: pa.Table | None = None) -> JoinResult:
+def join_ground_truth(captures: pa.Table, labels: pa.Table,
+                      context: pa.Table | None = None) -> JoinResult:
     """Join a window's capture records (CAPTURE_SCHEMA, with raw, in any order) with every
-    candidate label (LABEL_SCHEMA, from the label range, in any order; `pending`: from pending
-    files). context: `id` and `hour` of the capture records in the searched range outside the window.
-    The flow runs the same steps in parts; this is the whole window at once.
+    candidate label (LABEL_SCHEMA, from the label range, in any order). context: `id` and `hour` of
+    the capture records in the searched range outside the window. The flow runs the same steps in
+    parts; this is the whole window at once.
     """
-    resolved = resolve_labels(labels, pending)
+    resolved = resolve_labels(labels)
     merged: dict[datetime | None, bytes] = {}
     part = merge_part(_sorted(captures, ["hour", "file", "line"]), resolved,
                       lambda hour, data: merged.__setitem__(hour, bytes(data)))
@@ -776,13 +794,13 @@ class MergeReport(Document):
     captures_matched: int = 0
     captures_unmatched: int = 0  # no label yet
     capture_duplicate_ids: int = 0  # records whose join id an earlier record of the window has
+    capture_blank_lines: int = 0
     label_files: int = 0
-    pending_files: int = 0
-    labels_read: int = 0  # distinct well-formed labels, from label files and pending files
-    labels_from_pending: int = 0  # of which only a pending file held (labelled before the range)
+    labels_read: int = 0  # distinct well-formed labels read
     labels_malformed: int = 0
+    label_blank_lines: int = 0
     labels_matched: int = 0
-    labels_pending: int = 0  # captured elsewhere in the searched range: kept for that merge
+    labels_pending: int = 0  # captured elsewhere in the searched range: that window's merge reads them
     labels_unknown: int = 0  # no capture in the searched range
     labels_duplicate: int = 0  # superseded by a later label of the same id
     label_conflicts: int = 0  # superseded labels whose data differed from the one kept
@@ -804,9 +822,10 @@ class ReadCounts:
     capture_files: int = 0
     capture_lines: int = 0
     captures_malformed: int = 0
+    capture_blank_lines: int = 0
     label_files: int = 0
-    pending_files: int = 0
     labels_malformed: int = 0
+    label_blank_lines: int = 0
 
 
 def merge_report(result: JoinResult, read: ReadCounts, *, endpoint: str, start: datetime,
@@ -816,15 +835,15 @@ def merge_report(result: JoinResult, read: ReadCounts, *, endpoint: str, start: 
     reach = parse_duration(lookback, "lookback")
     report = MergeReport(
         endpoint=endpoint, window_start=start, window_end=end, lookback=lookback.strip().upper(),
-        labels_from=start, labels_until=end + reach,
+        labels_from=start - reach, labels_until=end + reach,
         captures_searched_from=start - reach, captures_searched_until=end + reach,
         capture_files=read.capture_files, captures_read=result.captures_read,
         captures_malformed=read.captures_malformed, captures_matched=result.captures_matched,
         captures_unmatched=result.captures_unmatched,
         capture_duplicate_ids=result.capture_duplicate_ids,
-        label_files=read.label_files, pending_files=read.pending_files,
-        labels_read=result.labels_read, labels_from_pending=result.labels.from_pending,
-        labels_malformed=read.labels_malformed,
+        capture_blank_lines=read.capture_blank_lines, label_files=read.label_files,
+        labels_read=result.labels_read, labels_malformed=read.labels_malformed,
+        label_blank_lines=read.label_blank_lines,
         labels_matched=result.labels_matched, labels_pending=result.labels_pending,
         labels_unknown=result.labels_unknown, labels_duplicate=result.labels_duplicate,
         label_conflicts=result.label_conflicts,
@@ -837,45 +856,21 @@ def merge_report(result: JoinResult, read: ReadCounts, *, endpoint: str, start: 
     return report
 
 
-def merge_window(captures: CaptureRecords, labels: LabelBatch, pending: LabelBatch | None,
-                 context: pa.Table | None, *, endpoint: str, start: datetime, end: datetime,
+def merge_window(captures: CaptureRecords, labels: LabelBatch, context: pa.Table | None, *,
+                 endpoint: str, start: datetime, end: datetime,
                  lookback: str = "P7D") -> tuple[MergeReport, JoinResult]:
     """The whole merge of one window as a function of what was read: the report and the result."""
     check_window(start, end)
     parse_duration(lookback, "lookback")
-    pending = pending or LabelBatch(empty_labels())
-    result = join_ground_truth(captures.table, labels.table, context, pending.table)
+    result = join_ground_truth(captures.table, labels.table, context)
     read = ReadCounts(capture_files=captures.files, capture_lines=captures.lines_read,
-                      captures_malformed=len(captures.quarantine), label_files=labels.files,
-                      pending_files=pending.files,
-                      labels_malformed=len(labels.quarantine) + len(pending.quarantine))
+                      captures_malformed=len(captures.quarantine),
+                      capture_blank_lines=captures.blank_lines, label_files=labels.files,
+                      labels_malformed=len(labels.quarantine), label_blank_lines=labels.blank_lines)
     return merge_report(result, read, endpoint=endpoint, start=start, end=end, lookback=lookback), result
 
 
 # ---- what a merge writes ----
-
-def pending_lines(pending: pa.Table) -> list[bytes]:
-    """Ground-truth records (SageMaker shape) plus where each label came from."""
-    stamps = [None if t is None else iso_z(t) for t in pending["labelled_at"].to_pylist()]
-    return [orjson.dumps({
-        "groundTruthData": {"data": d, "encoding": e}, "eventMetadata": {"eventId": i},
-        "eventVersion": "0", "provenance": {"file": f, "line": n, "labelledAt": t},
-    }) + b"\n" for i, d, e, f, n, t in zip(
-        *(pending[c].to_pylist() for c in ("id", "data", "encoding", "file", "line")), stamps,
-        strict=True)]
-
-
-def pending_documents(endpoint: str, start: datetime, end: datetime,
-                      pending: pa.Table) -> dict[str, bytes]:
-    """Store key -> bytes of the pending files of one merge, one per capture hour."""
-    if pending["capture_hour"].null_count:
-        raise ValueError("capture records without an hour folder cannot be filed by hour")
-    by_hour: dict[datetime, list[bytes]] = {}
-    for hour, line in zip(pending["capture_hour"].to_pylist(), pending_lines(pending), strict=True):
-        by_hour.setdefault(hour, []).append(line)
-    return {pending_key(endpoint, hour, start, end): b"".join(lines)
-            for hour, lines in sorted(by_hour.items())}
-
 
 def quarantine_lines(malformed_captures: list[dict[str, Any]], malformed_labels: list[dict[str, Any]],
                      result: JoinResult, report: MergeReport) -> bytes:
@@ -919,39 +914,57 @@ def _json_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.if_else(plain, quoted, pa.array(escaped, TEXT))
 
 
-def merge_outputs(endpoint: str, start: datetime, end: datetime,
-                  result: JoinResult) -> dict[str, bytes]:
-    """Store key -> bytes of the merged hour files and the pending files of one merge."""
+def merge_outputs(result: JoinResult, endpoint: str) -> dict[str, bytes]:
+    """Store key -> bytes of the merged hour files of one merge."""
     if None in result.merged:
         raise ValueError("capture records without an hour folder cannot be filed by hour")
-    documents = {merged_key(endpoint, hour): data for hour, data in sorted(result.merged.items())}
-    return documents | pending_documents(endpoint, start, end, result.pending)
+    return {merged_key(endpoint, hour): data for hour, data in sorted(result.merged.items())}
+
+
+def unfinished_merges(store: Store, endpoint: str, start: datetime, end: datetime) -> list[str]:
+    """Merges of windows overlapping [start, end) that began and have not written their report
+    (running now, or killed midway): their hours may hold a mix of old and new merged records."""
+    prefix = f"{merged_prefix(endpoint)}/reports"
+    found = []
+    for key in store.list(prefix):
+        name = key.rsplit("/", 1)[-1]
+        if not name.endswith(".running.json"):
+            continue
+        stamp = name[: -len(".running.json")]
+        try:
+            lo, hi = (datetime.strptime(t, STAMP).replace(tzinfo=UTC) for t in stamp.split("_"))
+        except ValueError:
+            continue
+        if lo < end and start < hi and not store.exists(f"{prefix}/{stamp}.json"):
+            found.append(f"{endpoint} {iso_z(lo)} to {iso_z(hi)}")
+    return found
 
 
 # ---- listing what a merge reads (store I/O) ----
 
-def list_ground_truth(store: Store, endpoint: str, start: datetime,
-                      end: datetime) -> list[tuple[str, datetime]]:
-    """(key, labelled hour) of the ground-truth files labelled in the hours overlapping [start, end)."""
+LabelFile = tuple[str, datetime, datetime | None]  # key, labelled hour, when it was written
+
+
+def list_ground_truth(store: Store, endpoint: str, start: datetime, end: datetime) -> list[LabelFile]:
+    """(key, labelled hour, modification time) of the ground-truth files labelled in the hours
+    overlapping [start, end): the day folders that exist, then their hours in the range."""
+    from tasks.capture import existing_days
+
     prefix = groundtruth_prefix(endpoint)
-    wanted = set(hour_prefixes(start, end))
-    files: list[tuple[str, datetime]] = []
-    for day in sorted({h[:10] for h in wanted}):
-        # One listing per day, then only hours that exist: a week of lookback is ~8 listings.
+    first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    files: list[LabelFile] = []
+    for day in existing_days(store.fs, store.path(prefix), start, end):
         for hh in store.list_dirs(f"{prefix}/{day}"):
-            if f"{day}/{hh}" not in wanted:
+            try:
+                hour = datetime.strptime(f"{day}/{hh}", "%Y/%m/%d/%H").replace(tzinfo=UTC)
+            except ValueError:
                 continue
-            hour = datetime.strptime(f"{day}/{hh}", "%Y/%m/%d/%H").replace(tzinfo=UTC)
-            files.extend((key, hour) for key in store.list(f"{prefix}/{day}/{hh}")
-                         if key.endswith((".jsonl", ".json")))
+            if not first <= hour < end:
+                continue
+            files.extend((key, hour, modified)
+                         for key, modified in store.list_modified(f"{prefix}/{day}/{hh}")
+                         if key.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")))
     return files
-
-
-def list_pending(store: Store, endpoint: str, start: datetime, end: datetime) -> list[str]:
-    """Keys of the pending files filed under the window's capture hours."""
-    prefix = f"{merged_prefix(endpoint)}/pending"
-    return [key for hour in hour_prefixes(start, end) for key in store.list(f"{prefix}/{hour}")
-            if key.endswith(".jsonl")]
 
 
 # ---- writing ground truth from a labelled dataset ----
@@ -1018,10 +1031,19 @@ def _as_text(value: Any) -> str | None:
     return text or None
 
 
-def ground_truth_line(event_id: str, label: str, encoding: str = "CSV") -> bytes:
+def label_stamp(moment: datetime) -> str:
+    """eventMetadata.labelledAt as uploads write it: UTC, microseconds, Z (LABEL_TIME characters)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def ground_truth_line(event_id: str, label: str, labelled_at: datetime | None = None,
+                      encoding: str = "CSV") -> bytes:
+    """A SageMaker ground-truth record; with labelled_at, the label's own time in
+    eventMetadata.labelledAt (ours: it orders relabellings within an hour)."""
+    at = b',"labelledAt":"' + label_stamp(labelled_at).encode() + b'"' if labelled_at else b""
     return (b'{"groundTruthData":{"data":' + orjson.dumps(label) + b',"encoding":"'
             + encoding.encode() + b'"},"eventMetadata":{"eventId":' + orjson.dumps(event_id)
-            + b'},"eventVersion":"0"}\n')
+            + at + b'},"eventVersion":"0"}\n')
 
 
 def ground_truth_files(table: pa.Table, id_column: str, label_column: str, *,
@@ -1048,11 +1070,13 @@ def ground_truth_files(table: pa.Table, id_column: str, label_column: str, *,
         moment = (labelled_at or datetime.now(UTC)).astimezone(UTC)
         stamps = pd.Series(pd.DatetimeIndex([moment] * table.num_rows))
     hours = stamps.dt.floor("h")
+    exact = list(stamps)
     skipped: dict[str, list[int]] = {"missing_id": [], "missing_label": [], "bad_labelled_at": []}
     by_hour: dict[datetime, list[bytes]] = {}
     seen: set[str] = set()
     repeated = 0
-    for row, (event_id, label, hour) in enumerate(zip(ids, labels, hours, strict=True), start=1):
+    for row, (event_id, label, hour, moment) in enumerate(zip(ids, labels, hours, exact, strict=True),
+                                                          start=1):
         if event_id is None:
             skipped["missing_id"].append(row)
         elif label is None:
@@ -1063,7 +1087,7 @@ def ground_truth_files(table: pa.Table, id_column: str, label_column: str, *,
             repeated += event_id in seen
             seen.add(event_id)
             by_hour.setdefault(hour.to_pydatetime(), []).append(
-                ground_truth_line(event_id, label))
+                ground_truth_line(event_id, label, moment.to_pydatetime()))
     return {h: b"".join(lines) for h, lines in sorted(by_hour.items())}, skipped, repeated
 
 
@@ -1072,8 +1096,10 @@ def write_ground_truth(store: Store, endpoint: str, source: str, id_column: str,
                        labelled_at_column: str | None = None) -> UploadReport:
     """Write a labelled dataset's rows as ground truth under groundtruth/<endpoint>/YYYY/MM/DD/HH/.
 
-    A file is named after its content (labels-<sha256 prefix>.jsonl), so uploading the same
-    labels for the same hour again rewrites the same file instead of adding duplicates.
+    A file is named after its upload time and its content (labels-<UTC stamp>-<sha256 prefix>.jsonl):
+    names in an hour folder sort in upload order (which decides between relabellings of one id with
+    the same time), and uploading the same labels again replaces the earlier file of that content
+    instead of adding duplicates.
     """
     table = read_label_table(source, id_column, label_column, labelled_at_column)
     files, skipped, repeated = ground_truth_files(
@@ -1087,9 +1113,17 @@ def write_ground_truth(store: Store, endpoint: str, source: str, id_column: str,
         skipped_rows={reason: rows[:20] for reason, rows in skipped.items() if rows},
         duplicate_ids=repeated,
     )
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     for hour, data in files.items():
-        name = f"labels-{hashlib.sha256(data).hexdigest()[:16]}.jsonl"
-        uri = store.write_bytes(f"{prefix}/{hour:%Y/%m/%d/%H}/{name}", data)
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        folder = f"{prefix}/{hour:%Y/%m/%d/%H}"
+        earlier = [k for k in store.list(folder) if k.endswith(f"-{digest}.jsonl")
+                   or k.endswith(f"/labels-{digest}.jsonl")]
+        key = f"{folder}/labels-{stamp}-{digest}.jsonl"
+        uri = store.write_bytes(key, data)
+        for old in earlier:
+            if old != key:
+                store.delete(old)
         report.files.append({"uri": uri, "labelled_hour": iso_z(hour), "labels": data.count(b"\n")})
     return report
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from modelwatch.errors import UserError
+from tasks.capture import decompressed
 from tasks.store import filesystem_for
 
 PLAIN = r'[^"\\\x00-\x1f]'  # a character a JSON string holds without an escape
@@ -51,12 +52,19 @@ def read_file(fs: fsspec.AbstractFileSystem, path: str) -> pa.Buffer:
 
 
 def read_uri(uri: str) -> pa.Buffer:
-    """read_file for a URI or local path; a missing file is a user error naming it."""
+    """read_file for a URI or local path, gunzipped when it is gzip; a missing file is a user error
+    naming it, a broken gzip stream an UnreadableFile."""
     fs, path = filesystem_for(uri)
     try:
-        return read_file(fs, path)
+        data = read_file(fs, path)
     except FileNotFoundError:
         raise UserError(f"{uri}: no such file") from None
+    if data.size >= 2 and data.slice(0, 2).to_pybytes() == b"\x1f\x8b":
+        plain = decompressed(data.to_pybytes(), uri)
+        buffer = pa.allocate_buffer(len(plain))
+        memoryview(buffer).cast("B")[:] = plain
+        return buffer
+    return data
 
 
 def _terminated(data: bytes | pa.Buffer) -> pa.Buffer:

@@ -15,10 +15,10 @@ import html
 import re
 from collections.abc import Collection, Sequence
 
-from tasks.csp import meta, policy
-
 import numpy as np
 import pandas as pd
+
+from tasks.csp import meta, policy
 
 __all__ = ["drift_report_html", "sample_frame"]
 

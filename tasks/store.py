@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -317,6 +318,26 @@ class Store:
             if e.get("type") == "file" and not TEMP_SUFFIX.search(e["name"])
         ]
         return sorted(keys)
+
+    def list_modified(self, prefix: str) -> list[tuple[str, datetime | None]]:
+        """(key, modification time in UTC) of the files directly under a prefix, sorted."""
+        try:
+            entries = self.fs.ls(self.path(prefix), detail=True)
+        except FileNotFoundError:
+            return []
+        found = []
+        for entry in entries:
+            if entry.get("type") != "file" or TEMP_SUFFIX.search(entry["name"]):
+                continue
+            moment = entry.get("LastModified") or entry.get("mtime")
+            if isinstance(moment, int | float):
+                moment = datetime.fromtimestamp(moment, UTC)
+            elif isinstance(moment, datetime):
+                moment = moment.astimezone(UTC)
+            else:
+                moment = None
+            found.append((self._key(entry["name"]), moment))
+        return sorted(found, key=lambda item: item[0])
 
     def list_dirs(self, prefix: str) -> list[str]:
         """Names of the sub-folders directly under a prefix, sorted."""

@@ -160,3 +160,89 @@ def test_merged_record_reads_as_capture() -> None:
     width = len(body["instances"][0]["features"])
     batch = parse_capture(data, "m", [f"f{i}" for i in range(width)])
     assert batch.records_malformed == 0 and batch.num_rows == len(body["instances"])
+
+
+# ---- inferenceTime, compressed and odd files, long windows, quarantine size ----
+
+WINDOW = (datetime(2026, 11, 23, 10, tzinfo=UTC), datetime(2026, 11, 23, 11, tzinfo=UTC))
+
+
+def test_inference_times_are_parsed_not_compared_as_text() -> None:
+    inside = ["2026-11-23T10:15:00Z", "2026-11-23T15:20:00+05:00", "2026-11-23T10:59:59.9Z",
+              "2026-11-23T10:00:00"]  # 15:20+05:00 is 10:20 UTC; a naive time is UTC
+    outside = ["2026-11-23T10:15:00-05:00", "2026-11-23T11:00:00.5Z", "2026-11-23T09:59:59Z"]
+    data = b"\n".join(line("1,2,x", "0.1", time=t) for t in inside + outside)
+    batch = parse_capture(data, "f", FEATURES, WINDOW)
+    assert batch.num_rows == len(inside) and batch.records_outside_window == len(outside)
+    assert batch.records_malformed == 0
+
+
+@pytest.mark.parametrize("value, reason", [
+    (None, "missing"), ("", "empty"), (1732356900, "not a string"), ("yesterday", "ISO-8601"),
+    ("2026-13-45T99:00:00Z", "ISO-8601"), ("{%s}", "ISO-8601"),
+])
+def test_a_record_without_a_usable_time_is_counted_and_quarantined(value, reason) -> None:
+    record = json.loads(line("1,2,x", "0.1"))
+    record["eventMetadata"]["inferenceTime"] = value
+    if value is None:
+        del record["eventMetadata"]["inferenceTime"]
+    data = line("1,2,x", "0.1") + b"\n" + json.dumps(record).encode()
+    batch = parse_capture(data, "capture/AllTraffic/2026/11/23/10/f.jsonl", FEATURES, WINDOW)
+    assert batch.num_rows == 1 and batch.records_without_time == 1
+    [entry] = batch.quarantine
+    assert reason in entry["reason"] and entry["line"] == 2
+    # ... or, when the user says so, placed at its file's hour folder.
+    placed = parse_capture(data, "capture/AllTraffic/2026/11/23/10/f.jsonl", FEATURES, WINDOW,
+                           untimed="file-hour")
+    assert placed.num_rows == 2 and placed.records_without_time == 1 and not placed.quarantine
+    elsewhere = parse_capture(data, "capture/AllTraffic/2026/11/23/12/f.jsonl", FEATURES, WINDOW,
+                              untimed="file-hour")
+    assert elsewhere.num_rows == 1 and elsewhere.records_outside_window == 1
+
+
+def test_gzip_capture_is_read_and_other_files_are_noted(tmp_path) -> None:
+    import gzip
+
+    from tasks.capture import SkippedFile
+
+    hour = tmp_path / "cap" / "AllTraffic" / "2026" / "11" / "23" / "10"
+    hour.mkdir(parents=True)
+    (hour / "a.jsonl").write_bytes(line("1,2,x", "0.1") + b"\n")
+    (hour / "b.jsonl.gz").write_bytes(gzip.compress(line("3,4,y", "0.2") + b"\n"))
+    (hour / "c.parquet").write_bytes(b"PAR1")
+    skipped: list[SkippedFile] = []
+    files = list_capture_files(str(tmp_path / "cap"), *WINDOW, skipped)
+    assert [f.rsplit("/", 1)[-1] for f in files] == ["a.jsonl", "b.jsonl.gz"]
+    assert [s.uri.rsplit("/", 1)[-1] for s in skipped] == ["c.parquet"]
+    batch = parse_capture((hour / "b.jsonl.gz").read_bytes(), files[1], FEATURES, WINDOW)
+    assert column(batch, "a") == ["3"]
+
+
+def test_blank_lines_are_counted_and_huge_lines_quarantined_in_part() -> None:
+    import hashlib
+
+    huge = b'{"captureData": {"endpointInput": "' + b"x" * 5_000_000 + b'"}}'
+    data = line("1,2,x", "0.1") + b"\n\n  \n" + huge + b"\n"
+    batch = parse_capture(data, "f", FEATURES)
+    assert batch.blank_lines == 2 and batch.records_read == 2
+    [entry] = batch.quarantine
+    assert entry["record_truncated"] and entry["record_bytes"] == len(huge)
+    assert entry["record_sha256"] == hashlib.sha256(huge).hexdigest()
+    assert len(entry["record"]) <= 64 * 1024
+
+
+def test_windows_are_bounded_and_listed_by_what_exists(tmp_path, monkeypatch) -> None:
+    import time
+
+    from tasks.windows import utc_window
+
+    with pytest.raises(UserError, match="MODELWATCH_MAX_WINDOW"):
+        utc_window(datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
+    monkeypatch.setenv("MODELWATCH_MAX_WINDOW", "P3700000D")
+    start, end = utc_window(datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
+    hour = tmp_path / "cap" / "AllTraffic" / "2026" / "11" / "23" / "10"
+    hour.mkdir(parents=True)
+    (hour / "a.jsonl").write_bytes(line("1,2,x", "0.1") + b"\n")
+    began = time.monotonic()
+    assert len(list_capture_files(str(tmp_path / "cap"), start, end)) == 1
+    assert time.monotonic() - began < 30  # a few listings, not 87 million hour folders

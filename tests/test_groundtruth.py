@@ -180,27 +180,37 @@ def test_labels_are_matched_pending_or_unknown() -> None:
     assert result.captures_unmatched == 0
 
 
-def test_a_pending_label_met_again_in_its_own_file_is_one_label() -> None:
-    start, end = hours(0), hours(1)
+def test_the_later_upload_wins_within_an_hour_and_a_label_time_wins_over_both() -> None:
     window = read_capture_records(capture("a") + capture("b"), "cap", hours(0))
-    direct = parse_ground_truth(label("a") + label("b"), "groundtruth/ep/x.jsonl", hours(0))
-    pending_line = json.dumps({
-        "groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId": "a"},
-        "eventVersion": "0", "provenance": {"file": "groundtruth/ep/x.jsonl", "line": 1,
-                                            "labelledAt": "2026-11-23T00:00:00Z"}}).encode()
-    early = json.dumps({
-        "groundTruthData": {"data": "0", "encoding": "CSV"}, "eventMetadata": {"eventId": "b"},
-        "eventVersion": "0", "provenance": {"file": "groundtruth/ep/old.jsonl", "line": 9,
-                                            "labelledAt": "2026-11-22T20:00:00Z"}}).encode()
-    pending = parse_ground_truth(pending_line + b"\n" + early + b"\n" + label("z"), "pending",
-                                 pending=True)
-    assert "no provenance" in pending.quarantine[0]["reason"]
-    report, result = merge_window(window, direct, pending, None, endpoint="ep", start=start,
-                                  end=end, lookback="PT1H")
-    assert report.labels_read == 3 and report.labels_from_pending == 1
-    # The pending b ("0", labelled 20:00 the day before) is older than b in x.jsonl ("1").
-    assert report.labels_duplicate == 1 and report.label_conflicts == 1
-    assert report.labels_malformed == 1 and report.balanced
+    folder = "groundtruth/ep/2026/11/23/01/"
+    # Two uploads into the same hour: file names (content hashes) sort against upload order.
+    first = parse_ground_truth(label("a", "0") + label("b", "0"), folder + "labels-ffff.jsonl", hours(1),
+                               uploaded=hours(1) + timedelta(minutes=5))
+    second = parse_ground_truth(label("a", "1"), folder + "labels-0000.jsonl", hours(1),
+                                uploaded=hours(1) + timedelta(minutes=40))
+    # b relabelled by a later upload whose labels carry their own, earlier, time: the time wins.
+    timed = parse_ground_truth(
+        ground_truth_line("b", "1", hours(1) + timedelta(minutes=1)), folder + "labels-8888.jsonl",
+        hours(1), uploaded=hours(1) + timedelta(minutes=50))
+    again = parse_ground_truth(
+        ground_truth_line("b", "0", hours(1) + timedelta(minutes=2)), folder + "labels-1111.jsonl",
+        hours(1), uploaded=hours(1) + timedelta(minutes=45))
+    for order in ([first, second, timed, again], [again, timed, second, first]):
+        report, result = merge_window(window, concat_labels(order), None, endpoint="ep",
+                                      start=hours(0), end=hours(1), lookback="PT6H")
+        kept = {json.loads(r)["eventMetadata"]["eventId"]: json.loads(r)["groundTruthData"]["data"]
+                for r in result.merged_lines()}
+        assert kept == {"a": "1", "b": "0"}
+        assert report.labels_duplicate == 3 and report.balanced
+
+
+def test_labels_are_read_from_before_the_window_too() -> None:
+    """A label labelled before its capture's hour folder (clocks, a late capture file)."""
+    window = read_capture_records(capture("early"), "cap", hours(5))
+    labels = parse_ground_truth(label("early", "1"), "groundtruth/ep/2026/11/23/03/x.jsonl", hours(3))
+    report, result = merge_window(window, labels, None, endpoint="ep", start=hours(5), end=hours(6),
+                                  lookback="PT6H")
+    assert report.labels_matched == 1 and report.labels_from == hours(-1)
 
 
 # ---- the compact layout and the full parser read the same ----
@@ -286,7 +296,7 @@ def test_quarantine_lines_are_what_orjson_writes() -> None:
     captures = read_capture_records(capture("e1"), "cap", hours(0))
     labels = parse_ground_truth(label(odd, "1") + label(odd, "0") + label("plain", "1"),
                                 'groundtruth/ep/"odd".jsonl', hours(1))
-    report, result = merge_window(captures, labels, None, None, endpoint="ep", start=hours(0),
+    report, result = merge_window(captures, labels, None, endpoint="ep", start=hours(0),
                                   end=hours(1), lookback="PT1H")
     lines = quarantine_lines([], [], result, report).splitlines()
     searched = "[2026-11-22T23:00:00Z, 2026-11-23T02:00:00Z)"
@@ -326,13 +336,12 @@ def test_a_merge_is_a_function_of_its_inputs() -> None:
         if order:
             captures.table = captures.table.take(
                 np.random.default_rng(order).permutation(captures.table.num_rows))
-        report, result = merge_window(captures, labels, None, context, endpoint="ep",
+        report, result = merge_window(captures, labels, context, endpoint="ep",
                                       start=hours(0), end=hours(1), lookback="PT6H")
-        outputs.append((report.dump(), merge_outputs("ep", hours(0), hours(1), result)))
+        outputs.append((report.dump(), merge_outputs(result, "ep")))
     assert outputs[0] == outputs[1]
     report, documents = outputs[0]
-    assert set(documents) == {"merged/ep/2026/11/23/00/part-00000.jsonl",
-                              "merged/ep/pending/2026/11/23/03/20261123T000000Z_20261123T010000Z.jsonl"}
+    assert set(documents) == {"merged/ep/2026/11/23/00/part-00000.jsonl"}
     assert report["labels_pending"] == 5 and report["labels_unknown"] == 1
     assert report["labels_duplicate"] == 1 and report["captures_matched"] == 17
 
@@ -356,10 +365,12 @@ def test_upload_round_trip(tmp_path: Path) -> None:
     read = concat_labels([parse_ground_truth(store.read_bytes(k), k, None) for k in keys]).table
     assert sorted(zip(read["id"].to_pylist(), read["data"].to_pylist(), strict=True)) == [
         ("007", "0"), ("007", "1"), ("008", "0")]
-    # The same labels again: the same files, not new duplicates.
+    # The same labels again: they replace the files of the same content, no new duplicates.
     again = write_ground_truth(store, "ep", str(source), "request", "truth",
                                labelled_at_column="when")
-    assert [f["uri"] for f in again.files] == [f["uri"] for f in report.files]
+    assert len(again.files) == len(report.files)
+    assert store.list("groundtruth/ep/2026/11/23/10") + store.list("groundtruth/ep/2026/11/23/11") == \
+        sorted(f["uri"][len(store.uri("")) + 1:] for f in again.files)
 
 
 def test_upload_parquet_with_one_labelled_at(tmp_path: Path) -> None:

@@ -93,7 +93,7 @@ def merge(store: str, start: datetime, end: datetime) -> dict:
 
 def counts(report: dict) -> dict[str, int]:
     names = ("captures_read", "captures_malformed", "captures_matched", "captures_unmatched",
-             "labels_read", "labels_from_pending", "labels_malformed", "labels_matched",
+             "labels_read", "labels_malformed", "labels_matched",
              "labels_pending", "labels_unknown", "labels_duplicate", "label_conflicts")
     return {n: report[n] for n in names}
 
@@ -146,7 +146,7 @@ def test_late_labels_duplicates_and_unknown_ids_through_merges(tmp_path: Path) -
     report = merge(store_uri, D1, D2)
     assert counts(report) == {
         "captures_read": 49, "captures_malformed": 1, "captures_matched": 30,
-        "captures_unmatched": 19, "labels_read": 44, "labels_from_pending": 0,
+        "captures_unmatched": 19, "labels_read": 44,
         "labels_malformed": 2, "labels_matched": 30, "labels_pending": 4, "labels_unknown": 4,
         "labels_duplicate": 6, "label_conflicts": 5}
     quarantine = [json.loads(q) for q in Path(report["outputs"]["quarantine"]).read_text().splitlines()]
@@ -154,9 +154,9 @@ def test_late_labels_duplicates_and_unknown_ids_through_merges(tmp_path: Path) -
         "ev-old", "ghost-1", "ghost-2", "ghost-3"]
     assert sum(q["kind"] == "malformed_label" for q in quarantine) == 2
     assert sum(q["kind"] == "malformed_capture" for q in quarantine) == 1
-    # The early labels wait under the hours of their captures, day two's first two.
-    assert [p.split("/pending/")[1][:13] for p in report["outputs"]["pending"]] == [
-        "2026/11/24/00", "2026/11/24/01"]
+    # The early labels stay where they are: day two's merge reads them (nothing is copied).
+    assert "pending" not in report["outputs"]
+    assert not store.list_dirs(f"merged/{ENDPOINT}/pending")
 
     # Late labels, the next morning: day one's remaining 19 records and 20 more of day two's.
     upload(store_uri, tmp_path, "c", [(i, "1") for i in day1[30:] + day2[4:24]],
@@ -164,15 +164,15 @@ def test_late_labels_duplicates_and_unknown_ids_through_merges(tmp_path: Path) -
     report2 = merge(store_uri, D2, D3)
     assert counts(report2) == {
         "captures_read": 48, "captures_malformed": 0, "captures_matched": 24,
-        "captures_unmatched": 24, "labels_read": 49, "labels_from_pending": 4,
-        "labels_malformed": 0, "labels_matched": 24, "labels_pending": 25, "labels_unknown": 0,
-        "labels_duplicate": 0, "label_conflicts": 0}
+        "captures_unmatched": 24, "labels_read": 83,
+        "labels_malformed": 2, "labels_matched": 24, "labels_pending": 49, "labels_unknown": 4,
+        "labels_duplicate": 6, "label_conflicts": 5}
 
     # Day one again: its late labels are matched now; nothing is left unmatched.
     again = merge(store_uri, D1, D2)
     assert counts(again) == {
         "captures_read": 49, "captures_malformed": 1, "captures_matched": 49,
-        "captures_unmatched": 0, "labels_read": 83, "labels_from_pending": 0,
+        "captures_unmatched": 0, "labels_read": 83,
         "labels_malformed": 2, "labels_matched": 49, "labels_pending": 24, "labels_unknown": 4,
         "labels_duplicate": 6, "label_conflicts": 5}
     assert again["outputs"]["report"] == report["outputs"]["report"]
@@ -274,12 +274,64 @@ def test_s3_store_and_a_rerun_after_labels_are_withdrawn(s3_bucket: str, tmp_pat
     assert len(Store(s3_bucket).read_bytes(report["outputs"]["merged"][0][len(s3_bucket) + 1:])
                .splitlines()) == 2
 
-    # The labels are withdrawn: the re-run leaves no merged or pending file of the earlier run.
+    # The labels are withdrawn: the re-run leaves no merged file of the earlier run.
     store.delete(written["uri"][len(s3_bucket) + 1:])
     again = merge(s3_bucket, D1, end)
     assert again["captures_matched"] == 0 and again["labels_read"] == 0
-    assert again["outputs"]["merged"] == again["outputs"]["pending"] == []
+    assert again["outputs"]["merged"] == []
     fresh = Store(s3_bucket)
-    for uri in report["outputs"]["merged"] + report["outputs"]["pending"]:
+    assert not any(k.endswith(".running.json") for k in fresh.list(f"merged/{ENDPOINT}/reports"))
+    for uri in report["outputs"]["merged"]:
         assert not fresh.exists(uri[len(s3_bucket) + 1:]), uri
     assert fresh.exists(f"merged/{ENDPOINT}/reports/20261123T000000Z_20261123T020000Z.json")
+
+
+def _endpoint_store(root: Path) -> Store:
+    store = Store(str(root))
+    register_model(store, ModelRecord(name="churn", problem_type="binary",
+                                      versions=[ModelVersion(version="1")]))
+    register_endpoint(store, EndpointRecord(name=ENDPOINT, model="churn", model_version="1",
+                                            capture_uri=store.uri(f"capture/{ENDPOINT}")))
+    return store
+
+
+def _write_capture(store: Store, event_id: str, at: datetime) -> None:
+    record = capture_record("1,2,3", "0.4", encoding="CSV", event_id=event_id, inference_time=at)
+    store.write_text(f"capture/{ENDPOINT}/AllTraffic/{at:%Y/%m/%d/%H}/{event_id}.jsonl",
+                     capture_line(record))
+
+
+@pytest.mark.parametrize("order", ["earlier window first", "later window first"])
+def test_a_label_older_than_its_capture_is_merged_whatever_the_order(tmp_path: Path,
+                                                                     order: str) -> None:
+    """A label labelled at 10:50 for a record whose capture file landed in hour 11, and a record
+    captured after the earlier window's merge ran: both are merged, in either order of merges."""
+    store = _endpoint_store(tmp_path / "store")
+    ten, eleven = D1 + timedelta(hours=10), D1 + timedelta(hours=11)
+    _write_capture(store, "skewed", eleven + timedelta(minutes=1))
+    upload(str(tmp_path / "store"), tmp_path, "early", [("skewed", "1"), ("late-capture", "0")],
+           ten + timedelta(minutes=50))
+    windows = [(ten, eleven), (eleven, eleven + timedelta(hours=1))]
+    if order == "later window first":
+        windows.reverse()
+    merge(str(tmp_path / "store"), *windows[0])
+    _write_capture(store, "late-capture", eleven + timedelta(minutes=5))  # after the first merge
+    merge(str(tmp_path / "store"), *windows[1])
+    if order == "later window first":
+        # Hour 11 was merged before its late capture existed: its next merge picks that up.
+        merge(str(tmp_path / "store"), eleven, eleven + timedelta(hours=1))
+    assert merged_labels(store) == {"skewed": "1", "late-capture": "0"}
+
+
+def test_the_later_of_two_uploads_in_one_hour_wins(tmp_path: Path) -> None:
+    store = _endpoint_store(tmp_path / "store")
+    ids = [f"r{i}" for i in range(6)]
+    for i, event_id in enumerate(ids):
+        _write_capture(store, event_id, D1 + timedelta(hours=i, minutes=2))
+    for i, event_id in enumerate(ids):  # each hour: "1" uploaded, then corrected to "0"
+        at = D1 + timedelta(hours=i, minutes=30)
+        upload(str(tmp_path / "store"), tmp_path, f"first-{i}", [(event_id, "1")], at)
+        upload(str(tmp_path / "store"), tmp_path, f"second-{i}", [(event_id, "0")], at)
+    report = merge(str(tmp_path / "store"), D1, D1 + timedelta(hours=6))
+    assert report["labels_duplicate"] == 6 and report["label_conflicts"] == 6
+    assert merged_labels(store) == dict.fromkeys(ids, "0")
