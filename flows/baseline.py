@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,6 +22,8 @@ from tasks.reports import sample_frame
 from tasks.store import Store, check_slug, default_store_uri
 
 REFERENCE_SAMPLE_ROWS = 5000
+# Fewer training rows than this give statistics that cannot tell drift from noise: warned about.
+MIN_BASELINE_ROWS = 100
 
 
 @task(name="read-dataset", cache_policy=NO_CACHE)
@@ -56,6 +59,19 @@ def write_baseline_task(store_uri: str, prefix: str, statistics: Statistics,
     }
 
 
+def baseline_warnings(statistics: Statistics, rows: int) -> list[str]:
+    """What makes a baseline weak, said when it is suggested rather than found out later."""
+    warnings = []
+    if rows < MIN_BASELINE_ROWS:
+        warnings.append(f"the baseline has {rows} row(s): statistics from fewer than "
+                        f"{MIN_BASELINE_ROWS} rows cannot tell drift from noise")
+    empty = [f.name for f in statistics.features if f.inferred_type == "Unknown"]
+    if empty:
+        warnings.append(f"feature(s) {', '.join(empty)} have no values in the baseline: their type "
+                        "is Unknown and is not checked")
+    return warnings
+
+
 @flow(name="baseline-suggest", log_prints=True)
 def suggest_baseline(
     model: str,
@@ -65,10 +81,11 @@ def suggest_baseline(
     version: str = "1",
     store: str | None = None,
     categorical_drift_method: str = "LInfinity",
-) -> dict[str, str]:
+) -> dict[str, Any]:
     """Suggest a data-quality baseline for a model version from its training dataset.
 
-    Returns the URIs written: statistics, constraints, baseline (manifest) and sample.
+    Returns the URIs written (statistics, constraints, baseline (manifest) and sample) and the
+    baseline's warnings (too few rows, features without values).
     """
     check_slug(model, "model name")
     check_slug(version, "model version")
@@ -83,15 +100,22 @@ def suggest_baseline(
         )
     if table.num_rows == 0:
         raise UserError(f"dataset {dataset}: no rows")
+    features = [c for c in table.column_names if c != label]
+    if not features:
+        raise UserError(f"dataset {dataset}: no feature columns besides the label {label!r}")
     statistics = profile_dataset_task(table, label)
     constraints = suggest_constraints_task(statistics, categorical_drift_method)
-    features = [c for c in table.column_names if c != label]
+    warnings = baseline_warnings(statistics, table.num_rows)
+    for warning in warnings:
+        print(f"warning: {warning}")
     manifest = {
         "model": model, "version": version, "monitor_type": monitor_type, "dataset": dataset,
         "label": label, "features": features,
         # CSV captures carry inputs only; a `prediction` feature comes from the endpoint output.
         "input_features": [f for f in features if f != PREDICTION],
         "item_count": table.num_rows, "created_at": datetime.now(UTC).isoformat(),
+        "warnings": warnings,
     }
-    return write_baseline_task(store_uri, baseline_prefix(model, version, monitor_type),
+    uris = write_baseline_task(store_uri, baseline_prefix(model, version, monitor_type),
                                statistics, constraints, table, manifest)
+    return {**uris, "warnings": warnings}

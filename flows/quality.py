@@ -18,6 +18,7 @@ from flows.lifecycle import (
     summary_head,
     write_outputs_task,
 )
+from flows.retries import STORE_RETRY
 from modelwatch.errors import UserError
 from tasks.baselines import baseline_prefix, latest_version, parser_of, read_manifest, require_document
 from tasks.capture import read_dataset
@@ -156,22 +157,29 @@ def merged_files(roots: list[str], start: datetime, end: datetime) -> list[str]:
     return sorted(files)
 
 
-@task(name="read-merged", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def read_merged_task(files: list[str], features: list[str] | None = None) -> Any:
+@task(name="read-merged", cache_policy=NO_CACHE, **STORE_RETRY)
+def read_merged_task(files: list[str], features: list[str] | None = None,
+                     scored: bool = True) -> Any:
+    from tasks.capture import UnreadableFile
     from tasks.merged import MergedBatch, read_merged
 
     total = MergedBatch()
     for uri in files:
-        total.extend(read_merged(read_uri_bytes(uri), uri, features))
+        try:
+            total.extend(read_merged(read_uri_bytes(uri), uri, features, scored))
+        except UnreadableFile as problem:
+            total.quarantine.append({"file": uri, "line": 0, "reason": str(problem), "record": ""})
     return total
 
 
-def _metrics(batch: Any, problem_type: str, threshold: float) -> Any:
-    """Statistics of a window. Labels and predictions arrive as text or JSON values: numbers are
-    compared as numbers ("1" == 1); a binary model that outputs only a score is thresholded."""
+def _metrics(batch: Any, problem_type: str, threshold: float) -> tuple[Any, dict[str, int]]:
+    """Statistics of a window and the records left out of them, by reason. Labels and predictions
+    arrive as text or JSON values: numbers are compared as numbers ("1" == 1); a binary model that
+    outputs only a score is thresholded."""
     from tasks.quality import compute_metrics, normalise_problem_type
 
-    binary = normalise_problem_type(problem_type) == "BinaryClassification"
+    problem = normalise_problem_type(problem_type)
+    binary = problem == "BinaryClassification"
     scores = list(batch.scores) if binary and any(s is not None for s in batch.scores) else None
     predictions = [_as_number(p) for p in batch.predictions]
     if scores is not None:
@@ -184,7 +192,39 @@ def _metrics(batch: Any, problem_type: str, threshold: float) -> Any:
         predictions = [p if p is not None else (None if s is None else int(s >= threshold))
                        for p, s in zip(predictions, scores, strict=True)]
     labels = [_as_number(v) for v in batch.labels]
-    return compute_metrics(problem_type, labels, predictions, scores, threshold=threshold)
+    left_out = {"without_label": 0, "without_prediction": 0, "not_a_number": 0}
+    for i, (label, predicted) in enumerate(zip(labels, predictions, strict=True)):
+        if _missing(label):
+            left_out["without_label"] += 1
+        elif _missing(predicted) and (scores is None or scores[i] is None):
+            left_out["without_prediction"] += 1
+        elif problem == "Regression" and not (_finite(label) and _finite(predicted)):
+            left_out["not_a_number"] += 1
+    statistics = compute_metrics(problem_type, labels, predictions, scores, threshold=threshold)
+    # With scores, compute_metrics also needs every row's score: the rest had a label only.
+    left_out["without_score"] = len(labels) - statistics.dataset.item_count - sum(left_out.values())
+    return statistics, left_out
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or value == ""
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and \
+        value == value and abs(value) != float("inf")
+
+
+LEFT_OUT = {"without_label": "had no label", "without_prediction": "had no prediction",
+            "not_a_number": "had a label or prediction that is not a finite number",
+            "without_score": "had a predicted label but no score (the scores' AUC needs one)"}
+
+
+def _scores(problem_type: str) -> bool:
+    """Whether a model's bare outputs in (0, 1) are scores: binary classification only."""
+    from tasks.quality import normalise_problem_type
+
+    return normalise_problem_type(problem_type) == "BinaryClassification"
 
 
 def _as_number(value: Any) -> Any:
@@ -225,20 +265,26 @@ def monitor_model_quality(
     with outcome_recorded(run):
         check_merges_finished(the_store, model, merged, start, end)
         files = merged_files(roots, start, end)
-        batch = read_merged_task(files)
+        problem_type = manifest.get("problem_type") or _problem_type(the_store, model, None)
+        batch = read_merged_task(files, scored=_scores(problem_type))
         execution.files_read = len(files)
         execution.records_read = batch.records_read
+        execution.blank_lines = batch.blank_lines
         execution.records_malformed = len(batch.quarantine)
         execution.rows_profiled = len(batch.labels)
-        problem_type = manifest.get("problem_type") or _problem_type(the_store, model, None)
         documents = {"quarantine.jsonl": b"".join(orjson.dumps(q) + b"\n" for q in batch.quarantine)}
         if len(batch.labels) < min_records:
             execution.status = "NoData"
             execution.notes.append(f"{len(batch.labels)} labelled records in the window; at least "
                                    f"{min_records} are needed for a model-quality verdict")
         else:
-            statistics = _metrics(batch, problem_type,
-                                  threshold if threshold is not None else manifest.get("threshold", 0.5))
+            statistics, left_out = _metrics(
+                batch, problem_type, threshold if threshold is not None else manifest.get("threshold", 0.5))
+            execution.rows_profiled = statistics.dataset.item_count
+            for reason, count in left_out.items():
+                if count:
+                    execution.notes.append(f"{count} labelled rows {LEFT_OUT[reason]} and were left "
+                                           "out of the metrics")
             violations = check(constraints, statistics, min_records=min_records)
             documents["statistics.json"] = json_dumps(statistics.dump()).encode()
             documents["constraint_violations.json"] = json_dumps(violations.dump()).encode()

@@ -144,7 +144,7 @@ def baseline_suggest(
                                 label=label, version=version, store=store,
                                 categorical_drift_method=categorical_drift_method)
     emit_json({"statistics": uris["statistics"], "constraints": uris["constraints"],
-               "baseline": uris["baseline"], "sample": uris["sample"]})
+               "baseline": uris["baseline"], "sample": uris["sample"], "warnings": uris["warnings"]})
 
 
 @monitor_app.command("run")

@@ -18,6 +18,7 @@ from tasks.capture import (
     MalformedRecord,
     csv_table,
     decode_payload,
+    decompressed,
     input_rows,
     json_line,
     quarantine_entry,
@@ -40,6 +41,7 @@ class MergedBatch:
     dict_rows: list[dict[str, Any]] = field(default_factory=list)
     dict_positions: list[int] = field(default_factory=list)
     records_read: int = 0
+    blank_lines: int = 0
     quarantine: list[dict[str, Any]] = field(default_factory=list)
 
     def extend(self, other: MergedBatch) -> None:
@@ -52,6 +54,7 @@ class MergedBatch:
         self.dict_rows += other.dict_rows
         self.dict_positions += [offset + p for p in other.dict_positions]
         self.records_read += other.records_read
+        self.blank_lines += other.blank_lines
         self.quarantine += other.quarantine
 
     def input_frame(self, features: list[str]) -> pd.DataFrame:
@@ -95,8 +98,10 @@ def _number(value: Any) -> float | None:
     return number
 
 
-def _split_output(value: Any) -> tuple[Any, float | None]:
-    """(predicted label or None, score or None) of one model output."""
+def _split_output(value: Any, scored: bool = True) -> tuple[Any, float | None]:
+    """(predicted label or None, score or None) of one model output. A bare number in (0, 1) is a
+    score only for a model that scores (binary classification): a regression's prediction of 0.37
+    is its prediction."""
     if isinstance(value, dict):
         label = next((value[k] for k in _LABEL_KEYS if k in value), None)
         score = next((value[k] for k in _SCORE_KEYS if k in value), None)
@@ -107,7 +112,7 @@ def _split_output(value: Any) -> tuple[Any, float | None]:
         head, _, tail = value.partition(",")
         return head, _number(tail)
     number = _number(value)
-    if number is not None and 0.0 <= number <= 1.0 and not float(number).is_integer():
+    if scored and number is not None and 0.0 <= number <= 1.0 and not float(number).is_integer():
         return None, number
     return value, None
 
@@ -118,12 +123,15 @@ def _label_value(value: Any) -> Any:
     return value
 
 
-def read_merged(data: bytes, source: str, features: list[str] | None = None) -> MergedBatch:
-    """Labels, predictions and scores of one merged JSONL file; with `features`, the inputs too
-    (one dict per labelled row, aligned with the labels)."""
+def read_merged(data: bytes, source: str, features: list[str] | None = None,
+                scored: bool = True) -> MergedBatch:
+    """Labels, predictions and scores of one merged JSONL file (gzip or not); with `features`, the
+    inputs too (one dict per labelled row, aligned with the labels). `scored` False: outputs are
+    never read as scores (regression, multiclass)."""
     batch = MergedBatch()
-    for line_no, raw in enumerate(data.splitlines(), start=1):
+    for line_no, raw in enumerate(decompressed(data, source).splitlines(), start=1):
         if not raw.strip():
+            batch.blank_lines += 1
             continue
         batch.records_read += 1
         try:
@@ -153,7 +161,7 @@ def read_merged(data: bytes, source: str, features: list[str] | None = None) -> 
                     batch.dict_positions += range(len(batch.labels), len(batch.labels) + len(rows))
                     batch.dict_rows += rows
             for label, output in zip(labels, outputs, strict=True):
-                predicted, score = _split_output(output)
+                predicted, score = _split_output(output, scored)
                 batch.labels.append(_label_value(label))
                 batch.predictions.append(predicted)
                 batch.scores.append(score)

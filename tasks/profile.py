@@ -22,6 +22,7 @@ from tasks.documents import (
     Statistics,
     StringStatistics,
 )
+from tasks.distinct import DistinctSketch
 from tasks.sketch import QuantileSketch
 
 _NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
@@ -42,13 +43,20 @@ class ColumnProfile:
     string: int = 0
     n: int = 0  # finite numeric values behind the moments
     mean: float = 0.0
-    m2: float = 0.0
+    # The sum of squared deviations is kept as m2s * scale**2, scale a power of two at least as large
+    # as every |value|: values near the float limit (1e308) would overflow m2 itself.
+    m2s: float = 0.0
+    scale: float = 1.0
     total: float = 0.0
+    non_finite: int = 0  # present numeric values that are NaN or infinite: counted, not averaged
     min: float = float("inf")
     max: float = float("-inf")
     sketch: QuantileSketch = field(default_factory=QuantileSketch)
     counts: Counter[str] | None = None
     overflow: int = 0  # categorical values beyond MAX_CATEGORIES
+    # Of every distinct value, once a partition had more than MAX_CATEGORIES (counts then hold the
+    # most frequent only): distinct_count is then an estimate.
+    distinct: DistinctSketch | None = None
 
     @property
     def rows(self) -> int:
@@ -65,8 +73,14 @@ class ColumnProfile:
         return "Unknown"
 
     @property
+    def m2(self) -> float:
+        """The sum of squared deviations from the mean (inf when beyond a float's range)."""
+        with np.errstate(over="ignore"):
+            return float(np.float64(self.m2s) * np.float64(self.scale) ** 2)
+
+    @property
     def std_dev(self) -> float:
-        return float(np.sqrt(self.m2 / self.n)) if self.n else float("nan")
+        return float(np.sqrt(self.m2s / self.n) * self.scale) if self.n else float("nan")
 
     def merge(self, other: ColumnProfile) -> None:
         self.present += other.present
@@ -75,32 +89,61 @@ class ColumnProfile:
         self.integral += other.integral
         self.fractional += other.fractional
         self.string += other.string
+        self.non_finite += other.non_finite
         if other.n:
-            # Chan et al.'s pairwise update keeps the variance exact when merging partitions.
+            # Chan et al.'s pairwise update keeps the variance exact when merging partitions; in
+            # units of the larger scale, so nothing overflows.
             n = self.n + other.n
-            delta = other.mean - self.mean
-            self.mean += delta * other.n / n
-            self.m2 += other.m2 + delta * delta * self.n * other.n / n
+            scale = max(self.scale, other.scale)
+            mine, theirs = self.mean / scale, other.mean / scale
+            delta = theirs - mine
+            self.m2s = (self.m2s * (self.scale / scale) ** 2 + other.m2s * (other.scale / scale) ** 2
+                        + delta * delta * self.n * other.n / n)
+            self.mean = (mine + delta * other.n / n) * scale
+            self.scale = scale
             self.n = n
-            self.total += other.total
+            with np.errstate(over="ignore"):
+                self.total = float(np.float64(self.total) + np.float64(other.total))
             self.min = min(self.min, other.min)
             self.max = max(self.max, other.max)
             self.sketch.merge(other.sketch)
         if other.counts is not None:
+            if self.distinct is not None or other.distinct is not None:
+                self.distinct = self._distinct().merge(other._distinct())
             if self.counts is None:
                 self.counts = Counter()
             self.counts.update(other.counts)
             self.overflow += other.overflow
 
+    def _distinct(self) -> DistinctSketch:
+        """The sketch of this profile's distinct values (built from its counts when it has none)."""
+        if self.distinct is not None:
+            return self.distinct
+        return DistinctSketch().add(self.counts or ())
+
+    @property
+    def distinct_count(self) -> tuple[float, bool]:
+        """(number of distinct values, whether it is an estimate)."""
+        exact = len(self.counts or ())
+        if self.distinct is None:
+            return float(exact), False
+        return float(max(exact, round(self.distinct.estimate()))), True
+
     def add_numeric(self, values: np.ndarray) -> None:
-        values = values[np.isfinite(values)]
+        finite = np.isfinite(values)
+        self.non_finite += int(values.size - np.count_nonzero(finite))
+        values = values[finite]
         if values.size == 0:
             return
         part = ColumnProfile(self.name, sketch=QuantileSketch(seed=self.sketch.seed))
         part.n = int(values.size)
-        part.mean = float(values.mean())
-        part.m2 = float(((values - part.mean) ** 2).sum())
-        part.total = float(values.sum())
+        part.scale = power_of_two_above(float(np.max(np.abs(values))))
+        scaled = values / part.scale  # exact: a power of two only moves the exponent
+        mean = float(scaled.mean())
+        part.mean = mean * part.scale
+        part.m2s = float(((scaled - mean) ** 2).sum())
+        with np.errstate(over="ignore"):
+            part.total = float(scaled.sum() * part.scale)
         part.min = float(values.min())
         part.max = float(values.max())
         part.sketch.update(values)
@@ -111,6 +154,7 @@ class ColumnProfile:
         values = tally.field("values").to_pylist()
         counts = tally.field("counts").to_pylist()
         if len(values) > MAX_CATEGORIES:
+            self.distinct = self._distinct().add(values)
             order = np.argsort(counts)[::-1]
             keep = order[:MAX_CATEGORIES]
             self.overflow += int(sum(counts[i] for i in order[MAX_CATEGORIES:]))
@@ -119,6 +163,15 @@ class ColumnProfile:
         if self.counts is None:
             self.counts = Counter()
         self.counts.update(dict(zip(values, counts, strict=True)))
+
+
+def power_of_two_above(value: float) -> float:
+    """The smallest power of two >= value, at most 2**1023 (1.0 for zero or NaN): a scale that keeps
+    values within [-2, 2], where their squares and sums cannot overflow."""
+    if not value > 0:
+        return 1.0
+    mantissa, exponent = np.frexp(min(value, float(np.finfo(np.float64).max)))
+    return float(np.ldexp(1.0, min(1023, int(exponent) - (1 if mantissa == 0.5 else 0))))
 
 
 @dataclass
@@ -253,16 +306,19 @@ def feature_statistics(column: ColumnProfile) -> FeatureStatistics:
                 common=common, mean=column.mean, sum=column.total, std_dev=column.std_dev,
                 min=column.min, max=column.max,
                 distribution={"kll": column.sketch.to_kll(column.min, column.max)},
+                **({"num_non_finite": column.non_finite} if column.non_finite else {}),
             ),
         )
     counts = column.counts or Counter()
     buckets = [{"value": value, "count": count} for value, count in counts.most_common(MAX_BUCKETS)]
     return FeatureStatistics(
-        name=column.name, inferred_type=kind if kind != "Unknown" else "String",
+        # A column with no value at all stays Unknown: it has no type to check later windows against.
+        name=column.name, inferred_type=kind,
         type_counts=type_counts,
         string_statistics=StringStatistics(
-            common=common, distinct_count=float(len(counts)),
+            common=common, distinct_count=column.distinct_count[0],
             distribution={"categorical": {"buckets": buckets}},
+            **({"distinct_count_estimated": True} if column.distinct_count[1] else {}),
         ),
     )
 
@@ -287,7 +343,8 @@ def column_from_statistics(feature: FeatureStatistics, seed: int = 0) -> ColumnP
     if numeric is not None:
         column.n = column.present
         column.mean, column.total = numeric.mean, numeric.sum
-        column.m2 = numeric.std_dev ** 2 * column.n
+        column.scale = power_of_two_above(max(abs(numeric.min), abs(numeric.max), numeric.std_dev))
+        column.m2s = (numeric.std_dev / column.scale) ** 2 * column.n
         column.min, column.max = numeric.min, numeric.max
         kll = (numeric.distribution or {}).get("kll")
         if kll:

@@ -158,3 +158,50 @@ def test_s3_store_and_capture(case, s3_bucket: str) -> None:
     assert day2["outputs"]["execution"].startswith(s3_bucket)
     execution_key = day2["outputs"]["execution"][len(s3_bucket) + 1:]
     assert Store(s3_bucket).read_json(execution_key)["status"] == "CompletedWithViolations"
+
+
+def test_two_extreme_values_do_not_blind_the_window(case, tmp_path: Path) -> None:
+    """1e308 twice and an integer beyond 2**63 among ordinary traffic: the execution still has
+    finite statistics and its verdict; the report is rendered or its failure noted."""
+    import csv as csvlib
+
+    from flows.demo_data import FEATURES, capture_file_name, capture_hour_dir, capture_line, capture_record
+
+    store_uri = str(tmp_path / "store")
+    suggest(case, store_uri)
+    start = case.days[0][0]
+    with case.training_csv.open() as handle:
+        rows = [row for _, row in zip(range(300), csvlib.DictReader(handle), strict=False)]
+    rows[0]["income"] = rows[1]["income"] = "1e308"
+    rows[2]["age"] = str(2**64)
+    lines = [capture_line(capture_record(",".join(row[f] for f in FEATURES), "0.3", encoding="CSV",
+                                         event_id=f"x{i}", inference_time=start))
+             for i, row in enumerate(rows)]
+    folder = capture_hour_dir(tmp_path / "capture", start)
+    folder.mkdir(parents=True)
+    (folder / capture_file_name(start, 0, "extreme")).write_text("".join(lines))
+    execution = monitor(case, store_uri, 0, capture=str(tmp_path / "capture"))
+    assert execution["status"] in ("Completed", "CompletedWithViolations")
+    assert execution["rows_profiled"] == 300
+    statistics = Statistics.model_validate_json(
+        Path(execution["outputs"]["statistics.json"]).read_text())
+    income = statistics.feature("income").numerical_statistics
+    values = [float(r["income"]) for r in rows]
+    assert income.mean == pytest.approx(sum(v / 1e300 for v in values) / 300 * 1e300, rel=1e-9)
+    assert income.std_dev < float("inf") and income.max == 1e308
+    assert "report.html" in execution["outputs"] or any(
+        "report.html not rendered" in note for note in execution["notes"])
+
+
+def test_weak_baselines_are_warned_about_and_empty_ones_refused(tmp_path: Path) -> None:
+    one_row = tmp_path / "one.csv"
+    one_row.write_text("a,b,empty,default\n1,x,,0\n")
+    uris = run("baseline", "suggest", "--model", "tiny", "--dataset", str(one_row), "--label",
+               "default", "--store", str(tmp_path / "store"))
+    assert any("1 row(s)" in w for w in uris["warnings"])
+    assert any("empty" in w and "Unknown" in w for w in uris["warnings"])
+    only_label = tmp_path / "label.csv"
+    only_label.write_text("default\n1\n0\n")
+    code, _ = invoke("baseline", "suggest", "--model", "tiny", "--dataset", str(only_label),
+                     "--label", "default", "--store", str(tmp_path / "store"))
+    assert code == 2

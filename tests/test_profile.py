@@ -10,7 +10,9 @@ import pytest
 from tasks.capture import read_dataset
 from tasks.profile import (
     column_from_statistics,
+    feature_statistics,
     merge_profiles,
+    profile_column,
     profile_columns,
     profile_table,
     to_statistics,
@@ -118,3 +120,49 @@ def test_profile_round_trips_through_statistics(frame: pd.DataFrame) -> None:
     assert rebuilt.present == values.size
     assert rebuilt.std_dev == pytest.approx(values.std())
     assert rebuilt.sketch.weight == values.size
+
+
+def test_extreme_values_keep_the_moments_finite_and_exact() -> None:
+    """Values near the float limit: the mean and standard deviation are what exact (rational)
+    arithmetic gives; non-finite values are counted apart; partitions merge to the same figures."""
+    import statistics
+    import warnings
+
+    values = [1e308, 1e308, 1.0, -3e307, 1.7e308, 2.5, float("inf"), float("-inf")]
+    finite = [v for v in values if np.isfinite(v)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow along the way
+        whole = profile_column("x", pa.array(values))
+        parts = [profile_column("x", pa.array(values[:3]), seed=1),
+                 profile_column("x", pa.array(values[3:]), seed=2)]
+        merged = parts[0]
+        merged.merge(parts[1])
+    for column in (whole, merged):
+        assert column.n == len(finite) and column.non_finite == 2
+        assert column.mean == pytest.approx(statistics.mean(finite), rel=1e-12)
+        assert column.std_dev == pytest.approx(statistics.pstdev(finite), rel=1e-12)
+    feature = feature_statistics(whole)
+    assert feature.numerical_statistics.num_non_finite == 2
+    assert np.isfinite(feature.numerical_statistics.mean)
+    assert np.isfinite(feature.numerical_statistics.std_dev)
+
+
+def test_distinct_count_beyond_the_kept_categories_is_estimated_not_capped() -> None:
+    from tasks.profile import MAX_CATEGORIES
+
+    values = [f"code-{i}" for i in range(50_000)]
+    parts = [profile_column("c", pa.array(values[i::3] + values[:100]), categorical=True, seed=i)
+             for i in range(3)]
+    column = parts[0]
+    for part in parts[1:]:
+        column.merge(part)
+    statistics = feature_statistics(column).string_statistics
+    assert statistics.distinct_count == pytest.approx(50_000, rel=0.05)
+    assert statistics.distinct_count_estimated is True
+    small = profile_column("c", pa.array(values[:MAX_CATEGORIES // 2]), categorical=True)
+    assert feature_statistics(small).string_statistics.distinct_count == MAX_CATEGORIES // 2
+
+
+def test_an_all_null_column_is_unknown_not_string() -> None:
+    statistics = to_statistics(profile_columns({"empty": pa.nulls(20, pa.string())}, 20))
+    assert statistics.features[0].inferred_type == "Unknown"

@@ -99,3 +99,41 @@ def test_model_quality_end_to_end(tmp_path: Path) -> None:
     day3 = monitor(2)
     assert day3["status"] == "NoData" and day3["rows_profiled"] == 50
     assert "at least 200" in day3["notes"][0]
+
+
+def test_a_regression_whose_predictions_lie_in_zero_one_keeps_every_row(tmp_path: Path) -> None:
+    """Predicted shares (a regression into [0, 1]) are predictions, not scores: no row vanishes."""
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    rng = np.random.default_rng(11)
+    store = str(tmp_path / "store")
+    model = "share-estimator"
+
+    def frame(n: int) -> pd.DataFrame:
+        truth = rng.uniform(0, 1.4, n).round(4)  # some labels above 1, predictions mostly below
+        return pd.DataFrame({"label": truth, "prediction": np.clip(truth + rng.normal(0, 0.1, n),
+                                                                  0, None).round(4)})
+
+    frame(5_000).to_csv(tmp_path / "validation.csv", index=False)
+    run("baseline", "suggest", "--model", model, "--type", "model-quality", "--dataset",
+        str(tmp_path / "validation.csv"), "--label", "label", "--prediction", "prediction",
+        "--problem-type", "regression", "--store", store)
+    window = frame(1_000)
+    folder = tmp_path / "merged" / START.strftime("%Y/%m/%d/%H")
+    folder.mkdir(parents=True)
+    lines = []
+    for i, row in enumerate(window.itertuples()):
+        record = capture_record("1.0", f"{row.prediction}", encoding="CSV", event_id=f"r{i}",
+                                inference_time=START)
+        record["groundTruthData"] = {"data": str(row.label), "encoding": "CSV"}
+        lines.append(capture_line(record))
+    (folder / "part-00000.jsonl").write_text("".join(lines))
+    execution = run("monitor", "run", "--model", model, "--type", "model-quality", "--merged",
+                    str(tmp_path / "merged"), "--start", START.isoformat(), "--end",
+                    (START + timedelta(hours=1)).isoformat(), "--store", store)
+    assert execution["rows_profiled"] == 1_000
+    metrics = json.loads(Path(execution["outputs"]["statistics.json"]).read_text())[
+        "regression_metrics"]
+    assert metrics["mae"]["value"] == pytest.approx(mean_absolute_error(window.label, window.prediction))
+    assert metrics["mse"]["value"] == pytest.approx(mean_squared_error(window.label, window.prediction))
+    assert metrics["r2"]["value"] == pytest.approx(r2_score(window.label, window.prediction))
