@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tasks.distinct import DistinctSketch
 from tasks.documents import (
     Common,
     DatasetInfo,
@@ -22,7 +23,6 @@ from tasks.documents import (
     Statistics,
     StringStatistics,
 )
-from tasks.distinct import DistinctSketch
 from tasks.sketch import QuantileSketch
 
 _NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
