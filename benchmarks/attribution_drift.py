@@ -334,7 +334,7 @@ def step_profile(paths: Paths, model: str, day: int, sample_size: int | None) ->
     raw, *_ = read_inputs_task.fn(files, features, (start, end))
     rows = model_inputs(raw, features)
     clock("read + parse capture, model_inputs")
-    estimator = load_model_task.fn(manifest["artifact"])
+    estimator = load_model_task.fn(manifest["artifact"], manifest.get("artifact_sha256"))
     clock("load model")
     error = None
     try:

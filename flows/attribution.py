@@ -52,15 +52,15 @@ MONITOR_TYPE = "feature-attribution-drift"
 MIN_RECORDS = 100
 
 
-def artifact_of(store: Store, model: str, version: str) -> str:
-    """The registered artifact of a model version (what the explainer explains)."""
+def artifact_of(store: Store, model: str, version: str) -> tuple[str, str | None]:
+    """The registered artifact of a model version (what the explainer explains) and its SHA-256."""
     from tasks.registry import get_model
 
-    artifact = get_model(store, model).version(version).artifact_uri
-    if not artifact:
+    registered = get_model(store, model).version(version)
+    if not registered.artifact_uri:
         raise UserError(f"model {model!r} version {version} has no artifact: register one with "
                         f"`modelwatch models add-version --model {model} --artifact URI`")
-    return artifact
+    return registered.artifact_uri, registered.artifact_sha256
 
 
 def model_inputs(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -107,7 +107,7 @@ def suggest_attribution_baseline(
         raise UserError(f"nDCG threshold {threshold}: expected a value in (0, 1]")
     store_uri = store or default_store_uri()
     the_store = Store(store_uri)
-    artifact = artifact_of(the_store, model, version)
+    artifact, digest = artifact_of(the_store, model, version)
     frame = read_dataset(dataset).to_pandas()
     if label is not None and label not in frame.columns:
         raise UserError(f"dataset {dataset}: label column {label!r} not found")
@@ -116,12 +116,14 @@ def suggest_attribution_baseline(
     if rows.empty:
         raise UserError(f"dataset {dataset}: no rows")
     background = rows.sample(n=min(settings.background_size, len(rows)), random_state=settings.seed)
-    analysis = explain_task(load_model_task(artifact), rows, features, background, settings)
+    analysis = explain_task(load_model_task(artifact, digest, f"model {model!r} version {version!r}"),
+                            rows, features, background, settings)
     prefix = baseline_prefix(model, version, MONITOR_TYPE)
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(background, preserve_index=False), buffer)
     manifest = {"model": model, "version": version, "monitor_type": MONITOR_TYPE, "dataset": dataset,
-                "artifact": artifact, "features": features, "threshold": threshold,
+                "artifact": artifact, "artifact_sha256": digest, "features": features,
+                "threshold": threshold,
                 "settings": settings.dump(),
                 "created_at": datetime.now(UTC).isoformat()}
     return {
@@ -251,8 +253,10 @@ def monitor_feature_attribution_drift(
             execution.notes.append(f"{len(rows)} captured rows in the window; at least "
                                    f"{min_records} are needed to compare attributions")
         else:
-            estimator = load_model_task(manifest.get("artifact") or artifact_of(the_store, model,
-                                                                                  version))
+            artifact, digest = artifact_of(the_store, model, version)
+            if manifest.get("artifact") and manifest["artifact"] != artifact:
+                artifact, digest = manifest["artifact"], manifest.get("artifact_sha256")
+            estimator = load_model_task(artifact, digest, f"model {model!r} version {version!r}")
             analysis = explain_task(estimator, rows, features, background, settings)
             info = analysis.modelwatch
             execution.rows_profiled = info.records_explained if info else min(len(rows),

@@ -23,6 +23,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.demo_data import capture_record
+from flows.retries import STORE_RETRY
 from modelwatch.errors import UserError
 from tasks.capture import PREDICTION, read_dataset
 from tasks.registry import (
@@ -32,6 +33,7 @@ from tasks.registry import (
     default_batch_job_id,
     get_model,
     save_batch_job,
+    verified_artifact,
 )
 from tasks.store import Store, check_slug, default_store_uri, filesystem_for
 from tasks.windows import iso_z
@@ -113,16 +115,17 @@ def read_input_task(uri: str) -> pa.Table:
     return read_dataset(uri)
 
 
-@task(name="load-model", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def load_model_task(artifact_uri: str) -> Any:
+@task(name="load-model", cache_policy=NO_CACHE, **STORE_RETRY)
+def load_model_task(artifact_uri: str, sha256: str | None, what: str = "model") -> Any:
+    """Unpickle an artifact whose bytes have the SHA-256 recorded at registration (artifacts are
+    code: a swapped file is refused, never run)."""
+    import io
+
     import joblib
 
-    fs, path = filesystem_for(artifact_uri)
-    try:
-        with fs.open(path, "rb") as handle:
-            return joblib.load(handle)
-    except FileNotFoundError:
-        raise UserError(f"model artifact {artifact_uri}: no such file") from None
+    from tasks.registry import verified_artifact
+
+    return joblib.load(io.BytesIO(verified_artifact(artifact_uri, sha256, what)))
 
 
 @task(name="score", cache_policy=NO_CACHE)
@@ -192,6 +195,8 @@ def plan_job(the_store: Store, model: str, input_uri: str, version: str | None =
     if the_store.exists(batch_job_key(job_id)):
         raise UserError(f"batch job {job_id!r} already exists in {the_store.root}: choose another "
                         "--job-id")
+    if not chosen.artifact_sha256:
+        verified_artifact(chosen.artifact_uri, None, f"model {model!r} version {chosen.version!r}")
     return record, chosen.version, chosen.artifact_uri, job_id
 
 
@@ -235,7 +240,8 @@ def batch_transform(
     )
     save_batch_job(the_store, job)
     try:
-        estimator = load_model_task(artifact_uri)
+        estimator = load_model_task(artifact_uri, record.version(version).artifact_sha256,
+                                    f"model {model!r} version {version!r}")
         inputs = table.select(features)
         predictions = score_task(estimator, inputs.to_pandas(), record.problem_type)
         job.output_uri = write_outputs_task(table, predictions, job.output_uri)
@@ -245,9 +251,14 @@ def batch_transform(
     except Exception as problem:  # noqa: BLE001 - any failure here is the job's outcome
         job.status = "Failed"
         job.failure_reason = f"{type(problem).__name__}: {problem}"[:1024]
+        refused = problem if isinstance(problem, UserError) else None
+    else:
+        refused = None
     job.finished_at = datetime.now(UTC)
     save_batch_job(the_store, job)
     print(f"batch job {job_id}: {job.status}, {job.rows_in} rows in, {job.rows_out} out")
+    if refused is not None:  # recorded as the job's outcome, and the user's error to fix (exit 2)
+        raise refused
     if job.status == "Failed":
         raise RuntimeError(f"batch job {job_id} failed: {job.failure_reason}")
     return job.dump()

@@ -14,6 +14,7 @@ from modelwatch.cli_common import (
     StoreOption,
     check_type,
     emit_json,
+    open_store,
     parse_window,
     stdout_to_stderr,
 )
@@ -97,11 +98,20 @@ def baseline_suggest(
 
     check_slug(model, "model name")
     check_slug(version, "model version")
+    open_store(store, writable=True)
     from tasks.store import filesystem_for
 
     fs, path = filesystem_for(dataset)
     if not fs.isfile(path):
         raise UserError(f"--dataset {dataset}: no such file (expected a CSV or Parquet dataset)")
+    from tasks.capture import dataset_columns
+
+    columns = dataset_columns(dataset)
+    for option, column in (("--label", label), ("--prediction", prediction),
+                           ("--probability", probability)):
+        if column and columns and column not in columns:
+            raise UserError(f"{option} {column!r} is not a column of {dataset}; columns are "
+                            f"{', '.join(columns)}")
     if monitor_type == "bias-drift":
         if not label or not prediction or not facet:
             raise UserError("--type bias-drift needs --label, --prediction and at least one --facet")
@@ -187,10 +197,8 @@ def monitor_run(
         raise UserError(f"--untimed {untimed!r}: expected one of {', '.join(UNTIMED_CHOICES)}")
     if not 0 <= max_malformed_share <= 1:
         raise UserError(f"--max-malformed-share {max_malformed_share}: expected a share in [0, 1]")
-    # Refuse an unknown model or a broken baseline before paying for Prefect's start-up.
-    from tasks.store import Store, default_store_uri
-
-    the_store = Store(store or default_store_uri())
+    # Refuse an unusable store, an unknown model or a broken baseline before Prefect's start-up.
+    the_store = open_store(store, writable=True)
     if min_records is not None and min_records < 1:
         raise UserError(f"--min-records {min_records}: expected at least 1")
     minimum = {} if min_records is None else {"min_records": min_records}

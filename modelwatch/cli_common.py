@@ -61,8 +61,9 @@ def parse_window(start: str, end: str) -> tuple[datetime, datetime]:
     return utc_window(begin, finish, "--start/--end window")
 
 
-def open_store(store: str | None):
-    """The Store for a --store value (default $MODELWATCH_STORE, else ./modelwatch-store)."""
+def open_store(store: str | None, writable: bool = False):
+    """The Store for a --store value (default $MODELWATCH_STORE, else ./modelwatch-store), checked
+    before any work: a file, a missing bucket or (writable) a read-only folder is a user error."""
     from tasks.store import Store, default_store_uri
 
-    return Store(store or default_store_uri())
+    return Store(store or default_store_uri()).check(writable=writable)

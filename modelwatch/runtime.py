@@ -3,7 +3,10 @@ Arrow's memory allocator."""
 
 from __future__ import annotations
 
+import logging
 import os
+
+from modelwatch.errors import UserError
 
 PREFECT_DEFAULTS = {
     # The ephemeral API takes ~25 s to start on a new database; Prefect's 20 s default timed out.
@@ -15,9 +18,24 @@ PREFECT_DEFAULTS = {
 
 
 def configure_prefect() -> None:
-    """Apply our defaults without overriding anything the user set."""
+    """Apply our defaults without overriding anything the user set, and keep Prefect's run loggers
+    from printing a traceback for a user's error (its one-line message is what the user needs)."""
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, UserErrorsInOneLine) for f in logger.filters):
+            logger.addFilter(UserErrorsInOneLine())
+
+
+class UserErrorsInOneLine(logging.Filter):
+    """Drops the traceback from a log record about a UserError; the message stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        problem = record.exc_info[1] if record.exc_info else None
+        if isinstance(problem, UserError):
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 def configure_arrow() -> None:

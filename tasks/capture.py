@@ -572,7 +572,7 @@ def read_dataset(uri: str, header: bool | None = None) -> pa.Table:
             import pyarrow.parquet as pq
 
             with fs.open(path, "rb") as handle:
-                return pq.read_table(handle)
+                return _unique_columns(pq.read_table(handle), uri)
         with fs.open(path, "rb") as handle:
             data = handle.read()
     except FileNotFoundError:
@@ -585,7 +585,7 @@ def read_dataset(uri: str, header: bool | None = None) -> pa.Table:
     has_header = _looks_like_header(first) if header is None else header
     names = None if has_header else [f"_c{i}" for i in range(len(first))]
     try:
-        return pacsv.read_csv(
+        table = pacsv.read_csv(
             arrow_owned(data),
             read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 26),
             convert_options=pacsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True,
@@ -593,3 +593,41 @@ def read_dataset(uri: str, header: bool | None = None) -> pa.Table:
         )
     except pa.ArrowInvalid as problem:
         raise UserError(f"dataset {uri}: not a well-formed CSV file ({problem})") from None
+    return _unique_columns(table, uri)
+
+
+def dataset_columns(uri: str) -> list[str]:
+    """A dataset's column names from its header alone (CSV first line, Parquet schema), checked
+    for repeats: what the CLI verifies before any long work starts."""
+    fs, path = filesystem_for(uri)
+    try:
+        if path.lower().endswith((".parquet", ".pq")):
+            import pyarrow.parquet as pq
+
+            with fs.open(path, "rb") as handle:
+                names = pq.read_schema(handle).names
+        else:
+            with fs.open(path, "rb") as handle:
+                first = handle.readline(1 << 20).decode("utf-8", errors="replace")
+            names = next(csv.reader([first]), []) if first.strip() else []
+            if names and not _looks_like_header(names):
+                names = [f"_c{i}" for i in range(len(names))]
+    except FileNotFoundError:
+        raise UserError(f"dataset {uri}: no such file") from None
+    except (pa.ArrowInvalid, OSError) as problem:
+        raise UserError(f"dataset {uri}: not a readable Parquet file ({problem})") from None
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UserError(f"dataset {uri}: column name(s) {', '.join(map(repr, repeated))} appear more "
+                        "than once in the header; expected each column named once")
+    return names
+
+
+def _unique_columns(table: pa.Table, uri: str) -> pa.Table:
+    """The table, unless two columns share a name (which one a feature means would be a guess)."""
+    names = table.column_names
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UserError(f"dataset {uri}: column name(s) {', '.join(map(repr, repeated))} appear more "
+                        "than once in the header; expected each column named once")
+    return table

@@ -3,6 +3,7 @@ documents in the store under registry/. Plain functions over a Store; the CLI an
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime
 from typing import Literal
@@ -32,6 +33,9 @@ class FeatureSpec(Document):
 class ModelVersion(Document):
     version: str
     artifact_uri: str | None = None
+    # Artifacts are code (joblib unpickles them): the digest recorded at registration is checked
+    # before every load, so a file swapped afterwards is refused rather than run.
+    artifact_sha256: str | None = None
     training_dataset_uri: str | None = None
     training_run: str | None = None  # a Prefect flow run id or an external run reference
     created_at: datetime = Field(default_factory=now)
@@ -166,6 +170,7 @@ def register_model(store: Store, record: ModelRecord, replace: bool = False) -> 
         raise UserError(f"model {record.name!r} is already registered; add a version instead")
     for version in record.versions:
         check_slug(version.version, "model version")
+        pin_artifact(version)
     save_model(store, record)
     return record
 
@@ -175,9 +180,45 @@ def add_version(store: Store, name: str, version: ModelVersion) -> ModelRecord:
     check_slug(version.version, "model version")
     if any(v.version == version.version for v in record.versions):
         raise UserError(f"model {name!r} already has version {version.version!r}")
+    pin_artifact(version)
     record.versions.append(version)
     save_model(store, record)
     return record
+
+
+def artifact_bytes(uri: str) -> bytes:
+    """The whole artifact file; a missing one is a user error naming it."""
+    from tasks.store import filesystem_for
+
+    fs, path = filesystem_for(uri)
+    try:
+        with fs.open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise UserError(f"model artifact {uri}: no such file") from None
+
+
+def pin_artifact(version: ModelVersion) -> ModelVersion:
+    """Record the SHA-256 of a version's artifact as it is now (when it has one and none yet)."""
+    if version.artifact_uri and not version.artifact_sha256:
+        version.artifact_sha256 = hashlib.sha256(artifact_bytes(version.artifact_uri)).hexdigest()
+    return version
+
+
+def verified_artifact(uri: str, expected_sha256: str | None, what: str) -> bytes:
+    """The artifact's bytes, once their SHA-256 is the one recorded; else a UserError. The bytes
+    checked are the bytes returned: nothing can change between the check and the load."""
+    if not expected_sha256:
+        raise UserError(f"{what}: artifact {uri} has no recorded SHA-256; artifacts are code, so only "
+                        "a registered digest is loaded: record the current file's with `modelwatch "
+                        "models pin-artifact` once you trust it")
+    data = artifact_bytes(uri)
+    found = hashlib.sha256(data).hexdigest()
+    if found != expected_sha256:
+        raise UserError(f"{what}: artifact {uri} has SHA-256 {found[:16]}..., not the registered "
+                        f"{expected_sha256[:16]}...: the file changed since it was registered "
+                        "(if the change is intended, register it as a new version)")
+    return data
 
 
 def get_endpoint(store: Store, name: str) -> EndpointRecord:

@@ -365,6 +365,19 @@ def _link_exclusive(tmp: str, target: str) -> None:
             handle.write(source.read())
 
 
+def _can_write(folder: Path) -> bool:
+    """Whether a file can be created in the folder (a probe: permissions alone miss read-only
+    mounts, and root passes every permission check)."""
+    probe = folder / f".modelwatch-write-check-{uuid.uuid4().hex}"
+    try:
+        probe.touch(exist_ok=False)
+    except OSError:
+        return False
+    with contextlib.suppress(OSError):
+        probe.unlink()
+    return True
+
+
 def _check_local_root(base: str, root: str, writable: bool) -> None:
     path = Path(base)
     for parent in (path, *path.parents):
@@ -372,8 +385,8 @@ def _check_local_root(base: str, root: str, writable: bool) -> None:
             if not parent.is_dir():
                 where = "is a file" if parent == path else f"lies under the file {parent}"
                 raise UserError(f"store {root}: {where}; expected a folder or s3://bucket/prefix")
-            if writable and not os.access(parent, os.W_OK | os.X_OK):
-                raise UserError(f"store {root}: {parent} is not writable")
+            if writable and not _can_write(parent):
+                raise UserError(f"store {root}: {parent} is not writable (read-only)")
             return
 
 

@@ -239,3 +239,36 @@ def test_s3_store(case: dict, s3_bucket: str) -> None:
     hour = parse_time(job["started_at"]).strftime("%Y/%m/%d/%H")
     [part] = store.list(f"capture/batch-s3-job/AllTraffic/{hour}")
     assert parse_capture(store.read_bytes(part), part, FEATURES).num_rows == 30
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_swapped_artifact_is_refused_before_it_is_unpickled(case: dict, tmp_path: Path) -> None:
+    """Artifacts are code: the digest recorded at registration guards every load."""
+    import hashlib
+    import shutil
+
+    store_uri = str(tmp_path / "store")
+    artifact = tmp_path / "model.joblib"
+    shutil.copy(case["artifact"], artifact)
+    record = run("models", "register", "--model", MODEL, "--problem-type", "binary",
+                 "--features-from", case["train"], "--label", LABEL, "--artifact", str(artifact),
+                 "--store", store_uri)
+    assert record["versions"][0]["artifact_sha256"] == hashlib.sha256(artifact.read_bytes()).hexdigest()
+    # Someone replaces the file with a pickle that would run code when loaded.
+    marker = tmp_path / "pwned"
+    joblib.dump(Exploit(str(marker)), artifact)
+    code, out = invoke("batch", "run", "--model", MODEL, "--input", case["input"], "--store", store_uri)
+    assert code == 2 and not marker.exists()
+    jobs = run("batch", "list", "--json", "--store", store_uri)
+    assert [j["status"] for j in jobs] == ["Failed"]
+    assert "SHA-256" in jobs[0]["failure_reason"]
+
+
+class Exploit:
+    """Unpickling this touches a file: the proof that a load ran attacker code."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))

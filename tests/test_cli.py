@@ -43,9 +43,22 @@ def dataset(tmp_path: Path) -> Path:
     (["monitor", "run", "--model", "../etc", "--capture", "{tmp}", "--start", "2026-01-01",
       "--end", "2026-01-02"], "invalid model name"),
     (["monitor", "run", "--model", "m"], "Missing option"),
+    (["monitor", "run", "--model", "m", "--capture", "{tmp}", "--start", "2026-01-01",
+      "--end", "2026-01-02", "--store", "{dataset}"], "is a file"),
+    (["monitor", "run", "--model", "m", "--capture", "{tmp}", "--start", "2026-01-01",
+      "--end", "2026-01-02", "--store", "{dataset}/store"], "lies under the file"),
+    (["monitor", "run", "--model", "m", "--capture", "{tmp}", "--start", "2026-01-01",
+      "--end", "2026-01-02", "--store", "nosuchscheme://bucket/x"], "unsupported location"),
+    (["monitor", "run", "--model", "m", "--capture", "{tmp}", "--start", "0001-01-01",
+      "--end", "9999-01-01", "--store", "{tmp}/store"], "MODELWATCH_MAX_WINDOW"),
+    (["baseline", "suggest", "--model", "m", "--dataset", "{tmp}/twice.csv"],
+     "'a' appear more than once"),
+    (["baseline", "suggest", "--model", "m", "--dataset", "{dataset}", "--label", "lable"],
+     "--label 'lable' is not a column"),
 ])
 def test_user_errors_exit_2(args: list[str], message: str, tmp_path: Path, dataset: Path) -> None:
     filled = [a.format(dataset=dataset, tmp=tmp_path) for a in args]
+    (tmp_path / "twice.csv").write_text("a,b,a\n1,2,3\n")
     result = modelwatch(*filled, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
@@ -72,3 +85,23 @@ def test_baseline_suggest_prints_only_json(tmp_path: Path, dataset: Path) -> Non
     document = json.loads(result.stdout)
     constraints = json.loads(Path(document["constraints"]).read_text())
     assert [f["name"] for f in constraints["features"]] == ["a", "b"]
+
+
+def test_a_missing_bucket_is_one_line_before_any_work(s3_endpoint: str, tmp_path: Path,
+                                                      dataset: Path) -> None:
+    result = modelwatch("baseline", "suggest", "--model", "m", "--dataset", str(dataset),
+                        "--store", "s3://no-such-bucket-here/x", cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "bucket 'no-such-bucket-here' does not exist" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_user_error_inside_a_flow_is_one_message_not_a_traceback(tmp_path: Path) -> None:
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b\n1,2\n3,4,5\n")  # found only when the flow reads the whole file
+    result = modelwatch("baseline", "suggest", "--model", "m", "--dataset", str(ragged),
+                        "--store", str(tmp_path / "store"), cwd=tmp_path, timeout=240)
+    assert result.returncode == 2, result.stderr
+    assert "not a well-formed CSV file" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("Retrying") == 0

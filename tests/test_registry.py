@@ -43,13 +43,18 @@ def credit(name: str = "credit-default", **version: str) -> ModelRecord:
     )
 
 
-def test_register_and_read_back(store: Store) -> None:
-    register_model(store, credit(artifact_uri="s3://models/credit/1.joblib"))
+def test_register_and_read_back(store: Store, tmp_path: Path) -> None:
+    import hashlib
+
+    artifact = tmp_path / "1.joblib"
+    artifact.write_bytes(b"model bytes")
+    register_model(store, credit(artifact_uri=str(artifact)))
     record = get_model(store, "credit-default")
+    assert record.latest.artifact_sha256 == hashlib.sha256(b"model bytes").hexdigest()
     assert record.problem_type == "binary" and record.label == "default"
     assert [(f.name, f.type) for f in record.features] == [("income", "Fractional"),
                                                           ("region", "String")]
-    assert record.latest.artifact_uri == "s3://models/credit/1.joblib"
+    assert record.latest.artifact_uri == str(artifact)
     assert store.exists("registry/models/credit-default.json")
     assert [m.name for m in list_models(store)] == ["credit-default"]
 

@@ -195,7 +195,8 @@ def cards_create(
     source = YamlSource(from_yaml) if from_yaml else None
     content = _content_from(source, risk_rating, description)
     try:
-        card = create_card(open_store(store), model, content, by=by, model_version=model_version)
+        card = create_card(open_store(store, writable=True), model, content, by=by,
+                           model_version=model_version)
     except CardContentError as problem:
         raise _located(problem, source) from None
     emit_json(card.dump())
@@ -223,7 +224,7 @@ def cards_update(
     if not patch:
         raise UserError("nothing to update: give --from-yaml, --risk-rating, --description or "
                         "--set section.field=value")
-    the_store = open_store(store)
+    the_store = open_store(store, writable=True)
     from tasks.cards import get_card
 
     before = get_card(the_store, model)
@@ -347,5 +348,5 @@ def cards_status(
     """Move a card to a new review status (a new version) and emit modelwatch.card.status-changed."""
     from tasks.cards import set_status
 
-    card = set_status(open_store(store), model, _status(to), by=by, note=note)
+    card = set_status(open_store(store, writable=True), model, _status(to), by=by, note=note)
     emit_json(card.dump())

@@ -49,7 +49,7 @@ def groundtruth_upload(
     if labelled_at and labelled_at_column:
         raise UserError("give --labelled-at or --labelled-at-column, not both")
     moment = parse_labelled_at(labelled_at)
-    the_store = open_store(store)
+    the_store = open_store(store, writable=True)
     get_endpoint(the_store, endpoint)
     report = write_ground_truth(the_store, endpoint, file, id_column, label_column,
                                 labelled_at=moment, labelled_at_column=labelled_at_column)
@@ -73,7 +73,7 @@ def groundtruth_merge(
     check_slug(endpoint, "endpoint name")
     begin, finish = check_window(*parse_window(start, end))
     parse_duration(lookback, "--lookback")
-    the_store = open_store(store)
+    the_store = open_store(store, writable=True)
     get_endpoint(the_store, endpoint)
     with stdout_to_stderr():
         from flows.merge import merge_ground_truth

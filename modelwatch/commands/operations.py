@@ -126,7 +126,7 @@ def alerts_set(
     _check_type(monitor_type)
     criteria = AlertCriteria(datapoints_to_alert=datapoints_to_alert,
                              evaluation_period=evaluation_period).validate_values()
-    the_store = open_store(store)
+    the_store = open_store(store, writable=True)
     get_model(the_store, model)
     emit_json(set_criteria(the_store, model, monitor_type, criteria).dump())
 
@@ -194,7 +194,7 @@ def dashboard_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Print the model dashboard (one row per registered model)."""
-    the_store = open_store(store)
+    the_store = open_store(store, writable=True)
     problems: dict[str, list[str]] = {}
     if refresh:
         with stdout_to_stderr():
@@ -292,7 +292,8 @@ def endpoints_promote(
 
     from tasks.promotion import promote_endpoint
 
-    record = promote_endpoint(open_store(store), endpoint, version, by or os.environ.get("USER"))
+    record = promote_endpoint(open_store(store, writable=True), endpoint, version,
+                              by or os.environ.get("USER"))
     emit_json(record.dump())
 
 

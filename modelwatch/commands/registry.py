@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
     models_app.command("add-version")(models_add_version)
     models_app.command("list")(models_list)
     models_app.command("show")(models_show)
+    models_app.command("pin-artifact")(models_pin_artifact)
     endpoints_app.command("register")(endpoints_register)
     endpoints_app.command("list")(endpoints_list)
     batch_app.command("run")(batch_run)
@@ -138,7 +139,7 @@ def models_register(
     check_entry_point(training_entry_point)
     if features_from and feature:
         raise UserError("give either --features-from or --feature, not both")
-    the_store = open_store(store)
+    the_store = open_store(store, writable=True)
     # Checked here too (register_model checks again) so a duplicate fails before a dataset is read.
     if the_store.exists(model_key(model)):
         raise UserError(f"model {model!r} is already registered in {the_store.root}: add a version "
@@ -182,7 +183,7 @@ def models_add_version(
     """Add a version to a registered model and print the model's record."""
     from tasks.registry import ModelVersion, add_version, get_model
 
-    the_store = open_store(store)
+    the_store = open_store(store, writable=True)
     record = get_model(the_store, model)
     if parent_version is not None:
         record.version(parent_version)
@@ -192,6 +193,29 @@ def models_add_version(
                        training_dataset_uri=training_dataset, training_run=training_run,
                        parent_version=parent_version)
     emit_json(add_version(the_store, model, new).dump())
+
+
+def models_pin_artifact(
+    model: Annotated[str, typer.Option(help="Model name.")],
+    version: Annotated[str, typer.Option(help="The version whose artifact to pin.")],
+    store: StoreOption = None,
+) -> None:
+    """Record the SHA-256 of a version's artifact as it is now (a version registered before
+    digests were recorded). Artifacts are code: pin only a file you trust."""
+    from tasks.registry import get_model, pin_artifact, save_model
+
+    the_store = open_store(store, writable=True)
+    record = get_model(the_store, model)
+    chosen = record.version(version)
+    if not chosen.artifact_uri:
+        raise UserError(f"model {model!r} version {version!r} has no artifact to pin")
+    if chosen.artifact_sha256:
+        raise UserError(f"model {model!r} version {version!r} already has a pinned artifact "
+                        f"(SHA-256 {chosen.artifact_sha256[:16]}...); register a changed file as a "
+                        "new version")
+    pin_artifact(chosen)
+    save_model(the_store, record)
+    emit_json(chosen.dump())
 
 
 def models_list(as_json: JsonOption = False, store: StoreOption = None) -> None:
@@ -238,7 +262,7 @@ def endpoints_register(
     """Register an endpoint serving a model version and print its record."""
     from tasks.registry import EndpointRecord, endpoint_key, register_endpoint
 
-    the_store = open_store(store)
+    the_store = open_store(store, writable=True)
     if the_store.exists(endpoint_key(endpoint)):
         raise UserError(f"endpoint {endpoint!r} is already registered in {the_store.root}")
     record = EndpointRecord(
@@ -284,7 +308,7 @@ def batch_run(
     """Run a batch transform job and print its record; exit 1 when the job failed."""
     from datetime import UTC, datetime
 
-    the_store = open_store(store)
+    the_store = open_store(store, writable=True)
     with stdout_to_stderr():
         from flows.batch import batch_transform, plan_job
 
