@@ -26,6 +26,7 @@ from modelwatch.errors import UserError
 from tasks.capture import SkippedFile
 from tasks.documents import Execution
 from tasks.executions import (
+    STALE_HEARTBEATS,
     Attempt,
     attempt_key,
     execution_prefix,
@@ -40,7 +41,6 @@ from tasks.store import Store, json_bytes
 
 logger = logging.getLogger("modelwatch.lifecycle")
 HEARTBEAT_SECONDS = 30.0
-STALE_HEARTBEATS = 10  # missed heartbeats after which a run counts as dead
 
 
 def heartbeat_seconds() -> float:
@@ -112,23 +112,34 @@ def begin_execution(store_uri: str, model: str, monitor_type: str, version: str,
     execution = Execution(model=model, model_version=version, monitor_type=monitor_type,
                           window_start=start, window_end=end, status="Completed", capture=source,
                           baseline=baseline_sources, started_at=now, flow_run_id=run_id)
+    open_execution_task(store_uri, execution, prefix)
+    attempt = Attempt(flow_run_id=run_id, started_at=now, heartbeat_at=now, host=socket.gethostname(),
+                      pid=os.getpid(), heartbeat_seconds=heartbeat_seconds())
+    return ExecutionRun(store_uri, prefix, execution,
+                        Heartbeat(store_uri, attempt_key(prefix), attempt).start())
+
+
+@task(name="begin-execution", cache_policy=NO_CACHE, **STORE_RETRY)
+def open_execution_task(store_uri: str, execution: Execution, prefix: str) -> None:
+    """Settle the model's interrupted runs, withdraw the window's previous outcome, say who runs it
+    and index it as Running (each step may be repeated: a retry after a store fault is harmless)."""
+    from tasks.alerts import reevaluate_alert
+
     store = Store(store_uri)
+    now, run_id = execution.started_at or datetime.now(UTC), execution.flow_run_id
+    model, monitor_type = execution.model, execution.monitor_type
     settle_interrupted(store_uri, model, monitor_type)
     previous = read_attempt(store, prefix)
     if previous is not None and previous.flow_run_id not in (None, run_id) and \
             is_stale(previous, previous.started_at, now, stale_after()):
         mark_crashed([previous.flow_run_id], f"a later run ({run_id}) of {prefix} found it dead")
     store.delete(f"{prefix}/execution.json")
-    attempt = Attempt(flow_run_id=run_id, started_at=now, heartbeat_at=now, host=socket.gethostname(),
-                      pid=os.getpid())
-    store.write_json(attempt_key(prefix), attempt.dump())
+    store.write_json(attempt_key(prefix), Attempt(
+        flow_run_id=run_id, started_at=now, heartbeat_at=now, host=socket.gethostname(),
+        pid=os.getpid(), heartbeat_seconds=heartbeat_seconds()).dump())
     record_running(store, execution)
-    from tasks.alerts import reevaluate_alert
-
     reevaluate_alert(store, model, monitor_type, cause=f"begin {prefix} ({run_id})",
                      evaluate_state=False)
-    return ExecutionRun(store_uri, prefix, execution,
-                        Heartbeat(store_uri, attempt_key(prefix), attempt).start())
 
 
 @contextlib.contextmanager
@@ -198,6 +209,12 @@ def write_outputs_task(store_uri: str, prefix: str, documents: dict[str, bytes])
 def update_alert_task(store_uri: str, execution: Execution, metric: float | None,
                       cause: str) -> str | None:
     """Index the execution, re-evaluate the alert; emit an event only on a transition."""
+    return record_outcome(store_uri, execution, metric, cause)
+
+
+def record_outcome(store_uri: str, execution: Execution, metric: float | None,
+                   cause: str) -> str | None:
+    """Index an outcome and re-evaluate the alert against it; the event id of a transition."""
     from tasks.alerts import reevaluate_alert
     from tasks.events import emit_transition
 
@@ -231,8 +248,8 @@ def finish_execution(run: ExecutionRun, metric: float | None, markdown: str,
         except Exception as problem:
             execution.outputs.pop("execution", None)
             mark_failed(execution, RuntimeError(f"execution.json could not be written: {problem}"))
-            with contextlib.suppress(Exception):
-                record_execution(store, execution, metric)
+            with contextlib.suppress(Exception):  # the store may be down: then the heartbeat stops
+                record_outcome(run.store_uri, execution, metric, run.cause)
             raise
         update_alert_task(run.store_uri, execution, metric, run.cause)
     finally:

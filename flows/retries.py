@@ -15,7 +15,8 @@ RETRY_BUDGET_SECONDS = 60.0
 def retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect retry_condition_fn: retry other failures while the task is within its time budget."""
     problem = getattr(state, "data", None)
-    if isinstance(problem, UserError):
+    # A user's error, a refusal or a missing file is the same on the next attempt.
+    if isinstance(problem, UserError | PermissionError | FileNotFoundError):
         return False
     started = getattr(task_run, "start_time", None)
     if started is not None and (datetime.now(UTC) - started).total_seconds() > RETRY_BUDGET_SECONDS:

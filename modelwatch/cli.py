@@ -286,12 +286,18 @@ def demo(
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code: 0 done, 1 an execution failed, 2 a user error."""
+    """Run the CLI and return its exit code: 0 done, 1 an execution failed (or the store kept failing
+    after its bounded retries), 2 a user error."""
+    from tasks.store import StoreConflict, StoreUnavailable
+
     try:
         code = app(args=argv, prog_name="modelwatch", standalone_mode=False)
     except UserError as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    except (StoreUnavailable, StoreConflict) as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     except typer.Exit as done:
         return done.exit_code
     except typer.Abort:

@@ -42,6 +42,7 @@ class Attempt(Document):
     heartbeat_at: datetime
     host: str | None = None
     pid: int | None = None
+    heartbeat_seconds: float | None = None  # the writer's interval: readers judge staleness by it
 
 
 def execution_prefix(model: str, monitor_type: str, start: datetime, end: datetime) -> str:
@@ -161,9 +162,15 @@ def read_attempt(store: Store, prefix: str) -> Attempt | None:
         return None
 
 
+STALE_HEARTBEATS = 10  # missed heartbeats after which a run counts as dead
+
+
 def is_stale(attempt: Attempt | None, started_at: datetime | None, now: datetime,
              stale_after: timedelta) -> bool:
-    """No sign of life for `stale_after`: the heartbeat, else the start, is that old."""
+    """No sign of life for long enough: the heartbeat older than STALE_HEARTBEATS of the interval
+    the run itself recorded (else `stale_after`), or, without an attempt, the start that old."""
+    if attempt is not None and attempt.heartbeat_seconds:
+        stale_after = timedelta(seconds=attempt.heartbeat_seconds * STALE_HEARTBEATS)
     alive = attempt.heartbeat_at if attempt is not None else started_at
     return alive is None or now - alive > stale_after
 

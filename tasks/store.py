@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -35,15 +36,51 @@ DEFAULT_STORE = "./modelwatch-store"
 TEMP_MAX_AGE_SECONDS = 600.0
 LOCKS = ".locks"  # local lock files of read-modify-write updates, under the store root
 # botocore's "standard" retry mode (exponential backoff with jitter, capped at 20 s) on 5xx, throttling
-# and connection errors: 4 attempts take at most about 15 s of waiting; s3fs repeats a request that
-# failed on the connection itself at most twice more.
-S3_RETRIES = {"max_attempts": 4, "mode": "standard"}
+# and connection errors: 6 attempts wait at most about 31 s (15 s on average); s3fs repeats a request
+# that failed on the connection itself at most twice more.
+S3_RETRIES = {"max_attempts": 6, "mode": "standard"}
 S3FS_RETRIES = 2
 UPDATE_SECONDS = 60.0  # how long a read-modify-write keeps retrying after losing races
 
 
 class StoreConflict(RuntimeError):
     """A read-modify-write kept losing the race to other writers for longer than UPDATE_SECONDS."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The store kept failing a request after its bounded retries; the message says how long."""
+
+
+def _transport_error(problem: Exception) -> bool:
+    """An error of the network or the service (after botocore's retries), not of our own code."""
+    module = type(problem).__module__
+    return isinstance(problem, OSError | ConnectionError) or module.startswith(
+        ("botocore", "aiobotocore", "aiohttp", "urllib3"))
+
+
+def _bounded(operation: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Report an S3 request that failed after its retries as StoreUnavailable, saying how long was
+    spent; a missing key, an existing one or a refusal keeps its own error."""
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def bounded(self: Store, key: str, *args: Any, **kwargs: Any) -> Any:
+            if self.is_local:
+                return method(self, key, *args, **kwargs)
+            began = time.monotonic()
+            try:
+                return method(self, key, *args, **kwargs)
+            except (FileNotFoundError, FileExistsError, PermissionError, UserError,
+                    StoreConflict):
+                raise
+            except Exception as problem:
+                if not _transport_error(problem):
+                    raise
+                raise StoreUnavailable(
+                    f"store {self.root}: {operation} {key or '/'} failed after "
+                    f"{time.monotonic() - began:.0f} s ({S3_RETRIES['max_attempts']} attempts per "
+                    f"request, backing off): {problem}") from problem
+        return bounded
+    return wrap
 
 
 def check_slug(name: str, what: str = "name") -> str:
@@ -120,9 +157,11 @@ class Store:
             return f"s3://{self.path(key)}"
         return self.path(key)
 
+    @_bounded("exists")
     def exists(self, key: str) -> bool:
         return self.fs.exists(self.path(key))
 
+    @_bounded("read")
     def read_bytes(self, key: str) -> bytes:
         try:
             if self.is_local:
@@ -137,6 +176,7 @@ class Store:
     def read_json(self, key: str) -> Any:
         return json.loads(self.read_bytes(key))
 
+    @_bounded("write")
     def write_bytes(self, key: str, data: bytes) -> str:
         """Write atomically: a local temp file renamed into place; an S3 PUT is atomic already."""
         target = self.path(key)
@@ -147,6 +187,7 @@ class Store:
                 handle.write(data)
         return self.uri(key)
 
+    @_bounded("write")
     def create_bytes(self, key: str, data: bytes) -> str:
         """Write a key that must not exist yet; FileExistsError when it does (another writer won).
 
@@ -197,6 +238,7 @@ class Store:
                         if entry.stat(follow_symlinks=False).st_mtime < cutoff:
                             os.unlink(entry.path)
 
+    @_bounded("update")
     def update_json(self, key: str, mutate: Callable[[Any | None], Any | None],
                     indent: int | None = 2) -> Any:
         """Atomic read-modify-write of one JSON document shared by concurrent writers.
@@ -282,6 +324,7 @@ class Store:
     def write_json(self, key: str, document: Any, indent: int | None = 2) -> str:
         return self.write_bytes(key, json_dumps(document, indent=indent).encode("utf-8"))
 
+    @_bounded("delete")
     def delete(self, key: str) -> None:
         try:
             self.fs.rm(self.path(key))
@@ -296,6 +339,7 @@ class Store:
             _check_local_root(self.base, self.root, writable)
         elif self.root.startswith("s3://"):
             bucket = self.base.split("/", 1)[0]
+            began = time.monotonic()
             try:
                 self.fs.ls(bucket, detail=False)
             except FileNotFoundError:
@@ -304,8 +348,14 @@ class Store:
             except PermissionError as problem:
                 raise UserError(f"store {self.root}: access to bucket {bucket!r} denied ({problem})"
                                 ) from None
+            except Exception as problem:
+                if not _transport_error(problem):
+                    raise
+                raise StoreUnavailable(f"store {self.root}: bucket {bucket!r} could not be reached "
+                                       f"after {time.monotonic() - began:.0f} s: {problem}") from None
         return self
 
+    @_bounded("list")
     def list(self, prefix: str) -> list[str]:
         """Keys of the files directly under a prefix, sorted (empty when the prefix is absent)."""
         try:
@@ -319,6 +369,7 @@ class Store:
         ]
         return sorted(keys)
 
+    @_bounded("list")
     def list_modified(self, prefix: str) -> list[tuple[str, datetime | None]]:
         """(key, modification time in UTC) of the files directly under a prefix, sorted."""
         try:
@@ -339,6 +390,7 @@ class Store:
             found.append((self._key(entry["name"]), moment))
         return sorted(found, key=lambda item: item[0])
 
+    @_bounded("list")
     def list_dirs(self, prefix: str) -> list[str]:
         """Names of the sub-folders directly under a prefix, sorted."""
         try:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from modelwatch.runtime import configure_prefect
+from tests.chromium import browser  # noqa: F401 - the fixture, for every test module
 from tests.s3server import running_s3_server
 
 # Before anything imports Prefect: a private Prefect home and our start-up defaults.

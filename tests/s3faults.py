@@ -79,11 +79,14 @@ def _handler(upstream: str, faults: Faults) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
             self.send_response(status)
+            length = str(len(body))
             for name, value in headers:
-                if name.lower() not in ("transfer-encoding", "content-length", "connection", "date",
-                                        "server"):
+                if name.lower() == "content-length" and self.command == "HEAD":
+                    length = value  # a HEAD answer says the size of what a GET would return
+                elif name.lower() not in ("transfer-encoding", "content-length", "connection",
+                                          "date", "server"):
                     self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", length)
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
@@ -124,7 +127,7 @@ def _handler(upstream: str, faults: Faults) -> type[BaseHTTPRequestHandler]:
             return None
 
         def _error(self, status: int) -> None:
-            code = "SlowDown" if status == 503 else "InternalError"
+            code = {503: "SlowDown", 403: "AccessDenied"}.get(status, "InternalError")
             self._answer(status, (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
                                   "<Message>injected fault</Message></Error>").encode(),
                          [("Content-Type", "application/xml")])

@@ -160,3 +160,49 @@ def test_sample_frame_small_inputs() -> None:
     assert sample_frame(frame, 0, seed=0).empty
     with pytest.raises(ValueError):
         sample_frame(frame, -1, seed=0)
+
+
+# ---- traffic strings in the page ----
+
+HOSTILE = "</script><script>document.title='pwned';document.body.dataset.pwned='1'</script>"
+
+
+@pytest.fixture(scope="module")
+def hostile_report(tmp_path_factory) -> str:
+    rng = np.random.default_rng(5)
+    reference = pd.DataFrame({"amount": rng.normal(size=300), "channel": rng.choice(["web", "app"], 300)})
+    current = reference.copy()
+    current.loc[:40, "channel"] = HOSTILE  # a category value anyone who can call the endpoint sends
+    current = current.rename(columns={"amount": "amount<script>x</script>"})
+    reference = reference.rename(columns={"amount": "amount<script>x</script>"})
+    return drift_report_html(reference, current, numerical=["amount<script>x</script>"],
+                             categorical=["channel"], title="hostile",
+                             verdict=("CompletedWithViolations", [("channel", "categorical_values_check",
+                                                                   HOSTILE)]))
+
+
+def test_traffic_never_reaches_a_script_context_unescaped(hostile_report: str) -> None:
+    import re
+
+    assert "</script><script>document.title" not in hostile_report
+    assert "<script>x</script>" not in hostile_report
+    policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)"', hostile_report)
+    assert policy and "script-src &#x27;sha256-" in policy.group(1)
+    assert "unsafe-inline" not in policy.group(1).split("script-src")[1].split(";")[0]
+    # Our verdict opens the page, above Evidently's own headline.
+    assert hostile_report.index("Execution status: CompletedWithViolations") < \
+        hostile_report.index('<div id="root_')
+
+
+def test_the_hostile_report_renders_and_runs_no_injected_script(browser, hostile_report: str,
+                                                                  tmp_path) -> None:
+    from tests.chromium import CHROMIUM
+
+    if CHROMIUM is None:
+        pytest.skip("headless Chromium not found: install it with `apt-get install -y chromium`")
+    page = tmp_path / "report.html"
+    page.write_text(hostile_report, encoding="utf-8")
+    dom = browser(page.as_uri(), "--dump-dom", "--virtual-time-budget=8000")
+    assert "<title>hostile</title>" in dom and "data-pwned" not in dom
+    root = dom[dom.index('id="root_'):]
+    assert "MuiBox-root" in root[:2000]  # Evidently's own scripts ran under the policy
