@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import hashlib
 import io
 import json
 import os
@@ -130,6 +131,10 @@ def _no_event(card: Any, previous_status: str) -> bool:
     return True
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _registry(store: Any, i: int, rng: random.Random) -> None:
     from tasks.registry import (
         BatchJob,
@@ -146,6 +151,8 @@ def _registry(store: Any, i: int, rng: random.Random) -> None:
 
     name = model_name(i)
     born = END - timedelta(days=200 + rng.randrange(100))
+    # The fleet's artifacts are never loaded (the summary reads documents only): their digests are
+    # recorded as registration would, without files behind them.
     retrained = END - timedelta(days=10 + rng.randrange(5))
     features = [FeatureSpec(name=f, type="String" if f in ("region", "channel", "device")
                             else rng.choice(("Integral", "Fractional"))) for f in FEATURES]
@@ -155,9 +162,11 @@ def _registry(store: Any, i: int, rng: random.Random) -> None:
         training_entry_point="flows.demo_data:train", created_at=born,
         versions=[
             ModelVersion(version="1", artifact_uri=f"s3://bench-models/{name}/1/model.joblib",
+                         artifact_sha256=_digest(f"{name}/1"),
                          training_dataset_uri=f"s3://bench-data/{name}/train-1.csv",
                          training_run=f"fit-{name}-1", created_at=born),
             ModelVersion(version="2", artifact_uri=f"s3://bench-models/{name}/2/model.joblib",
+                         artifact_sha256=_digest(f"{name}/2"),
                          training_dataset_uri=f"s3://bench-data/{name}/train-2.csv",
                          training_run=f"fit-{name}-2", created_at=retrained, parent_version="1",
                          source="retrain", reason=f"alert {name} data-quality"),
@@ -223,10 +232,15 @@ def _monitor_history(store: Any, i: int, monitor_type: str, days: int,
                      rng: random.Random) -> dict[str, Any]:
     """D daily executions of one monitor, written as the monitor flow writes them; the index and
     the alert updated per execution as the flow's update-alert task does, written once."""
-    from flows.monitor import execution_prefix
     from tasks.alerts import Alert, AlertCriteria, save_alert, update_alert
     from tasks.documents import Execution
-    from tasks.executions import ExecutionIndex, add_to_index, index_key, summarize_execution
+    from tasks.executions import (
+        ExecutionIndex,
+        add_to_index,
+        execution_prefix,
+        index_key,
+        summarize_execution,
+    )
 
     name = model_name(i)
     criteria = rng.choices([(1, 1), (2, 3), (3, 5)], (6, 3, 1))[0]

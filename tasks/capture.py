@@ -596,38 +596,57 @@ def read_dataset(uri: str, header: bool | None = None) -> pa.Table:
     return _unique_columns(table, uri)
 
 
+HEADER_LIMIT = 1 << 20  # bytes: a CSV header longer than this is not a header
+
+
+def _first_line(handle: Any) -> bytes:
+    """The first line of an open binary file, read in blocks (s3fs files take no readline size)."""
+    head = b""
+    while len(head) < HEADER_LIMIT:
+        block = handle.read(1 << 16)
+        if not block:
+            break
+        head += block
+        if b"\n" in block:
+            break
+    return head.split(b"\n", 1)[0][:HEADER_LIMIT]
+
+
 def dataset_columns(uri: str) -> list[str]:
     """A dataset's column names from its header alone (CSV first line, Parquet schema), checked
     for repeats: what the CLI verifies before any long work starts."""
     fs, path = filesystem_for(uri)
+    parquet = path.lower().endswith((".parquet", ".pq"))
     try:
-        if path.lower().endswith((".parquet", ".pq")):
+        if parquet:
             import pyarrow.parquet as pq
 
             with fs.open(path, "rb") as handle:
                 names = pq.read_schema(handle).names
         else:
             with fs.open(path, "rb") as handle:
-                first = handle.readline(1 << 20).decode("utf-8", errors="replace")
+                first = _first_line(handle).decode("utf-8", errors="replace")
             names = next(csv.reader([first]), []) if first.strip() else []
             if names and not _looks_like_header(names):
                 names = [f"_c{i}" for i in range(len(names))]
     except FileNotFoundError:
         raise UserError(f"dataset {uri}: no such file") from None
     except (pa.ArrowInvalid, OSError) as problem:
-        raise UserError(f"dataset {uri}: not a readable Parquet file ({problem})") from None
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise UserError(f"dataset {uri}: column name(s) {', '.join(map(repr, repeated))} appear more "
-                        "than once in the header; expected each column named once")
+        kind = "Parquet" if parquet else "CSV"
+        raise UserError(f"dataset {uri}: not a readable {kind} file ({problem})") from None
+    _refuse_repeats(names, uri)
     return names
 
 
-def _unique_columns(table: pa.Table, uri: str) -> pa.Table:
-    """The table, unless two columns share a name (which one a feature means would be a guess)."""
-    names = table.column_names
+def _refuse_repeats(names: list[str], uri: str) -> None:
+    """Two columns sharing a name: which one a feature means would be a guess."""
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise UserError(f"dataset {uri}: column name(s) {', '.join(map(repr, repeated))} appear more "
                         "than once in the header; expected each column named once")
+
+
+def _unique_columns(table: pa.Table, uri: str) -> pa.Table:
+    """The table, unless two columns share a name."""
+    _refuse_repeats(table.column_names, uri)
     return table

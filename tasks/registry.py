@@ -188,14 +188,9 @@ def add_version(store: Store, name: str, version: ModelVersion) -> ModelRecord:
 
 def artifact_bytes(uri: str) -> bytes:
     """The whole artifact file; a missing one is a user error naming it."""
-    from tasks.store import filesystem_for
+    from tasks.store import read_uri_bytes
 
-    fs, path = filesystem_for(uri)
-    try:
-        with fs.open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise UserError(f"model artifact {uri}: no such file") from None
+    return read_uri_bytes(uri, "model artifact ")
 
 
 def pin_artifact(version: ModelVersion) -> ModelVersion:

@@ -478,11 +478,12 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def read_uri_bytes(uri: str) -> bytes:
-    """Read a whole file given by URI or local path."""
+def read_uri_bytes(uri: str, what: str = "") -> bytes:
+    """Read a whole file given by URI or local path; a missing one is a user error naming it (after
+    `what`, e.g. "model artifact ")."""
     fs, path = filesystem_for(uri)
     try:
         with fs.open(path, "rb") as handle:
             return handle.read()
     except FileNotFoundError:
-        raise UserError(f"{uri}: no such file") from None
+        raise UserError(f"{what}{uri}: no such file") from None

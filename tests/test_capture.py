@@ -246,3 +246,15 @@ def test_windows_are_bounded_and_listed_by_what_exists(tmp_path, monkeypatch) ->
     began = time.monotonic()
     assert len(list_capture_files(str(tmp_path / "cap"), start, end)) == 1
     assert time.monotonic() - began < 30  # a few listings, not 87 million hour folders
+
+
+def test_dataset_columns_reads_a_header_longer_than_one_block_and_refuses_repeats(tmp_path) -> None:
+    from tasks.capture import dataset_columns
+
+    names = [f"feature_with_a_long_name_{i:05d}" for i in range(4_000)]  # ~130 KiB of header
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(names) + "\n" + ",".join("1" for _ in names) + "\n")
+    assert dataset_columns(str(path)) == names
+    (tmp_path / "twice.csv").write_text("a,b,a\n1,2,3\n")
+    with pytest.raises(UserError, match="'a' appear more than once"):
+        dataset_columns(str(tmp_path / "twice.csv"))
