@@ -133,11 +133,13 @@ def open_execution_task(store_uri: str, execution: Execution, prefix: str) -> No
     if previous is not None and previous.flow_run_id not in (None, run_id) and \
             is_stale(previous, previous.started_at, now, stale_after()):
         mark_crashed([previous.flow_run_id], f"a later run ({run_id}) of {prefix} found it dead")
+    # The index says Running before anything is withdrawn or claimed, so a kill between any two of
+    # these steps leaves no entry pointing at a deleted document and no attempt the index lacks.
+    record_running(store, execution)
     store.delete(f"{prefix}/execution.json")
     store.write_json(attempt_key(prefix), Attempt(
         flow_run_id=run_id, started_at=now, heartbeat_at=now, host=socket.gethostname(),
         pid=os.getpid(), heartbeat_seconds=heartbeat_seconds()).dump())
-    record_running(store, execution)
     reevaluate_alert(store, model, monitor_type, cause=f"begin {prefix} ({run_id})",
                      evaluate_state=False)
 
