@@ -14,7 +14,7 @@ TreeExplainer) and a Pipeline(StandardScaler, MLPClassifier) (`bench-mlp`: tasks
 pipelines to the model-agnostic permutation explainer); each registered with its features and artifact
 (tasks/registry.py) and given a baseline by `suggest_attribution_baseline` on the training CSV (timed
 and reported as setup). Then two days of CSV capture, --rows records a day in 24 hour folders x 4 files
-(`<root>/AllTraffic/YYYY/MM/DD/HH/*.jsonl`, written by flows.demo_data.write_csv_capture_file; the output
+(`<root>/AllTraffic/YYYY/MM/DD/HH/*.jsonl`, written by demo_data.write_csv_capture_file; the output
 is the GBC's score): day 1 drawn like the training set, day 2 with `credit_score` (the top feature) sent
 as a constant, its training mean rounded (as a default value would arrive). Data and fitted models are
 reused by later runs with the same parameters (--fresh regenerates them).
@@ -159,9 +159,8 @@ def write_capture_day(paths: Paths, day: int, rows: int, model: Any, constant: f
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
-
-    from flows.demo_data import capture_file_name, capture_hour_dir, write_csv_capture_file
-    from tasks.windows import iso_z
+    from modelwatch.flows.demo_data import capture_file_name, capture_hour_dir, write_csv_capture_file
+    from modelwatch.tasks.windows import iso_z
 
     rng = np.random.default_rng(SEED + 10 + day)
     columns = draw(rows, rng)
@@ -227,9 +226,9 @@ def setup_data(paths: Paths, rows: int, training_rows: int, fresh: bool) -> dict
 
 def register_and_baseline(paths: Paths) -> dict[str, Any]:
     """Register both models and suggest their baselines (timed); the baseline ranking of each."""
-    from flows.attribution import suggest_attribution_baseline
-    from tasks.registry import FeatureSpec, ModelRecord, ModelVersion, register_model
-    from tasks.store import Store
+    from modelwatch.flows.attribution import suggest_attribution_baseline
+    from modelwatch.tasks.registry import FeatureSpec, ModelRecord, ModelVersion, register_model
+    from modelwatch.tasks.store import Store
 
     store = Store(str(paths.store))
     found: dict[str, Any] = {}
@@ -267,8 +266,8 @@ def window(day: int) -> tuple[datetime, datetime]:
 
 
 def step_execution(paths: Paths, model: str, day: int, sample_size: int | None) -> dict[str, Any]:
-    from flows.attribution import monitor_feature_attribution_drift
-    from tasks.attribution import ndcg
+    from modelwatch.flows.attribution import monitor_feature_attribution_drift
+    from modelwatch.tasks.attribution import ndcg
 
     start, end = window(day)
     measured = measure_flow(lambda: monitor_feature_attribution_drift(
@@ -303,16 +302,16 @@ def step_execution(paths: Paths, model: str, day: int, sample_size: int | None) 
 
 def step_profile(paths: Paths, model: str, day: int, sample_size: int | None) -> dict[str, Any]:
     """The execution's work without Prefect, under cProfile (the flow's task functions called directly)."""
-    from flows.attribution import (
+    from modelwatch.flows.attribution import (
         explain_settings,
         explain_task,
         load_attribution_baseline,
         model_inputs,
         read_inputs_task,
     )
-    from flows.batch import load_model_task
-    from tasks.capture import list_capture_files
-    from tasks.store import Store
+    from modelwatch.flows.batch import load_model_task
+    from modelwatch.tasks.capture import list_capture_files
+    from modelwatch.tasks.store import Store
 
     start, end = window(day)
     phases: dict[str, float] = {}

@@ -12,8 +12,8 @@ absolute bound DI=0.8:1.25; the model is not registered, so its features are the
 label and score, and the captured CSV rows carry them in that order); and two days of merged records,
 --rows per day in 24 hour folders x 4 files (`<root>/YYYY/MM/DD/HH/*.jsonl`, SageMaker's merged layout):
 day 1 is drawn like the validation set, day 2 lowers the scores of sex=1 by 0.25 (a model turning unfair).
-Merged lines are written by string concatenation, as flows.demo_data.write_csv_capture_file writes capture
-lines, and the first is checked against the record flows.demo_data.capture_record builds. The data is
+Merged lines are written by string concatenation, as demo_data.write_csv_capture_file writes capture
+lines, and the first is checked against the record demo_data.capture_record builds. The data is
 reused by later runs with the same parameters (--fresh regenerates it).
 
 Measured, each in its own child process (`--step NAME`) whose peak RSS (VmHWM, reset after a warm-up flow
@@ -23,7 +23,7 @@ reported apart) and the children reach through PREFECT_API_URL:
 * execution: `monitor_bias_drift(model, start, end, merged=<root>, store)` end to end from the call, on
   day 1 (Completed and 0 violations expected) and on day 2 (CompletedWithViolations naming DPPL and DI
   expected). Wall seconds of the flow's task runs (read-merged, compute-bias, ...) come from the Prefect API.
-* split: the same work without Prefect, phase by phase (importing tasks.bias, listing, reading and
+* split: the same work without Prefect, phase by phase (importing modelwatch.tasks.bias, listing, reading and
   parsing the merged files, building the window's frame, compute_bias, check_bias), on day 1.
 * profile (--profile, or automatically when a phase of the split takes over 20 s): the split's work under
   cProfile; the top functions by own time go to the results and the full listing to
@@ -84,7 +84,7 @@ TARGET_SECONDS = 60.0
 PROFILE_OVER_S = 20.0  # a split phase slower than this gets profiled
 RESULTS_MD = ROOT / "benchmarks" / "results" / "bias_drift.md"
 
-# The tail of a CSV capture line (flows.demo_data.write_csv_capture_file) with the label appended:
+# The tail of a CSV capture line (modelwatch.flows.demo_data.write_csv_capture_file) with the label appended:
 # a merged record, as SageMaker's merge job writes it.
 _MERGED_TAIL = '"},"eventVersion":"0","groundTruthData":{"data":"'
 _MERGED_END = '","encoding":"CSV"}}\n'
@@ -128,9 +128,8 @@ def write_merged_day(root: Path, day: int, rows: int, seed: int, penalty: float)
     """--rows merged records of one day in HOURS hour folders x FILES_PER_HOUR files; returns bytes."""
     import pyarrow as pa
     import pyarrow.compute as pc
-
-    from flows.demo_data import CSV_LINE_EVENT, CSV_LINE_HEAD, CSV_LINE_MID, CSV_LINE_TIME
-    from tasks.windows import iso_z
+    from modelwatch.flows.demo_data import CSV_LINE_EVENT, CSV_LINE_HEAD, CSV_LINE_MID, CSV_LINE_TIME
+    from modelwatch.tasks.windows import iso_z
 
     rng = np.random.default_rng(seed)
     data = applicants(rows, rng, penalty)
@@ -164,8 +163,7 @@ def write_merged_day(root: Path, day: int, rows: int, seed: int, penalty: float)
 def check_merged_line(root: Path) -> None:
     """The fast writer's first line must read back as the record the reference writer builds."""
     import orjson
-
-    from flows.demo_data import capture_record
+    from modelwatch.flows.demo_data import capture_record
 
     first = sorted(root.rglob("*.jsonl"))[0]
     with first.open("rb") as handle:
@@ -209,7 +207,7 @@ def setup_data(paths: Paths, rows: int, validation_rows: int, fresh: bool) -> di
 
 
 def suggest_baseline(paths: Paths) -> tuple[float, dict[str, str]]:
-    from flows.bias import suggest_bias_baseline
+    from modelwatch.flows.bias import suggest_bias_baseline
 
     t0 = time.perf_counter()
     uris = suggest_bias_baseline(model=MODEL, dataset=str(paths.validation_csv), label="label",
@@ -227,7 +225,7 @@ def window(day: int) -> tuple[datetime, datetime]:
 
 
 def step_execution(paths: Paths, day: int) -> dict[str, Any]:
-    from flows.bias import monitor_bias_drift
+    from modelwatch.flows.bias import monitor_bias_drift
 
     start, end = window(day)
     measured = measure_flow(lambda: monitor_bias_drift(model=MODEL, start=start, end=end,
@@ -263,10 +261,10 @@ def facet_metrics(analysis: dict[str, Any]) -> dict[str, Any]:
 
 def core(paths: Paths, day: int, clock: Callable[[str], None]) -> dict[str, Any]:
     """The execution's work without Prefect (the flow's task functions called directly)."""
-    from flows.bias import PREDICTED, bias_settings, load_bias_baseline, window_frame
-    from flows.quality import merged_files, read_merged_task
-    from tasks.bias import check_bias, compute_bias
-    from tasks.store import Store
+    from modelwatch.flows.bias import PREDICTED, bias_settings, load_bias_baseline, window_frame
+    from modelwatch.flows.quality import merged_files, read_merged_task
+    from modelwatch.tasks.bias import check_bias, compute_bias
+    from modelwatch.tasks.store import Store
 
     start, end = window(day)
     _, constraints, manifest, _ = load_bias_baseline(Store(str(paths.store)), MODEL, None)
@@ -297,23 +295,23 @@ def step_split(paths: Paths, day: int) -> dict[str, Any]:
         phases[name] = now - last[0]
         last[0] = now
 
-    import flows.bias  # noqa: F401 - the flow module is imported before the flow is called
+    import modelwatch.flows.bias  # noqa: F401 - the flow module is imported before the flow is called
 
     gc.collect()
     reset = reset_peak_rss()
     cpu0, t0 = cpu_seconds(), time.perf_counter()
     last[0] = t0
-    import tasks.bias  # noqa: F401 - the flow imports it when called
+    import modelwatch.tasks.bias  # noqa: F401 - the flow imports it when called
 
-    clock("import tasks.bias (fairlearn, scikit-learn)")
+    clock("import modelwatch.tasks.bias (fairlearn, scikit-learn)")
     found = core(paths, day, clock)
     return {**found, "day": day, "phases": phases, "seconds": time.perf_counter() - t0,
             "cpu_s": cpu_seconds() - cpu0, "peak_rss_kib": status_kib("VmHWM"), "peak_reset": reset}
 
 
 def step_profile(paths: Paths, day: int) -> dict[str, Any]:
-    import flows.bias  # noqa: F401
-    import tasks.bias  # noqa: F401
+    import modelwatch.flows.bias  # noqa: F401
+    import modelwatch.tasks.bias  # noqa: F401
 
     profiler = cProfile.Profile()
     t0 = time.perf_counter()

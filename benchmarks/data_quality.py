@@ -149,7 +149,7 @@ def csv_text(frame: pd.DataFrame) -> bytes:
 
 def write_capture(frame: pd.DataFrame, capture_root: Path, seed: int) -> int:
     """CSV capture files for the frame's rows, spread over HOURS hour folders; returns files."""
-    from flows.demo_data import capture_file_name, capture_hour_dir, write_csv_capture_file
+    from modelwatch.flows.demo_data import capture_file_name, capture_hour_dir, write_csv_capture_file
 
     n = len(frame)
     rng = np.random.default_rng(seed)
@@ -256,7 +256,7 @@ def load_frame(path: Path, rows: int | None = None) -> pd.DataFrame:
 
 def step_execution(paths: Paths, rows: int, repeat: int) -> dict[str, Any]:
     """One flow run: each run rewrites the same execution, and a warm second run flatters."""
-    from flows.monitor import monitor_data_quality
+    from modelwatch.flows.monitor import monitor_data_quality
 
     warmup = prefect_warmup()
     log(f"execution: warm-up flow run took {warmup:.2f} s")
@@ -284,16 +284,16 @@ def step_execution(paths: Paths, rows: int, repeat: int) -> dict[str, Any]:
 
 
 def _baseline() -> Any:
-    from tasks.baselines import load_baseline
-    from tasks.store import Store
+    from modelwatch.tasks.baselines import load_baseline
+    from modelwatch.tasks.store import Store
 
     return load_baseline(Store(os.environ["MODELWATCH_STORE"]), MODEL, "data-quality",
                          with_sample=False)
 
 
 def step_ours(paths: Paths, rows: int, repeat: int, with_reference: bool = False) -> dict[str, Any]:
-    from tasks.constraints import check_data_quality, suggest_constraints
-    from tasks.profile import profile_table, to_statistics
+    from modelwatch.tasks.constraints import check_data_quality, suggest_constraints
+    from modelwatch.tasks.profile import profile_table, to_statistics
 
     baseline = _baseline()
     categorical = {f.name for f in baseline.constraints.features if f.inferred_type == "String"}
@@ -558,7 +558,7 @@ def main(argv: list[str] | None = None) -> None:
             os.environ[SERVER_PID_ENV] = str(server.server_process.pid)
         log(f"prefect: ephemeral API at {api_url} up, first flow run took {startup:.1f} s")
 
-        from flows.baseline import suggest_baseline
+        from modelwatch.flows.baseline import suggest_baseline
 
         t0 = time.perf_counter()
         suggest_baseline(MODEL, str(paths.training_csv), store=str(paths.store))

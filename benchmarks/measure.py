@@ -141,7 +141,7 @@ def measure_flow(run: Callable[[], dict[str, Any]], store: Path, model: str, mon
         result = run()
     except Exception as problem:  # noqa: BLE001 - a Failed execution is a result to report
         log(f"the flow raised {type(problem).__name__}: {problem}")
-        from tasks.executions import execution_prefix
+        from modelwatch.tasks.executions import execution_prefix
 
         document = store / execution_prefix(model, monitor_type, start, end) / "execution.json"
         result = json.loads(document.read_text())

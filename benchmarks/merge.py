@@ -36,12 +36,17 @@ def event_id(i: int) -> str:
 def setup(out: Path, rows: int) -> None:
     """Write the capture, the labels, the model, its endpoint and a model-quality baseline."""
     import numpy as np
-
-    from flows.demo_data import capture_file_name, capture_hour_dir, write_csv_capture_file
-    from tasks.groundtruth import ground_truth_line
-    from tasks.registry import EndpointRecord, ModelRecord, ModelVersion, register_endpoint, register_model
-    from tasks.store import Store
-    from tasks.windows import iso_z
+    from modelwatch.flows.demo_data import capture_file_name, capture_hour_dir, write_csv_capture_file
+    from modelwatch.tasks.groundtruth import ground_truth_line
+    from modelwatch.tasks.registry import (
+        EndpointRecord,
+        ModelRecord,
+        ModelVersion,
+        register_endpoint,
+        register_model,
+    )
+    from modelwatch.tasks.store import Store
+    from modelwatch.tasks.windows import iso_z
 
     store = Store(str(out / "store"))
     rng = np.random.default_rng(1)
@@ -108,8 +113,8 @@ def main() -> None:
     from modelwatch.runtime import configure_prefect
 
     configure_prefect()
-    from flows.merge import merge_ground_truth
-    from flows.quality import monitor_model_quality, suggest_model_quality_baseline
+    from modelwatch.flows.merge import merge_ground_truth
+    from modelwatch.flows.quality import monitor_model_quality, suggest_model_quality_baseline
 
     store = str(out / "store")
     began = time.perf_counter()

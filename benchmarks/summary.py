@@ -79,7 +79,7 @@ SEED = 20261124
 DATA_VERSION = 1  # bump when the generated store changes, so cached stores are rebuilt
 MONITOR_TYPES: tuple[str, ...] = (
     "data-quality", "model-quality", "bias-drift", "feature-attribution-drift",
-)  # checked against tasks.documents.MONITOR_TYPES at setup
+)  # checked against modelwatch.tasks.documents.MONITOR_TYPES at setup
 SCHEDULE_EVERY = 4  # model i has a data-quality schedule when i % 4 == 0 ...
 PAUSE_EVERY = 3  # ... which is paused when (i // 4) % 3 == 0
 CRON = "0 1 * * *"
@@ -136,7 +136,7 @@ def _digest(text: str) -> str:
 
 
 def _registry(store: Any, i: int, rng: random.Random) -> None:
-    from tasks.registry import (
+    from modelwatch.tasks.registry import (
         BatchJob,
         EndpointRecord,
         EndpointVersionChange,
@@ -159,7 +159,7 @@ def _registry(store: Any, i: int, rng: random.Random) -> None:
     register_model(store, ModelRecord(
         name=name, problem_type=("binary", "multiclass", "regression")[i % 3], features=features,
         label="label", description=f"synthetic fleet model {i}",
-        training_entry_point="flows.demo_data:train", created_at=born,
+        training_entry_point="modelwatch.flows.demo_data:train", created_at=born,
         versions=[
             ModelVersion(version="1", artifact_uri=f"s3://bench-models/{name}/1/model.joblib",
                          artifact_sha256=_digest(f"{name}/1"),
@@ -196,7 +196,7 @@ def _registry(store: Any, i: int, rng: random.Random) -> None:
 
 
 def _card(store: Any, i: int, rng: random.Random) -> None:
-    from tasks.cards import create_card, set_status
+    from modelwatch.tasks.cards import create_card, set_status
 
     if i % 50 == 7:
         return  # no card: risk Unknown, card status empty
@@ -232,9 +232,9 @@ def _monitor_history(store: Any, i: int, monitor_type: str, days: int,
                      rng: random.Random) -> dict[str, Any]:
     """D daily executions of one monitor, written as the monitor flow writes them; the index and
     the alert updated per execution as the flow's update-alert task does, written once."""
-    from tasks.alerts import Alert, AlertCriteria, save_alert, update_alert
-    from tasks.documents import Execution
-    from tasks.executions import (
+    from modelwatch.tasks.alerts import Alert, AlertCriteria, save_alert, update_alert
+    from modelwatch.tasks.documents import Execution
+    from modelwatch.tasks.executions import (
         ExecutionIndex,
         add_to_index,
         execution_prefix,
@@ -307,7 +307,7 @@ def _monitor_history(store: Any, i: int, monitor_type: str, days: int,
 
 def build_models(store_root: str, indices: list[int], days: int) -> dict[str, Any]:
     """Setup work item (runs in a worker process): every document of these models."""
-    from tasks.store import Store
+    from modelwatch.tasks.store import Store
 
     store = Store(store_root)
     executions, alarms_dq = 0, []
@@ -335,8 +335,8 @@ def store_path(out: Path, models: int, days: int) -> Path:
 
 def setup_store(out: Path, models: int, days: int, fresh: bool, workers: int) -> dict[str, Any]:
     """Build (or reuse) the store of one case; returns its manifest."""
-    from tasks.documents import MONITOR_TYPES as CORE_TYPES
-    from tasks.executions import MAX_ENTRIES
+    from modelwatch.tasks.documents import MONITOR_TYPES as CORE_TYPES
+    from modelwatch.tasks.executions import MAX_ENTRIES
 
     if tuple(CORE_TYPES) != MONITOR_TYPES:
         raise RuntimeError(f"monitor types changed: {CORE_TYPES}; update the benchmark")
@@ -383,8 +383,8 @@ def setup_store(out: Path, models: int, days: int, fresh: bool, workers: int) ->
 
 def create_schedules(models: int, store_root: str) -> dict[str, Any]:
     """The data-quality schedule of every 4th model, every 3rd of them paused."""
-    from deployments.prefect_api import monitor_schedules, set_schedules_active
-    from deployments.schedules import monitor_deployment
+    from modelwatch.deployments.prefect_api import monitor_schedules, set_schedules_active
+    from modelwatch.deployments.schedules import monitor_deployment
 
     t0 = time.perf_counter()
     scheduled = [i for i in range(models) if is_scheduled(i)]
@@ -422,10 +422,9 @@ def create_schedules(models: int, store_root: str) -> dict[str, Any]:
 def check_outputs(store_root: str, models: int, result: dict[str, Any]) -> dict[str, Any]:
     """Row count, alarm cells versus ALARM alerts of scheduled+active monitors, Parquet read-back."""
     import pandas as pd
-
-    from deployments.prefect_api import monitor_schedules
-    from tasks.alerts import read_alert
-    from tasks.store import Store
+    from modelwatch.deployments.prefect_api import monitor_schedules
+    from modelwatch.tasks.alerts import read_alert
+    from modelwatch.tasks.store import Store
 
     store = Store(store_root)
     # The flow returns its outputs, not the table: read the rows back as a user would.
@@ -459,7 +458,7 @@ def check_outputs(store_root: str, models: int, result: dict[str, Any]) -> dict[
 def run_profile(store_root: str, out: Path) -> dict[str, Any]:
     """One more flow run under cProfile, the flow's thread pool made serial (one thread does it
     all, so the profile sees every call); returns the top functions by cumulative time."""
-    import flows.summary as summary
+    import modelwatch.flows.summary as summary
 
     def serial(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
         return [fn(item) for item in items]
@@ -509,7 +508,7 @@ def run_profile(store_root: str, out: Path) -> dict[str, Any]:
 
 def _time_schedule_lookup(seconds: list[float]) -> None:
     """Wrap the flow's schedule lookup (a plain function it calls by module global) in a timer."""
-    import flows.summary as summary
+    import modelwatch.flows.summary as summary
 
     lookup = summary.schedule_states
 
@@ -524,7 +523,7 @@ def _time_schedule_lookup(seconds: list[float]) -> None:
 
 
 def run_case(args: argparse.Namespace) -> dict[str, Any]:
-    from flows.summary import summarize_fleet
+    from modelwatch.flows.summary import summarize_fleet
 
     lookups: list[float] = []
     _time_schedule_lookup(lookups)

@@ -6,10 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployments.prefect_api import MERGE_TAG, MODELWATCH_TAG, MONITOR_TAG, ScheduleInfo, monitor_schedules
+from modelwatch.deployments.prefect_api import (
+    MERGE_TAG,
+    MODELWATCH_TAG,
+    MONITOR_TAG,
+    ScheduleInfo,
+    monitor_schedules,
+)
+from modelwatch.tasks.documents import MONITOR_TYPES
+from modelwatch.tasks.store import check_slug
+
 from modelwatch.errors import UserError
-from tasks.documents import MONITOR_TYPES
-from tasks.store import check_slug
 
 SUMMARY_DEPLOYMENT = "modelwatch-summary"
 ALERT_RAISED = "modelwatch.alert.raised"
@@ -37,9 +44,8 @@ def monitor_deployment(model: str, monitor_type: str, cron: str, store: str,
                        period: str | None = None, active: bool = True,
                        schedule_parameters: dict[str, Any] | None = None):
     """The RunnerDeployment of one monitoring schedule."""
+    from modelwatch.flows.scheduled import period_for_cron, scheduled_monitor
     from prefect.schedules import Cron
-
-    from flows.scheduled import period_for_cron, scheduled_monitor
 
     if monitor_type not in MONITOR_TYPES:
         raise UserError(f"monitor type {monitor_type!r}: expected one of {', '.join(MONITOR_TYPES)}")
@@ -69,7 +75,7 @@ def _kept_schedules(info: ScheduleInfo) -> list[Any]:
 
 def rebuild_monitor_deployment(info: ScheduleInfo, store: str):
     """A served copy of an existing monitoring schedule."""
-    from flows.scheduled import scheduled_monitor
+    from modelwatch.flows.scheduled import scheduled_monitor
 
     return scheduled_monitor.to_deployment(
         name=info.deployment_name, schedules=_kept_schedules(info),
@@ -87,9 +93,8 @@ def merge_deployment(endpoint: str, cron: str, store: str, period: str | None = 
                      lookback: str = "P7D", info: ScheduleInfo | None = None):
     """The ground-truth merge job of one endpoint: each run merges the hour or day before it. With
     `info`, a served copy of that existing deployment (its schedules and parameters kept)."""
+    from modelwatch.flows.scheduled import period_for_cron, scheduled_merge
     from prefect.schedules import Cron
-
-    from flows.scheduled import period_for_cron, scheduled_merge
 
     if info is None:
         schedules = [Cron(check_cron(cron), timezone="UTC")]
@@ -104,7 +109,7 @@ def merge_deployment(endpoint: str, cron: str, store: str, period: str | None = 
 
 
 def summary_deployment(store: str, cron: str = "*/15 * * * *"):
-    from flows.summary import summarize_fleet
+    from modelwatch.flows.summary import summarize_fleet
 
     return summarize_fleet.to_deployment(
         name=SUMMARY_DEPLOYMENT, cron=check_cron(cron), parameters={"store": store},
@@ -112,7 +117,7 @@ def summary_deployment(store: str, cron: str = "*/15 * * * *"):
 
 
 def retrain_deployment(model: str, store: str):
-    from flows.retrain import retrain
+    from modelwatch.flows.retrain import retrain
 
     return retrain.to_deployment(
         name=retrain_deployment_name(model), parameters={"model": model, "store": store},

@@ -13,12 +13,9 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-
-from flows.batch import load_model_task
-from flows.bias import model_features, numeric_where_possible
-from flows.lifecycle import (
+from modelwatch.flows.batch import load_model_task
+from modelwatch.flows.bias import model_features, numeric_where_possible
+from modelwatch.flows.lifecycle import (
     begin_execution,
     count_violations,
     finish_execution,
@@ -27,16 +24,15 @@ from flows.lifecycle import (
     summary_head,
     write_outputs_task,
 )
-from flows.retries import STORE_RETRY
-from modelwatch.errors import UserError
-from tasks.baselines import (
+from modelwatch.flows.retries import STORE_RETRY
+from modelwatch.tasks.baselines import (
     baseline_prefix,
     latest_version,
     parser_of,
     read_manifest,
     require_document,
 )
-from tasks.capture import (
+from modelwatch.tasks.capture import (
     PREDICTION,
     SkippedFile,
     UnreadableFile,
@@ -44,9 +40,13 @@ from tasks.capture import (
     parse_capture,
     read_dataset,
 )
-from tasks.markdown import escape_markdown
-from tasks.store import Store, check_slug, default_store_uri, json_dumps, read_uri_bytes
-from tasks.windows import utc_window
+from modelwatch.tasks.markdown import escape_markdown
+from modelwatch.tasks.store import Store, check_slug, default_store_uri, json_dumps, read_uri_bytes
+from modelwatch.tasks.windows import utc_window
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from modelwatch.errors import UserError
 
 MONITOR_TYPE = "feature-attribution-drift"
 MIN_RECORDS = 100
@@ -54,7 +54,7 @@ MIN_RECORDS = 100
 
 def artifact_of(store: Store, model: str, version: str) -> tuple[str, str | None]:
     """The registered artifact of a model version (what the explainer explains) and its SHA-256."""
-    from tasks.registry import get_model
+    from modelwatch.tasks.registry import get_model
 
     registered = get_model(store, model).version(version)
     if not registered.artifact_uri:
@@ -77,7 +77,7 @@ def model_inputs(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
 @task(name="explain", cache_policy=NO_CACHE)
 def explain_task(estimator: Any, frame: pd.DataFrame, features: list[str],
                  background: pd.DataFrame | None, settings: Any) -> Any:
-    from tasks.attribution import explain
+    from modelwatch.tasks.attribution import explain
 
     return explain(estimator, frame, features, background=background, settings=settings)
 
@@ -97,7 +97,7 @@ def suggest_attribution_baseline(
     """Global attributions of the model version's artifact on a sample of `dataset`, the background
     sample a model-agnostic explainer needs (kept so every execution explains against the same one),
     and the nDCG threshold below which a window's ranking is a violation."""
-    from tasks.attribution import DEFAULT_THRESHOLD
+    from modelwatch.tasks.attribution import DEFAULT_THRESHOLD
 
     check_slug(model, "model name")
     check_slug(version, "model version")
@@ -135,7 +135,7 @@ def suggest_attribution_baseline(
 
 def explain_settings(sample_size: int | None, background_size: int | None, seed: int,
                       recorded: dict[str, Any] | None = None) -> Any:
-    from tasks.attribution import ExplainSettings
+    from modelwatch.tasks.attribution import ExplainSettings
 
     values = dict(recorded or {})
     if sample_size is not None:
@@ -154,7 +154,7 @@ def load_attribution_baseline(store: Store, model: str, version: str | None
                               ) -> tuple[str, Any, dict, pd.DataFrame | None, dict]:
     """(version, baseline analysis, manifest, background sample, sources); a reviewed analysis.json
     in the project (or SageMaker's own baseline analysis.json) wins over the suggested one."""
-    from tasks.attribution import AttributionAnalysis
+    from modelwatch.tasks.attribution import AttributionAnalysis
 
     version = version or latest_version(store, model)
     analysis, source = require_document(store, model, version, MONITOR_TYPE, "analysis.json",
@@ -216,7 +216,7 @@ def monitor_feature_attribution_drift(
 ) -> dict[str, Any]:
     """One feature-attribution-drift execution over the captured inputs of [start, end): explain a
     sample as the baseline was explained and compare the rankings (nDCG against the threshold)."""
-    from tasks.attribution import DEFAULT_THRESHOLD, check_attribution
+    from modelwatch.tasks.attribution import DEFAULT_THRESHOLD, check_attribution
 
     check_slug(model, "model name")
     start, end = utc_window(start, end)
@@ -285,7 +285,7 @@ def monitor_feature_attribution_drift(
 
 def capture_roots(store: Store, model: str, capture: str | list[str] | None) -> list[str]:
     """The capture roots to read: those given, else the capture of every endpoint of the model."""
-    from tasks.registry import endpoints_of
+    from modelwatch.tasks.registry import endpoints_of
 
     if capture:
         return [capture] if isinstance(capture, str) else list(capture)

@@ -19,14 +19,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-
-from flows.demo_data import capture_record
-from flows.retries import STORE_RETRY
-from modelwatch.errors import UserError
-from tasks.capture import PREDICTION, read_dataset
-from tasks.registry import (
+from modelwatch.flows.demo_data import capture_record
+from modelwatch.flows.retries import STORE_RETRY
+from modelwatch.tasks.capture import PREDICTION, read_dataset
+from modelwatch.tasks.registry import (
     BatchJob,
     ModelRecord,
     batch_job_key,
@@ -35,8 +31,12 @@ from tasks.registry import (
     save_batch_job,
     verified_artifact,
 )
-from tasks.store import Store, check_slug, default_store_uri, filesystem_for
-from tasks.windows import iso_z
+from modelwatch.tasks.store import Store, check_slug, default_store_uri, filesystem_for
+from modelwatch.tasks.windows import iso_z
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from modelwatch.errors import UserError
 
 VARIANT = "AllTraffic"
 RECORDS_PER_CAPTURE_FILE = 10_000
@@ -122,8 +122,7 @@ def load_model_task(artifact_uri: str, sha256: str | None, what: str = "model") 
     import io
 
     import joblib
-
-    from tasks.registry import verified_artifact
+    from modelwatch.tasks.registry import verified_artifact
 
     return joblib.load(io.BytesIO(verified_artifact(artifact_uri, sha256, what)))
 

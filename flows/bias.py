@@ -9,10 +9,7 @@ from typing import Any
 
 import orjson
 import pandas as pd
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-
-from flows.lifecycle import (
+from modelwatch.flows.lifecycle import (
     begin_execution,
     count_violations,
     finish_execution,
@@ -20,19 +17,28 @@ from flows.lifecycle import (
     summary_head,
     write_outputs_task,
 )
-from flows.quality import (
+from modelwatch.flows.quality import (
     MIN_RECORDS,
     check_merges_finished,
     merged_files,
     merged_roots,
     read_merged_task,
 )
+from modelwatch.tasks.baselines import (
+    baseline_prefix,
+    latest_version,
+    parse_document,
+    read_manifest,
+    require_document,
+)
+from modelwatch.tasks.capture import read_dataset
+from modelwatch.tasks.markdown import escape_markdown
+from modelwatch.tasks.store import Store, check_slug, default_store_uri, json_dumps
+from modelwatch.tasks.windows import utc_window
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
 from modelwatch.errors import UserError
-from tasks.baselines import baseline_prefix, latest_version, parse_document, read_manifest, require_document
-from tasks.capture import read_dataset
-from tasks.markdown import escape_markdown
-from tasks.store import Store, check_slug, default_store_uri, json_dumps
-from tasks.windows import utc_window
 
 MONITOR_TYPE = "bias-drift"
 MIN_MEMBERS = 30
@@ -55,7 +61,7 @@ def numeric_where_possible(frame: pd.DataFrame) -> pd.DataFrame:
 def model_features(store: Store, model: str, frame_columns: list[str], exclude: set[str]) -> list[str]:
     """The model's input features: the registry's list when the model is registered with one, else
     the dataset's columns less the label and prediction."""
-    from tasks.registry import get_model, model_key
+    from modelwatch.tasks.registry import get_model, model_key
 
     if store.exists(model_key(model)):
         names = [f.name for f in get_model(store, model).features]
@@ -66,7 +72,7 @@ def model_features(store: Store, model: str, frame_columns: list[str], exclude: 
 
 def bias_settings(manifest: dict[str, Any]) -> dict[str, Any]:
     """compute_bias keyword arguments recorded in a baseline's manifest."""
-    from tasks.bias import parse_facet, parse_label_values
+    from modelwatch.tasks.bias import parse_facet, parse_label_values
 
     return {
         "facets": [parse_facet(text) for text in manifest["facets"]],
@@ -86,7 +92,7 @@ def _check_columns(frame: pd.DataFrame, wanted: list[str], source: str) -> None:
 @task(name="compute-bias", cache_policy=NO_CACHE)
 def compute_bias_task(frame: pd.DataFrame, label: str, predicted: str, settings: dict[str, Any],
                       features: list[str], min_members: int) -> Any:
-    from tasks.bias import compute_bias
+    from modelwatch.tasks.bias import compute_bias
 
     return compute_bias(frame, label=label, predicted=predicted, features=features,
                         min_members=min_members, **settings)
@@ -95,7 +101,7 @@ def compute_bias_task(frame: pd.DataFrame, label: str, predicted: str, settings:
 @task(name="bias-noise", cache_policy=NO_CACHE)
 def noise_task(frame: pd.DataFrame, label: str, predicted: str, settings: dict[str, Any],
                features: list[str], min_members: int, window_rows: int) -> Any:
-    from tasks.bias import metric_noise
+    from modelwatch.tasks.bias import metric_noise
 
     return metric_noise(frame, window_rows=window_rows, label=label, predicted=predicted,
                         features=features, min_members=min_members, **settings)
@@ -122,7 +128,7 @@ def suggest_bias_baseline(
     Clarify's shape) and constraints: per facet and metric, the baseline's distance from fair plus a
     tolerance (or the metric's chance movement in a `window_rows` window, where larger), or the
     absolute bounds given (e.g. DI=0.8:1.25)."""
-    from tasks.bias import parse_bounds, suggest_bias_constraints
+    from modelwatch.tasks.bias import parse_bounds, suggest_bias_constraints
 
     check_slug(model, "model name")
     check_slug(version, "model version")
@@ -163,7 +169,7 @@ def suggest_bias_baseline(
 def parse_bias_constraints(data: bytes, source: str) -> Any:
     """Our constraints.json, or a SageMaker bias baseline analysis.json used as constraints (a metric
     then may be no farther from fair than it was in the baseline, as SageMaker checks)."""
-    from tasks.bias import BiasAnalysis, BiasConstraints, constraints_from_analysis
+    from modelwatch.tasks.bias import BiasAnalysis, BiasConstraints, constraints_from_analysis
 
     try:
         raw = orjson.loads(data)
@@ -210,7 +216,7 @@ def monitor_bias_drift(
     """One bias-drift execution over the merged records of [start, end): the baseline's facets and
     metrics on the window, checked against the allowed ranges. Fewer than `min_records` labelled
     records is NoData; a facet group too small for a figure is noted, not a violation."""
-    from tasks.bias import check_bias, facets_too_small
+    from modelwatch.tasks.bias import check_bias, facets_too_small
 
     check_slug(model, "model name")
     start, end = utc_window(start, end)

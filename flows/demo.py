@@ -11,18 +11,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from modelwatch.flows import demo_lending
+from modelwatch.flows.attribution import monitor_feature_attribution_drift, suggest_attribution_baseline
+from modelwatch.flows.baseline import suggest_baseline
+from modelwatch.flows.bias import monitor_bias_drift, suggest_bias_baseline
+from modelwatch.flows.demo_data import LABEL, SCORE, generate_demo
+from modelwatch.flows.merge import merge_ground_truth
+from modelwatch.flows.monitor import monitor_data_quality
+from modelwatch.flows.quality import monitor_model_quality, suggest_model_quality_baseline
+from modelwatch.tasks.store import Store
 from rich.console import Console
 from rich.table import Table
-
-from flows import demo_lending
-from flows.attribution import monitor_feature_attribution_drift, suggest_attribution_baseline
-from flows.baseline import suggest_baseline
-from flows.bias import monitor_bias_drift, suggest_bias_baseline
-from flows.demo_data import LABEL, SCORE, generate_demo
-from flows.merge import merge_ground_truth
-from flows.monitor import monitor_data_quality
-from flows.quality import monitor_model_quality, suggest_model_quality_baseline
-from tasks.store import Store
 
 MODEL = "credit-default"
 CANARY = "credit-default-canary"
@@ -34,7 +33,7 @@ ENDPOINT = "credit-default-prod"
 def _register(store: Store, name: str, problem_type: str, training_csv: Path, artifact: Path,
               entry_point: str | None, endpoint: str | None, capture: Path | None,
               label: str = LABEL) -> None:
-    from tasks.registry import (
+    from modelwatch.tasks.registry import (
         EndpointRecord,
         ModelRecord,
         ModelVersion,
@@ -57,7 +56,7 @@ def _register(store: Store, name: str, problem_type: str, training_csv: Path, ar
 
 def _card(store: Store, model: str, risk: str, purpose: str, approve: bool,
           algorithm: str = "logistic regression") -> None:
-    from tasks.cards import create_card, set_status
+    from modelwatch.tasks.cards import create_card, set_status
 
     create_card(store, model, {
         "model_overview": {"model_description": purpose, "model_owner": "credit-risk team",
@@ -71,14 +70,15 @@ def _card(store: Store, model: str, risk: str, purpose: str, approve: bool,
 
 def run_demo(out: str = "demo-output") -> dict[str, Any]:
     """Build the fleet, run two days of monitoring, retrain on the alert, print the dashboard."""
-    from deployments.prefect_api import monitor_schedules, set_schedules_active
-    from deployments.schedules import monitor_deployment
-    from flows.batch import batch_transform
-    from flows.retrain import retrain
-    from flows.summary import summarize_fleet
+    from modelwatch.deployments.prefect_api import monitor_schedules, set_schedules_active
+    from modelwatch.deployments.schedules import monitor_deployment
+    from modelwatch.flows.batch import batch_transform
+    from modelwatch.flows.retrain import retrain
+    from modelwatch.flows.summary import summarize_fleet
+    from modelwatch.tasks.alerts import read_alert
+    from modelwatch.tasks.groundtruth import write_ground_truth
+
     from modelwatch.commands.operations import print_dashboard
-    from tasks.alerts import read_alert
-    from tasks.groundtruth import write_ground_truth
 
     console = Console(width=max(Console().width, 150))
     began = time.perf_counter()
@@ -101,13 +101,13 @@ def run_demo(out: str = "demo-output") -> dict[str, Any]:
     shutil.copytree(case.capture_root / "AllTraffic" / day_one,
                     canary_capture / "AllTraffic" / day_one)
     _register(store, MODEL, "binary", case.training_csv, case.model_path,
-              "flows.demo_data:train", ENDPOINT, case.capture_root)
+              "modelwatch.flows.demo_data:train", ENDPOINT, case.capture_root)
     _register(store, CANARY, "binary", case.training_csv, case.model_path, None,
               "credit-default-canary", canary_capture)
     _register(store, UNMONITORED, "binary", case.training_csv, case.model_path, None, None, None)
     loans = demo_lending.generate_lending(root / "data" / "lending", start=case.days[0][0])
     _register(store, LOANS, "binary", loans.training_csv, loans.model_path,
-              "flows.demo_lending:train", demo_lending.ENDPOINT, loans.capture_root,
+              "modelwatch.flows.demo_lending:train", demo_lending.ENDPOINT, loans.capture_root,
               label=demo_lending.LABEL)
     _card(store, MODEL, "Medium", "Decide who is offered credit", approve=True)
     _card(store, CANARY, "Low", "Shadow copy receiving a slice of traffic", approve=True)

@@ -172,7 +172,7 @@ def build_model() -> Pipeline:
 
 
 def train(frame: pd.DataFrame) -> Pipeline:
-    """The demo model's training entry point (`flows.demo_data:train`), as retraining calls it."""
+    """The demo model's training entry point (`modelwatch.flows.demo_data:train`), as retraining calls it."""
     model = build_model()
     model.fit(frame[FEATURES], frame[LABEL])
     return model

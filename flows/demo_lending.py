@@ -13,9 +13,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import GradientBoostingClassifier
-
-from flows.demo_data import (
+from modelwatch.flows.demo_data import (
     LABEL_DELAY,
     capture_file_name,
     capture_hour_dir,
@@ -23,6 +21,7 @@ from flows.demo_data import (
     random_uuid,
     write_csv_capture_file,
 )
+from sklearn.ensemble import GradientBoostingClassifier
 
 FEATURES: list[str] = ["age", "income", "credit_history_years", "debt_ratio", "late_payments",
                        "branch", "gender"]
@@ -72,7 +71,7 @@ def applicants(n: int, rng: np.random.Generator, *, upstream_change: bool = Fals
 
 
 def train(frame: pd.DataFrame) -> GradientBoostingClassifier:
-    """The loan model's training entry point (`flows.demo_lending:train`)."""
+    """The loan model's training entry point (`modelwatch.flows.demo_lending:train`)."""
     model = GradientBoostingClassifier(n_estimators=60, max_depth=3, random_state=0)
     model.fit(frame[FEATURES], frame[LABEL])
     return model

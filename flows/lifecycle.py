@@ -17,15 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prefect import task
-from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
-
-from flows.retries import STORE_RETRY, retry_unless_user_error
-from modelwatch.errors import UserError
-from tasks.capture import SkippedFile
-from tasks.documents import Execution
-from tasks.executions import (
+from modelwatch.flows.retries import STORE_RETRY, retry_unless_user_error
+from modelwatch.tasks.capture import SkippedFile
+from modelwatch.tasks.documents import Execution
+from modelwatch.tasks.executions import (
     STALE_HEARTBEATS,
     Attempt,
     attempt_key,
@@ -36,8 +31,13 @@ from tasks.executions import (
     record_execution,
     record_running,
 )
-from tasks.markdown import escape_markdown
-from tasks.store import Store, json_bytes
+from modelwatch.tasks.markdown import escape_markdown
+from modelwatch.tasks.store import Store, json_bytes
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from modelwatch.errors import UserError
 
 logger = logging.getLogger("modelwatch.lifecycle")
 HEARTBEAT_SECONDS = 30.0
@@ -112,7 +112,15 @@ def begin_execution(store_uri: str, model: str, monitor_type: str, version: str,
     execution = Execution(model=model, model_version=version, monitor_type=monitor_type,
                           window_start=start, window_end=end, status="Completed", capture=source,
                           baseline=baseline_sources, started_at=now, flow_run_id=run_id)
-    open_execution_task(store_uri, execution, prefix)
+    try:
+        open_execution_task(store_uri, execution, prefix)
+    except Exception as problem:
+        # The index may already say Running (the withdrawal or the attempt failed after it): it must
+        # say this run failed, not wait for the heartbeat allowance to call it interrupted.
+        mark_failed(execution, problem)
+        with contextlib.suppress(Exception):  # the store may be down: then the next run settles it
+            record_outcome(store_uri, execution, None, f"begin {prefix} ({run_id}) failed")
+        raise
     attempt = Attempt(flow_run_id=run_id, started_at=now, heartbeat_at=now, host=socket.gethostname(),
                       pid=os.getpid(), heartbeat_seconds=heartbeat_seconds())
     return ExecutionRun(store_uri, prefix, execution,
@@ -123,7 +131,7 @@ def begin_execution(store_uri: str, model: str, monitor_type: str, version: str,
 def open_execution_task(store_uri: str, execution: Execution, prefix: str) -> None:
     """Settle the model's interrupted runs, withdraw the window's previous outcome, say who runs it
     and index it as Running (each step may be repeated: a retry after a store fault is harmless)."""
-    from tasks.alerts import reevaluate_alert
+    from modelwatch.tasks.alerts import reevaluate_alert
 
     store = Store(store_uri)
     now, run_id = execution.started_at or datetime.now(UTC), execution.flow_run_id
@@ -217,8 +225,8 @@ def update_alert_task(store_uri: str, execution: Execution, metric: float | None
 def record_outcome(store_uri: str, execution: Execution, metric: float | None,
                    cause: str) -> str | None:
     """Index an outcome and re-evaluate the alert against it; the event id of a transition."""
-    from tasks.alerts import reevaluate_alert
-    from tasks.events import emit_transition
+    from modelwatch.tasks.alerts import reevaluate_alert
+    from modelwatch.tasks.events import emit_transition
 
     store = Store(store_uri)
     record_execution(store, execution, metric)
@@ -270,8 +278,8 @@ def finish_execution(run: ExecutionRun, metric: float | None, markdown: str,
 def settle_interrupted(store_uri: str, model: str, monitor_type: str) -> list[str]:
     """Turn the model's Running entries whose runs died into Failed, re-evaluate its alert (and emit
     what changes), and tell Prefect those flow runs crashed. Returns the interrupted windows."""
-    from tasks.alerts import reevaluate_alert
-    from tasks.events import emit_transition
+    from modelwatch.tasks.alerts import reevaluate_alert
+    from modelwatch.tasks.events import emit_transition
 
     store = Store(store_uri)
     _, interrupted = reconcile(store, model, monitor_type, datetime.now(UTC), stale_after())

@@ -11,10 +11,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
-from prefect import flow, task, unmapped
-from prefect.cache_policies import NO_CACHE
-
-from flows.lifecycle import (
+from modelwatch.flows.lifecycle import (
     begin_execution,
     count_violations,
     finish_execution,
@@ -23,9 +20,9 @@ from flows.lifecycle import (
     summary_head,
     write_outputs_task,
 )
-from flows.retries import STORE_RETRY
-from tasks.baselines import Baseline, load_baseline
-from tasks.capture import (
+from modelwatch.flows.retries import STORE_RETRY
+from modelwatch.tasks.baselines import Baseline, load_baseline
+from modelwatch.tasks.capture import (
     PREDICTION,
     SkippedFile,
     UnreadableFile,
@@ -33,12 +30,20 @@ from tasks.capture import (
     parse_capture,
     read_dataset,
 )
-from tasks.constraints import MAX_MALFORMED_SHARE, check_data_quality, drift_scores
-from tasks.documents import ConstraintViolations, Execution
-from tasks.markdown import escape_markdown
-from tasks.profile import DatasetProfile, merge_profiles, profile_columns, profile_table, to_statistics
-from tasks.store import Store, check_slug, default_store_uri, json_bytes, read_uri_bytes
-from tasks.windows import utc_window
+from modelwatch.tasks.constraints import MAX_MALFORMED_SHARE, check_data_quality, drift_scores
+from modelwatch.tasks.documents import ConstraintViolations, Execution
+from modelwatch.tasks.markdown import escape_markdown
+from modelwatch.tasks.profile import (
+    DatasetProfile,
+    merge_profiles,
+    profile_columns,
+    profile_table,
+    to_statistics,
+)
+from modelwatch.tasks.store import Store, check_slug, default_store_uri, json_bytes, read_uri_bytes
+from modelwatch.tasks.windows import utc_window
+from prefect import flow, task, unmapped
+from prefect.cache_policies import NO_CACHE
 
 REPORT_ROWS = 5000
 MAX_CHUNKS = 8  # Prefect records every task run: tens of tasks per flow, not one per file
@@ -154,7 +159,7 @@ def check_task(baseline: Baseline, profile: DatasetProfile, records_read: int,
 @task(name="render-report", cache_policy=NO_CACHE)
 def report_task(baseline: Baseline, sample: pd.DataFrame | None, title: str, status: str,
                 violations: ConstraintViolations) -> str:
-    from tasks.reports import drift_report_html
+    from modelwatch.tasks.reports import drift_report_html
 
     reference = baseline.sample if baseline.sample is not None else pd.DataFrame()
     current = sample if sample is not None else pd.DataFrame()

@@ -7,10 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-
-from flows.lifecycle import (
+from modelwatch.flows.lifecycle import (
     begin_execution,
     count_violations,
     finish_execution,
@@ -18,13 +15,29 @@ from flows.lifecycle import (
     summary_head,
     write_outputs_task,
 )
-from flows.retries import STORE_RETRY
+from modelwatch.flows.retries import STORE_RETRY
+from modelwatch.tasks.baselines import (
+    baseline_prefix,
+    latest_version,
+    parser_of,
+    read_manifest,
+    require_document,
+)
+from modelwatch.tasks.capture import read_dataset
+from modelwatch.tasks.markdown import escape_markdown
+from modelwatch.tasks.store import (
+    Store,
+    check_slug,
+    default_store_uri,
+    filesystem_for,
+    json_dumps,
+    read_uri_bytes,
+)
+from modelwatch.tasks.windows import hour_of_path, utc_window
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
 from modelwatch.errors import UserError
-from tasks.baselines import baseline_prefix, latest_version, parser_of, read_manifest, require_document
-from tasks.capture import read_dataset
-from tasks.markdown import escape_markdown
-from tasks.store import Store, check_slug, default_store_uri, filesystem_for, json_dumps, read_uri_bytes
-from tasks.windows import hour_of_path, utc_window
 
 MONITOR_TYPE = "model-quality"
 MIN_RECORDS = 200
@@ -33,7 +46,7 @@ MIN_RECORDS = 200
 def _problem_type(store: Store, model: str, given: str | None) -> str:
     if given:
         return given
-    from tasks.registry import get_model, model_key
+    from modelwatch.tasks.registry import get_model, model_key
 
     if store.exists(model_key(model)):
         return get_model(store, model).problem_type
@@ -43,7 +56,7 @@ def _problem_type(store: Store, model: str, given: str | None) -> str:
 @task(name="compute-baseline-metrics", cache_policy=NO_CACHE)
 def baseline_metrics_task(dataset: str, problem_type: str, label: str, prediction: str | None,
                           probability: str | None, threshold: float) -> Any:
-    from tasks.quality import compute_metrics
+    from modelwatch.tasks.quality import compute_metrics
 
     frame = read_dataset(dataset).to_pandas()
     missing = [c for c in (label, prediction, probability) if c and c not in frame.columns]
@@ -71,7 +84,7 @@ def suggest_model_quality_baseline(
 ) -> dict[str, str]:
     """Metrics of a labelled validation set with its predictions, and constraints that a window
     drawn like it does not violate (thresholds allow for each metric's standard deviation)."""
-    from tasks.quality import suggest_constraints
+    from modelwatch.tasks.quality import suggest_constraints
 
     check_slug(model, "model name")
     check_slug(version, "model version")
@@ -94,7 +107,7 @@ def suggest_model_quality_baseline(
 
 def load_quality_baseline(store: Store, model: str, version: str | None) -> tuple[str, Any, dict, dict]:
     """(version, constraints, manifest, sources); a reviewed constraints.json in the project wins."""
-    from tasks.quality import ModelQualityConstraints
+    from modelwatch.tasks.quality import ModelQualityConstraints
 
     version = version or latest_version(store, model)
     constraints, source = require_document(store, model, version, MONITOR_TYPE, "constraints.json",
@@ -105,7 +118,7 @@ def load_quality_baseline(store: Store, model: str, version: str | None) -> tupl
 
 def merged_roots(store: Store, model: str, merged: str | list[str] | None) -> list[str]:
     """The merged-data roots to read: those given, else merged/<endpoint> of the model's endpoints."""
-    from tasks.registry import endpoints_of
+    from modelwatch.tasks.registry import endpoints_of
 
     if merged:
         return [merged] if isinstance(merged, str) else list(merged)
@@ -119,8 +132,8 @@ def check_merges_finished(store: Store, model: str, merged: str | list[str] | No
                           end: datetime) -> None:
     """Refuse to judge a window whose ground-truth merge began and never wrote its report (for the
     model's own merged data; merged data given by the caller is taken as it is)."""
-    from tasks.groundtruth import unfinished_merges
-    from tasks.registry import endpoints_of
+    from modelwatch.tasks.groundtruth import unfinished_merges
+    from modelwatch.tasks.registry import endpoints_of
 
     if merged:
         return
@@ -136,7 +149,7 @@ def check_merges_finished(store: Store, model: str, merged: str | list[str] | No
 def merged_files(roots: list[str], start: datetime, end: datetime) -> list[str]:
     """Merged JSONL files of the window's hours (merged data is keyed by the capture hour); the
     day folders that exist are listed, not every hour of the window."""
-    from tasks.capture import existing_days
+    from modelwatch.tasks.capture import existing_days
 
     first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     files: list[str] = []
@@ -160,8 +173,8 @@ def merged_files(roots: list[str], start: datetime, end: datetime) -> list[str]:
 @task(name="read-merged", cache_policy=NO_CACHE, **STORE_RETRY)
 def read_merged_task(files: list[str], features: list[str] | None = None,
                      scored: bool = True) -> Any:
-    from tasks.capture import UnreadableFile
-    from tasks.merged import MergedBatch, read_merged
+    from modelwatch.tasks.capture import UnreadableFile
+    from modelwatch.tasks.merged import MergedBatch, read_merged
 
     total = MergedBatch()
     for uri in files:
@@ -176,7 +189,7 @@ def _metrics(batch: Any, problem_type: str, threshold: float) -> tuple[Any, dict
     """Statistics of a window and the records left out of them, by reason. Labels and predictions
     arrive as text or JSON values: numbers are compared as numbers ("1" == 1); a binary model that
     outputs only a score is thresholded."""
-    from tasks.quality import compute_metrics, normalise_problem_type
+    from modelwatch.tasks.quality import compute_metrics, normalise_problem_type
 
     problem = normalise_problem_type(problem_type)
     binary = problem == "BinaryClassification"
@@ -222,7 +235,7 @@ LEFT_OUT = {"without_label": "had no label", "without_prediction": "had no predi
 
 def _scores(problem_type: str) -> bool:
     """Whether a model's bare outputs in (0, 1) are scores: binary classification only."""
-    from tasks.quality import normalise_problem_type
+    from modelwatch.tasks.quality import normalise_problem_type
 
     return normalise_problem_type(problem_type) == "BinaryClassification"
 
@@ -248,7 +261,7 @@ def monitor_model_quality(
 ) -> dict[str, Any]:
     """One model-quality execution over merged records of [start, end) (default: the merged data of
     the model's endpoints). Fewer than `min_records` labelled records is NoData, not a noisy verdict."""
-    from tasks.quality import check
+    from modelwatch.tasks.quality import check
 
     check_slug(model, "model name")
     start, end = utc_window(start, end)

@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from modelwatch.tasks.store import Store, default_store_uri
 from prefect import flow
 
 from modelwatch.errors import UserError
-from tasks.store import Store, default_store_uri
 
 PERIODS = {"PT1H": timedelta(hours=1), "P1D": timedelta(days=1)}
 
@@ -56,8 +56,8 @@ def scheduled_monitor(
     summarize: bool = True,
 ) -> dict[str, Any]:
     """One scheduled execution for a model and monitor type over the window before this run."""
-    from flows.monitor import monitor_data_quality
-    from tasks.registry import endpoints_of, get_model
+    from modelwatch.flows.monitor import monitor_data_quality
+    from modelwatch.tasks.registry import endpoints_of, get_model
 
     store_uri = store or default_store_uri()
     the_store = Store(store_uri)
@@ -75,9 +75,9 @@ def scheduled_monitor(
             model=model, capture=[f"{e.capture_uri.rstrip('/')}" for e in endpoints], start=start,
             end=end, store=store_uri, version=version, return_state=True)
     elif monitor_type in ("model-quality", "bias-drift"):
-        from flows.bias import monitor_bias_drift
-        from flows.merge import merge_ground_truth
-        from flows.quality import monitor_model_quality
+        from modelwatch.flows.bias import monitor_bias_drift
+        from modelwatch.flows.merge import merge_ground_truth
+        from modelwatch.flows.quality import monitor_model_quality
 
         # These read merged data: join the window's capture with the labels that arrived so far.
         for endpoint in endpoints:
@@ -86,7 +86,7 @@ def scheduled_monitor(
         state = monitor(model=model, start=start, end=end, store=store_uri, version=version,
                         return_state=True)
     elif monitor_type == "feature-attribution-drift":
-        from flows.attribution import monitor_feature_attribution_drift
+        from modelwatch.flows.attribution import monitor_feature_attribution_drift
 
         state = monitor_feature_attribution_drift(
             model=model, start=start, end=end, capture=[e.capture_uri.rstrip("/") for e in endpoints],
@@ -95,7 +95,7 @@ def scheduled_monitor(
         raise UserError(f"monitor type {monitor_type!r}: expected one of data-quality, model-quality, "
                         "bias-drift, feature-attribution-drift")
     if summarize:
-        from flows.summary import summarize_fleet
+        from modelwatch.flows.summary import summarize_fleet
 
         summarize_fleet(store=store_uri)
     return state.result()
@@ -111,7 +111,7 @@ def scheduled_merge(
 ) -> dict[str, Any]:
     """The ground-truth merge job of an endpoint: merge the window before this run with the labels
     that arrived within the lookback (re-running a window rewrites the same merged files)."""
-    from flows.merge import merge_ground_truth
+    from modelwatch.flows.merge import merge_ground_truth
 
     start, end = run_window(period, window_end)
     return merge_ground_truth(endpoint=endpoint, start=start, end=end, lookback=lookback,

@@ -20,17 +20,16 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from modelwatch.flows.lifecycle import mark_crashed, stale_after
+from modelwatch.flows.retries import STORE_RETRY
+from modelwatch.tasks.alerts import Alert, criteria_changed, read_alert, reevaluate_alert
+from modelwatch.tasks.dashboard import BatchJobCell, DashboardRow, ModelPage, MonitorCell
+from modelwatch.tasks.documents import MONITOR_TYPES
+from modelwatch.tasks.markdown import escape_markdown
+from modelwatch.tasks.store import Store, default_store_uri
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
-
-from flows.lifecycle import mark_crashed, stale_after
-from flows.retries import STORE_RETRY
-from tasks.alerts import Alert, criteria_changed, read_alert, reevaluate_alert
-from tasks.dashboard import BatchJobCell, DashboardRow, ModelPage, MonitorCell
-from tasks.documents import MONITOR_TYPES
-from tasks.markdown import escape_markdown
-from tasks.store import Store, default_store_uri
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -45,7 +44,7 @@ def _parallel(fn: Callable[[T], R], items: list[T]) -> list[R]:
 def schedule_states() -> dict[tuple[str, str], Any]:
     """Monitor schedules from Prefect. Errors propagate: a dashboard must never show 'None' for a
     schedule it could not read."""
-    from deployments.prefect_api import monitor_schedules
+    from modelwatch.deployments.prefect_api import monitor_schedules
 
     return monitor_schedules()
 
@@ -72,7 +71,7 @@ def monitor_cell(schedule: Any | None, alert: Alert) -> MonitorCell:
 def build_row(model: Any, endpoints: list[Any], latest_job: Any | None, card: Any | None,
               schedules: dict[tuple[str, str], Any], alerts: dict[str, Alert]) -> DashboardRow:
     """One dashboard row from the documents that describe a model (a plain function)."""
-    from tasks.cards import risk_rating
+    from modelwatch.tasks.cards import risk_rating
 
     return DashboardRow(
         model=model.name,
@@ -90,7 +89,7 @@ def build_row(model: Any, endpoints: list[Any], latest_job: Any | None, card: An
 @task(name="read-fleet", cache_policy=NO_CACHE, **STORE_RETRY)
 def read_fleet_task(store_uri: str) -> dict[str, Any]:
     """The registry: models, endpoints and batch jobs (what every row needs to be built)."""
-    from tasks.registry import list_batch_jobs, list_endpoints, list_models
+    from modelwatch.tasks.registry import list_batch_jobs, list_endpoints, list_models
 
     store = Store(store_uri)
     return {"models": list_models(store), "endpoints": list_endpoints(store),
@@ -113,8 +112,8 @@ def summarize_model(store: Store, model: Any, endpoints: list[Any], jobs: list[A
                     schedules: dict[tuple[str, str], Any], generated_at: datetime) -> ModelSummary:
     """Settle the model's interrupted executions, re-evaluate alerts whose criteria changed, build its
     row and write its page. A problem is reported on the row, never raised."""
-    from tasks.cards import latest_card
-    from tasks.executions import RUNNING, read_index, reconcile
+    from modelwatch.tasks.cards import latest_card
+    from modelwatch.tasks.executions import RUNNING, read_index, reconcile
 
     alerts: dict[str, Alert] = {}
     indexes: dict[str, Any] = {}
@@ -164,8 +163,8 @@ def _said(problem: Exception) -> str:
 def write_model_page(store: Store, row: DashboardRow, model: Any, endpoints: list[Any],
                      jobs: list[Any], card: Any | None, alerts: dict[str, Alert],
                      indexes: dict[str, Any], generated_at: datetime) -> None:
-    from tasks.dashboard_html import render_model_page
-    from tasks.registry import lineage_edges
+    from modelwatch.tasks.dashboard_html import render_model_page
+    from modelwatch.tasks.registry import lineage_edges
 
     executions = [e for t in MONITOR_TYPES if indexes.get(t) is not None
                   for e in indexes[t].executions]
@@ -208,7 +207,7 @@ def summarize_models_task(store_uri: str, fleet: dict[str, Any],
 @task(name="write-dashboard", cache_policy=NO_CACHE, **STORE_RETRY)
 def write_dashboard_task(store_uri: str, rows: list[DashboardRow],
                          generated_at: datetime) -> dict[str, str]:
-    from tasks.dashboard_html import render_index
+    from modelwatch.tasks.dashboard_html import render_index
 
     store = Store(store_uri)
     flat = [row.flat() for row in rows]
@@ -247,9 +246,8 @@ def alarm_markdown(rows: list[DashboardRow]) -> str:
 def summarize_fleet(store: str | None = None, publish: bool = True) -> dict[str, Any]:
     """Build and write the dashboard; return its outputs, which models are in alarm, and the models
     that could not be summarised (their rows say why)."""
+    from modelwatch.tasks.events import emit_transition
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
-
-    from tasks.events import emit_transition
 
     store_uri = store or default_store_uri()
     generated_at = datetime.now(UTC)

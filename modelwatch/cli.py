@@ -94,17 +94,17 @@ def baseline_suggest(
     if categorical_drift_method not in ("LInfinity", "ChiSquared"):
         raise UserError(f"--categorical-drift-method {categorical_drift_method!r}: "
                         "expected LInfinity or ChiSquared")
-    from tasks.store import check_slug
+    from modelwatch.tasks.store import check_slug
 
     check_slug(model, "model name")
     check_slug(version, "model version")
     open_store(store, writable=True)
-    from tasks.store import filesystem_for
+    from modelwatch.tasks.store import filesystem_for
 
     fs, path = filesystem_for(dataset)
     if not fs.isfile(path):
         raise UserError(f"--dataset {dataset}: no such file (expected a CSV or Parquet dataset)")
-    from tasks.capture import dataset_columns
+    from modelwatch.tasks.capture import dataset_columns
 
     columns = dataset_columns(dataset)
     for option, column in (("--label", label), ("--prediction", prediction),
@@ -116,7 +116,7 @@ def baseline_suggest(
         if not label or not prediction or not facet:
             raise UserError("--type bias-drift needs --label, --prediction and at least one --facet")
         with stdout_to_stderr():
-            from flows.bias import suggest_bias_baseline
+            from modelwatch.flows.bias import suggest_bias_baseline
 
             uris = suggest_bias_baseline(
                 model=model, dataset=dataset, label=label, prediction=prediction, facets=facet,
@@ -128,7 +128,7 @@ def baseline_suggest(
         return
     if monitor_type == "feature-attribution-drift":
         with stdout_to_stderr():
-            from flows.attribution import suggest_attribution_baseline
+            from modelwatch.flows.attribution import suggest_attribution_baseline
 
             uris = suggest_attribution_baseline(
                 model=model, dataset=dataset, version=version, label=label, sample_size=sample_size,
@@ -139,7 +139,7 @@ def baseline_suggest(
         if not label or not (prediction or probability):
             raise UserError("--type model-quality needs --label and --prediction (or --probability)")
         with stdout_to_stderr():
-            from flows.quality import suggest_model_quality_baseline
+            from modelwatch.flows.quality import suggest_model_quality_baseline
 
             uris = suggest_model_quality_baseline(
                 model=model, dataset=dataset, label=label, prediction=prediction,
@@ -148,7 +148,7 @@ def baseline_suggest(
         emit_json(uris)
         return
     with stdout_to_stderr():
-        from flows.baseline import suggest_baseline
+        from modelwatch.flows.baseline import suggest_baseline
 
         uris = suggest_baseline(model=model, dataset=dataset, monitor_type=monitor_type,
                                 label=label, version=version, store=store,
@@ -189,8 +189,8 @@ def monitor_run(
     """Run one monitoring execution over [start, end) and print its execution.json."""
     check_type(monitor_type)
     begin, finish = parse_window(start, end)
-    from tasks.capture import UNTIMED_CHOICES
-    from tasks.store import check_slug
+    from modelwatch.tasks.capture import UNTIMED_CHOICES
+    from modelwatch.tasks.store import check_slug
 
     check_slug(model, "model name")
     if untimed not in UNTIMED_CHOICES:
@@ -203,17 +203,17 @@ def monitor_run(
         raise UserError(f"--min-records {min_records}: expected at least 1")
     minimum = {} if min_records is None else {"min_records": min_records}
     if monitor_type == "model-quality":
-        from flows.quality import load_quality_baseline, monitor_model_quality
+        from modelwatch.flows.quality import load_quality_baseline, monitor_model_quality
 
         load_quality_baseline(the_store, model, version)
         flow_call = partial(monitor_model_quality, merged=merged, **minimum)
     elif monitor_type == "bias-drift":
-        from flows.bias import load_bias_baseline, monitor_bias_drift
+        from modelwatch.flows.bias import load_bias_baseline, monitor_bias_drift
 
         load_bias_baseline(the_store, model, version)
         flow_call = partial(monitor_bias_drift, merged=merged, **minimum)
     elif monitor_type == "feature-attribution-drift":
-        from flows.attribution import load_attribution_baseline, monitor_feature_attribution_drift
+        from modelwatch.flows.attribution import load_attribution_baseline, monitor_feature_attribution_drift
 
         load_attribution_baseline(the_store, model, version)
         flow_call = partial(monitor_feature_attribution_drift, capture=capture,
@@ -222,8 +222,8 @@ def monitor_run(
     else:
         if capture is None:
             raise UserError("--type data-quality needs --capture")
-        from flows.monitor import monitor_data_quality
-        from tasks.baselines import load_baseline
+        from modelwatch.flows.monitor import monitor_data_quality
+        from modelwatch.tasks.baselines import load_baseline
 
         load_baseline(the_store, model, monitor_type, version, with_sample=False)
         flow_call = partial(monitor_data_quality, capture=capture,
@@ -254,8 +254,8 @@ def _execution_of(state: Any, model: str, monitor_type: str, begin: datetime, fi
     except BaseException as raised:  # noqa: BLE001 - reported as this run's failure
         problem = raised
     reason = f"{type(problem).__name__}: {problem}"[:2000]
-    from tasks.executions import execution_prefix
-    from tasks.store import Store, default_store_uri
+    from modelwatch.tasks.executions import execution_prefix
+    from modelwatch.tasks.store import Store, default_store_uri
 
     key = f"{execution_prefix(model, monitor_type, begin, finish)}/execution.json"
     try:
@@ -268,7 +268,7 @@ def _execution_of(state: Any, model: str, monitor_type: str, begin: datetime, fi
             return document, document.get("failure_reason") or reason
         return document, f"the execution finished {document.get('status')} but recording its " \
                          f"outcome failed: {reason}"
-    from tasks.windows import iso_z
+    from modelwatch.tasks.windows import iso_z
 
     return {"model": model, "monitor_type": monitor_type, "window_start": iso_z(begin),
             "window_end": iso_z(finish), "status": "Failed", "failure_reason": reason,
@@ -280,7 +280,7 @@ def demo(
     out: Annotated[str, typer.Option(help="Folder for the demo's data and store.")] = "demo-output",
 ) -> None:
     """Generate a drifting credit-default case and monitor two days of its traffic."""
-    from flows.demo import run_demo
+    from modelwatch.flows.demo import run_demo
 
     run_demo(out)
 
@@ -288,7 +288,7 @@ def demo(
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 done, 1 an execution failed (or the store kept failing
     after its bounded retries), 2 a user error."""
-    from tasks.store import StoreConflict, StoreUnavailable
+    from modelwatch.tasks.store import StoreConflict, StoreUnavailable
 
     try:
         code = app(args=argv, prog_name="modelwatch", standalone_mode=False)

@@ -37,7 +37,7 @@ def stdout_to_stderr() -> Iterator[None]:
 
 def emit_json(document: Any) -> None:
     """Print one JSON document on stdout (the only thing a JSON-printing command writes there)."""
-    from tasks.store import json_dumps
+    from modelwatch.tasks.store import json_dumps
 
     sys.stdout.write(json_dumps(document) + "\n")
     sys.stdout.flush()
@@ -53,7 +53,7 @@ def check_type(monitor_type: str) -> str:
 
 
 def parse_window(start: str, end: str) -> tuple[datetime, datetime]:
-    from tasks.windows import parse_time, utc_window
+    from modelwatch.tasks.windows import parse_time, utc_window
 
     begin, finish = parse_time(start, "--start"), parse_time(end, "--end")
     if finish <= begin:
@@ -64,6 +64,6 @@ def parse_window(start: str, end: str) -> tuple[datetime, datetime]:
 def open_store(store: str | None, writable: bool = False):
     """The Store for a --store value (default $MODELWATCH_STORE, else ./modelwatch-store), checked
     before any work: a file, a missing bucket or (writable) a read-only folder is a user error."""
-    from tasks.store import Store, default_store_uri
+    from modelwatch.tasks.store import Store, default_store_uri
 
     return Store(store or default_store_uri()).check(writable=writable)

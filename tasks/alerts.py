@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from modelwatch.tasks.dashboard import AlertHistoryEntry, ExecutionSummary
+from modelwatch.tasks.documents import Document
+from modelwatch.tasks.store import Store, check_slug
 from pydantic import Field, ValidationError
 
 from modelwatch.errors import UserError
-from tasks.dashboard import AlertHistoryEntry, ExecutionSummary
-from tasks.documents import Document
-from tasks.store import Store, check_slug
 
 AlertState = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
 # Executions that say something about the data; NoData and Failed windows are not datapoints.
@@ -26,7 +26,7 @@ class AlertCriteria(Document):
     evaluation_period: int = 1
 
     def validate_values(self) -> AlertCriteria:
-        from tasks.executions import MAX_ENTRIES
+        from modelwatch.tasks.executions import MAX_ENTRIES
 
         if not 1 <= self.evaluation_period <= MAX_ENTRIES or \
                 not 1 <= self.datapoints_to_alert <= self.evaluation_period:
@@ -149,7 +149,7 @@ def reevaluate_alert(store: Store, model: str, monitor_type: str, *, cause: str,
     evaluation: when a write landed but its answer was lost and the update ran again, the transition
     it made is found in the history by its cause, so it is still emitted, once.
     """
-    from tasks.executions import read_index
+    from modelwatch.tasks.executions import read_index
 
     found: dict[str, Any] = {}
 

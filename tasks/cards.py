@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from modelwatch.tasks.documents import Document
+from modelwatch.tasks.store import Store, check_slug, json_dumps
 from pydantic import Field
 
 from modelwatch.errors import UserError
-from tasks.documents import Document
-from tasks.store import Store, check_slug, json_dumps
 
 __all__ = [
     "ALLOWED_MOVES", "RISK_RATINGS", "STATUSES", "STATUS_EVENT", "CardContentError", "ModelCard",
@@ -410,7 +410,7 @@ def _version_numbers(store: Store, model: str) -> list[int]:
 
 
 def _read(store: Store, model: str, number: int) -> ModelCard:
-    from tasks.baselines import parse_document
+    from modelwatch.tasks.baselines import parse_document
 
     key = card_key(model, number)
     card = parse_document(ModelCard, store.read_bytes(key), store.uri(key))
@@ -527,7 +527,7 @@ def create_card(store: Store, model: str, content: dict[str, Any] | None, by: st
     model's name. Refused when that model version already has a card that is not Archived (change
     it with update_card). The status history of earlier cards is carried forward.
     """
-    from tasks.registry import get_model
+    from modelwatch.tasks.registry import get_model
 
     record = get_model(store, model)
     content = copy.deepcopy(content) if content is not None else {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tasks.documents import (
+from modelwatch.tasks.documents import (
     Constraints,
     ConstraintViolations,
     DistributionConstraints,
@@ -22,8 +22,8 @@ from tasks.documents import (
     StringConstraints,
     Violation,
 )
-from tasks.drift import DRIFT_METHODS
-from tasks.profile import ColumnProfile, DatasetProfile, column_from_statistics
+from modelwatch.tasks.drift import DRIFT_METHODS
+from modelwatch.tasks.profile import ColumnProfile, DatasetProfile, column_from_statistics
 
 MAX_DOMAIN = 100  # a String feature with more distinct values gets no domain constraint
 COMPLETENESS_Z = 3.0  # standard errors of slack before completeness_check fires

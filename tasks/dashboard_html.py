@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from tasks.csp import script_hash
-from tasks.dashboard import DashboardRow, ExecutionSummary, ModelPage, MonitorCell
-from tasks.documents import MONITOR_TYPES
+from modelwatch.tasks.csp import script_hash
+from modelwatch.tasks.dashboard import DashboardRow, ExecutionSummary, ModelPage, MonitorCell
+from modelwatch.tasks.documents import MONITOR_TYPES
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",

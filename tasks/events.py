@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tasks.alerts import Transition
+from modelwatch.tasks.alerts import Transition
 
 logger = logging.getLogger("modelwatch.events")
 

@@ -47,14 +47,22 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from modelwatch.tasks.capture import arrow_owned, quarantine_entry, record_time
+from modelwatch.tasks.documents import Document
+from modelwatch.tasks.jsonl_layout import (
+    PLAIN,
+    STRING,
+    Layout,
+    LayoutMatch,
+    arrow_lines,
+    as_text,
+    match_layouts,
+)
+from modelwatch.tasks.store import Store, check_slug, filesystem_for
+from modelwatch.tasks.windows import check_window, iso_z, parse_duration, parse_time
 from pydantic import Field
 
 from modelwatch.errors import UserError
-from tasks.capture import arrow_owned, quarantine_entry, record_time
-from tasks.documents import Document
-from tasks.jsonl_layout import PLAIN, STRING, Layout, LayoutMatch, arrow_lines, as_text, match_layouts
-from tasks.store import Store, check_slug, filesystem_for
-from tasks.windows import check_window, iso_z, parse_duration, parse_time
 
 GROUNDTRUTH = "groundtruth"
 MERGED = "merged"
@@ -948,7 +956,7 @@ LabelFile = tuple[str, datetime, datetime | None]  # key, labelled hour, when it
 def list_ground_truth(store: Store, endpoint: str, start: datetime, end: datetime) -> list[LabelFile]:
     """(key, labelled hour, modification time) of the ground-truth files labelled in the hours
     overlapping [start, end): the day folders that exist, then their hours in the range."""
-    from tasks.capture import existing_days
+    from modelwatch.tasks.capture import existing_days
 
     prefix = groundtruth_prefix(endpoint)
     first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)

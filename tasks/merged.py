@@ -13,8 +13,7 @@ from typing import Any
 
 import orjson
 import pandas as pd
-
-from tasks.capture import (
+from modelwatch.tasks.capture import (
     MalformedRecord,
     csv_table,
     decode_payload,

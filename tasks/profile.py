@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from tasks.distinct import DistinctSketch
-from tasks.documents import (
+from modelwatch.tasks.distinct import DistinctSketch
+from modelwatch.tasks.documents import (
     Common,
     DatasetInfo,
     FeatureStatistics,
@@ -23,7 +22,7 @@ from tasks.documents import (
     Statistics,
     StringStatistics,
 )
-from tasks.sketch import QuantileSketch
+from modelwatch.tasks.sketch import QuantileSketch
 
 _NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 MAX_CATEGORIES = 10_000  # kept per column; the rest is counted as overflow

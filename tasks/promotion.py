@@ -3,14 +3,21 @@ when that version's model card is Approved."""
 
 from __future__ import annotations
 
+from modelwatch.tasks.registry import (
+    EndpointRecord,
+    EndpointVersionChange,
+    get_endpoint,
+    get_model,
+    save_endpoint,
+)
+from modelwatch.tasks.store import Store
+
 from modelwatch.errors import UserError
-from tasks.registry import EndpointRecord, EndpointVersionChange, get_endpoint, get_model, save_endpoint
-from tasks.store import Store
 
 
 def promote_endpoint(store: Store, endpoint: str, version: str, by: str | None = None) -> EndpointRecord:
     """Point an endpoint at `version` of its model; refused unless the version's card is Approved."""
-    from tasks.cards import card_for_version
+    from modelwatch.tasks.cards import card_for_version
 
     record = get_endpoint(store, endpoint)
     get_model(store, record.model).version(version)

@@ -5,7 +5,7 @@ Documents (see section 5 of shared/interop/sagemaker-formats.md):
 * statistics.json -- `version`, `dataset.item_count` and one group per problem type:
   `binary_classification_metrics`, `multiclass_classification_metrics` or `regression_metrics`; every
   scalar metric is `{"value": v, "standard_deviation": sd}` (SageMaker writes an unknown sd as the string
-  "NaN": write documents with `tasks.store.json_dumps`, which does the same).
+  "NaN": write documents with `modelwatch.tasks.store.json_dumps`, which does the same).
 * constraints.json -- `version` and `<group>_constraints`: metric name -> `{threshold, comparison_operator}`.
   The operator names the *violating* condition: `LessThanThreshold` fires when value < threshold.
 * constraint_violations.json -- `{"violations": [{constraint_check_type, description, metric_name}]}` with
@@ -55,9 +55,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from modelwatch.tasks.documents import DatasetInfo, Document
 from pydantic import Field
-
-from tasks.documents import DatasetInfo, Document
 
 ProblemType = Literal["BinaryClassification", "MulticlassClassification", "Regression"]
 ComparisonOperator = Literal[

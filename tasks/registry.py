@@ -8,11 +8,11 @@ import re
 from datetime import UTC, datetime
 from typing import Literal
 
+from modelwatch.tasks.documents import Document
+from modelwatch.tasks.store import Store, check_slug
 from pydantic import Field
 
 from modelwatch.errors import UserError
-from tasks.documents import Document
-from tasks.store import Store, check_slug
 
 ProblemType = Literal["binary", "multiclass", "regression"]
 PROBLEM_TYPES: tuple[str, ...] = ("binary", "multiclass", "regression")
@@ -144,7 +144,7 @@ def batch_job_key(job_id: str) -> str:
 def _load(store: Store, key: str, kind: type[Document], what: str):
     if not store.exists(key):
         raise UserError(f"unknown {what}: {store.uri(key)} does not exist")
-    from tasks.baselines import parse_document
+    from modelwatch.tasks.baselines import parse_document
 
     return parse_document(kind, store.read_bytes(key), store.uri(key))
 
@@ -158,7 +158,7 @@ def save_model(store: Store, record: ModelRecord) -> str:
 
 
 def list_models(store: Store) -> list[ModelRecord]:
-    from tasks.baselines import parse_document
+    from modelwatch.tasks.baselines import parse_document
 
     return [parse_document(ModelRecord, store.read_bytes(key), store.uri(key))
             for key in store.list("registry/models") if key.endswith(".json")]
@@ -188,7 +188,7 @@ def add_version(store: Store, name: str, version: ModelVersion) -> ModelRecord:
 
 def artifact_bytes(uri: str) -> bytes:
     """The whole artifact file; a missing one is a user error naming it."""
-    from tasks.store import read_uri_bytes
+    from modelwatch.tasks.store import read_uri_bytes
 
     return read_uri_bytes(uri, "model artifact ")
 
@@ -225,7 +225,7 @@ def save_endpoint(store: Store, record: EndpointRecord) -> str:
 
 
 def list_endpoints(store: Store) -> list[EndpointRecord]:
-    from tasks.baselines import parse_document
+    from modelwatch.tasks.baselines import parse_document
 
     return [parse_document(EndpointRecord, store.read_bytes(key), store.uri(key))
             for key in store.list("registry/endpoints") if key.endswith(".json")]
@@ -253,7 +253,7 @@ def save_batch_job(store: Store, job: BatchJob) -> str:
 
 
 def list_batch_jobs(store: Store, model: str | None = None) -> list[BatchJob]:
-    from tasks.baselines import parse_document
+    from modelwatch.tasks.baselines import parse_document
 
     jobs = [parse_document(BatchJob, store.read_bytes(key), store.uri(key))
             for key in store.list("registry/batch-jobs") if key.endswith(".json")]
@@ -301,8 +301,8 @@ def infer_features(uri: str, label: str | None, option: str = "dataset") -> list
     """
     import logging
 
-    from tasks.capture import read_dataset
-    from tasks.profile import profile_table
+    from modelwatch.tasks.capture import read_dataset
+    from modelwatch.tasks.profile import profile_table
 
     table = read_dataset(uri)
     if label is not None and label not in table.column_names:

@@ -20,11 +20,7 @@ from fairlearn.metrics import (
     true_positive_rate,
     true_positive_rate_difference,
 )
-from sklearn.metrics import accuracy_score
-from sklearn.neighbors import KNeighborsClassifier
-
-from modelwatch.errors import UserError
-from tasks.bias import (
+from modelwatch.tasks.bias import (
     POST_TRAINING_METRICS,
     BiasAnalysis,
     BiasConstraints,
@@ -41,7 +37,11 @@ from tasks.bias import (
     parse_label_values,
     suggest_bias_constraints,
 )
-from tasks.store import json_dumps
+from modelwatch.tasks.store import json_dumps
+from sklearn.metrics import accuracy_score
+from sklearn.neighbors import KNeighborsClassifier
+
+from modelwatch.errors import UserError
 from tests.sagemaker_samples import sample
 
 

@@ -7,10 +7,10 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from modelwatch.tasks.capture import list_capture_files, parse_capture
+from modelwatch.tasks.windows import hour_prefixes, parse_time
 
 from modelwatch.errors import UserError
-from tasks.capture import list_capture_files, parse_capture
-from tasks.windows import hour_prefixes, parse_time
 from tests.sagemaker_samples import sample
 
 FEATURES = ["a", "b", "c"]
@@ -203,7 +203,7 @@ def test_a_record_without_a_usable_time_is_counted_and_quarantined(value, reason
 def test_gzip_capture_is_read_and_other_files_are_noted(tmp_path) -> None:
     import gzip
 
-    from tasks.capture import SkippedFile
+    from modelwatch.tasks.capture import SkippedFile
 
     hour = tmp_path / "cap" / "AllTraffic" / "2026" / "11" / "23" / "10"
     hour.mkdir(parents=True)
@@ -234,7 +234,7 @@ def test_blank_lines_are_counted_and_huge_lines_quarantined_in_part() -> None:
 def test_windows_are_bounded_and_listed_by_what_exists(tmp_path, monkeypatch) -> None:
     import time
 
-    from tasks.windows import utc_window
+    from modelwatch.tasks.windows import utc_window
 
     with pytest.raises(UserError, match="MODELWATCH_MAX_WINDOW"):
         utc_window(datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
@@ -249,7 +249,7 @@ def test_windows_are_bounded_and_listed_by_what_exists(tmp_path, monkeypatch) ->
 
 
 def test_dataset_columns_reads_a_header_longer_than_one_block_and_refuses_repeats(tmp_path) -> None:
-    from tasks.capture import dataset_columns
+    from modelwatch.tasks.capture import dataset_columns
 
     names = [f"feature_with_a_long_name_{i:05d}" for i in range(4_000)]  # ~130 KiB of header
     path = tmp_path / "wide.csv"

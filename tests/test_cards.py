@@ -11,11 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from modelwatch import cli
-from modelwatch.errors import UserError
-from tasks import cards
-from tasks.cards import (
+from modelwatch.tasks import cards
+from modelwatch.tasks.cards import (
     STATUS_EVENT,
     ModelCard,
     card_for_version,
@@ -31,8 +28,11 @@ from tasks.cards import (
     update_card,
     validate_content,
 )
-from tasks.registry import ModelRecord, ModelVersion, register_model
-from tasks.store import Store
+from modelwatch.tasks.registry import ModelRecord, ModelVersion, register_model
+from modelwatch.tasks.store import Store
+
+from modelwatch import cli
+from modelwatch.errors import UserError
 from tests.sagemaker_samples import sample
 from tests.test_cli import modelwatch
 

@@ -7,10 +7,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-
-from tasks.constraints import check_data_quality, suggest_constraints
-from tasks.drift import DRIFT_METHODS, robust_correction
-from tasks.profile import profile_columns, profile_table, to_statistics
+from modelwatch.tasks.constraints import check_data_quality, suggest_constraints
+from modelwatch.tasks.drift import DRIFT_METHODS, robust_correction
+from modelwatch.tasks.profile import profile_columns, profile_table, to_statistics
 
 
 def draw(n: int, seed: int) -> pd.DataFrame:

@@ -15,12 +15,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from modelwatch.flows.demo_data import LABEL, generate_demo
+from modelwatch.tasks.executions import execution_prefix, read_index
+from modelwatch.tasks.registry import (
+    EndpointRecord,
+    ModelRecord,
+    ModelVersion,
+    register_endpoint,
+    register_model,
+)
+from modelwatch.tasks.store import TEMP_SUFFIX, Store
+from modelwatch.tasks.windows import iso_z
 
-from flows.demo_data import LABEL, generate_demo
-from tasks.executions import execution_prefix, read_index
-from tasks.registry import EndpointRecord, ModelRecord, ModelVersion, register_endpoint, register_model
-from tasks.store import TEMP_SUFFIX, Store
-from tasks.windows import iso_z
 from tests.cli_run import invoke, run
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -1,4 +1,4 @@
-"""Tests for tasks.dashboard_html: the rendered strings (escaping, CSP, columns) and the pages as a real
+"""Tests for tasks/dashboard_html.py: the rendered strings (escaping, CSP, columns) and the pages as a real
 browser runs them (headless Chromium: DOM after our script ran, deep-link sorting/filtering, a
 hostile model card that must stay inert, screenshots).
 
@@ -19,8 +19,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
-from tasks.dashboard import (
+from modelwatch.tasks.dashboard import (
     AlertHistoryEntry,
     BatchJobCell,
     DashboardRow,
@@ -28,8 +27,9 @@ from tasks.dashboard import (
     ModelPage,
     MonitorCell,
 )
-from tasks.dashboard_html import SCRIPT, render_index, render_model_page, safe_href
-from tasks.documents import MONITOR_TYPES
+from modelwatch.tasks.dashboard_html import SCRIPT, render_index, render_model_page, safe_href
+from modelwatch.tasks.documents import MONITOR_TYPES
+
 from tests.chromium import needs_chromium
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)

@@ -7,9 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from flows.demo import LOANS, MODEL, run_demo
-from tasks.store import Store
+from modelwatch.flows.demo import LOANS, MODEL, run_demo
+from modelwatch.tasks.store import Store
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -62,7 +61,7 @@ def test_scheduled_runs_of_the_label_and_attribution_monitors(demo: tuple[dict, 
                                                               monitor_type: str) -> None:
     """What a schedule runs for day two: the merge first where the monitor reads merged data, then
     the monitor, on the endpoints the registry names."""
-    from flows.scheduled import scheduled_monitor
+    from modelwatch.flows.scheduled import scheduled_monitor
 
     result, out = demo
     day_two_end = max(e["window_end"] for e in result["executions"])
@@ -73,8 +72,9 @@ def test_scheduled_runs_of_the_label_and_attribution_monitors(demo: tuple[dict, 
 
 
 def test_merge_job_is_a_scheduled_deployment(demo: tuple[dict, Path]) -> None:
-    from deployments.prefect_api import merge_schedules
-    from flows.scheduled import scheduled_merge
+    from modelwatch.deployments.prefect_api import merge_schedules
+    from modelwatch.flows.scheduled import scheduled_merge
+
     from tests.cli_run import invoke, run
 
     result, out = demo

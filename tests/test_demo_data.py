@@ -1,4 +1,4 @@
-"""Tests for the synthetic credit-default capture generator in flows.demo_data."""
+"""Tests for the synthetic credit-default capture generator in modelwatch.flows.demo_data."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-
-from flows.demo_data import (
+from modelwatch.flows.demo_data import (
     CATEGORICAL,
     FEATURES,
     LABEL,

@@ -78,8 +78,8 @@ def completed(runs: list[dict]) -> list[dict]:
 
 def test_scheduled_drift_raises_alert_and_retrains(prefect_server: str, s3_bucket: str,
                                                    tmp_path: Path) -> None:
-    from flows.demo_data import LABEL, generate_demo
-    from tasks.store import Store
+    from modelwatch.flows.demo_data import LABEL, generate_demo
+    from modelwatch.tasks.store import Store
 
     api = prefect_server
     env = {**server_env(tmp_path / "client-home", api), "MODELWATCH_STORE": s3_bucket,
@@ -99,7 +99,7 @@ def test_scheduled_drift_raises_alert_and_retrains(prefect_server: str, s3_bucke
     cli(env, "models", "register", "--model", MODEL, "--problem-type", "binary",
         "--features-from", dataset, "--label", LABEL, "--artifact",
         f"{s3_bucket}/models/credit-default/1/model.joblib", "--training-dataset", dataset,
-        "--training-entry-point", "flows.demo_data:train")
+        "--training-entry-point", "modelwatch.flows.demo_data:train")
     cli(env, "endpoints", "register", "--endpoint", ENDPOINT, "--model", MODEL,
         "--model-version", "1")
     cli(env, "cards", "create", "--model", MODEL, "--risk-rating", "Medium",
@@ -139,8 +139,8 @@ def test_scheduled_drift_raises_alert_and_retrains(prefect_server: str, s3_bucke
         finally:
             stop_group(serve)
 
-    from tasks.cards import latest_card
-    from tasks.registry import get_model
+    from modelwatch.tasks.cards import latest_card
+    from modelwatch.tasks.registry import get_model
 
     record = get_model(store, MODEL)
     assert [v.version for v in record.versions] == ["1", "2"]

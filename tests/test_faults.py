@@ -16,13 +16,19 @@ from pathlib import Path
 
 import boto3
 import pytest
+from modelwatch.flows.demo_data import LABEL, generate_demo
+from modelwatch.tasks.alerts import read_alert
+from modelwatch.tasks.executions import read_index
+from modelwatch.tasks.registry import (
+    EndpointRecord,
+    ModelRecord,
+    ModelVersion,
+    register_endpoint,
+    register_model,
+)
+from modelwatch.tasks.store import Store
+from modelwatch.tasks.windows import iso_z
 
-from flows.demo_data import LABEL, generate_demo
-from tasks.alerts import read_alert
-from tasks.executions import read_index
-from tasks.registry import EndpointRecord, ModelRecord, ModelVersion, register_endpoint, register_model
-from tasks.store import Store
-from tasks.windows import iso_z
 from tests.cli_run import invoke, run
 from tests.s3faults import Faults, fail_when, faulty_proxy
 

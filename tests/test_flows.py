@@ -8,11 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from modelwatch.flows.demo_data import LABEL, generate_demo
+from modelwatch.tasks.documents import ConstraintViolations, Statistics
+from modelwatch.tasks.store import Store
+from modelwatch.tasks.windows import iso_z
 
-from flows.demo_data import LABEL, generate_demo
-from tasks.documents import ConstraintViolations, Statistics
-from tasks.store import Store
-from tasks.windows import iso_z
 from tests.cli_run import invoke, run
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -165,7 +165,13 @@ def test_two_extreme_values_do_not_blind_the_window(case, tmp_path: Path) -> Non
     finite statistics and its verdict; the report is rendered or its failure noted."""
     import csv as csvlib
 
-    from flows.demo_data import FEATURES, capture_file_name, capture_hour_dir, capture_line, capture_record
+    from modelwatch.flows.demo_data import (
+        FEATURES,
+        capture_file_name,
+        capture_hour_dir,
+        capture_line,
+        capture_record,
+    )
 
     store_uri = str(tmp_path / "store")
     suggest(case, store_uri)

@@ -16,10 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-
-from flows.demo_data import capture_line, capture_record
-from modelwatch.errors import UserError
-from tasks.groundtruth import (
+from modelwatch.flows.demo_data import capture_line, capture_record
+from modelwatch.tasks.groundtruth import (
     HOUR,
     WindowMerge,
     concat_labels,
@@ -34,8 +32,10 @@ from tasks.groundtruth import (
     resolve_labels,
     write_ground_truth,
 )
-from tasks.store import Store
-from tasks.windows import check_window, parse_duration
+from modelwatch.tasks.store import Store
+from modelwatch.tasks.windows import check_window, parse_duration
+
+from modelwatch.errors import UserError
 from tests.sagemaker_samples import sample
 
 H0 = datetime(2026, 11, 23, tzinfo=UTC)
@@ -234,7 +234,7 @@ def test_the_layout_and_the_json_parser_read_the_same_records(monkeypatch: pytes
     data = _varied_captures()
     # A carriage return leaves a file to the full parser (its line numbering is bytes.splitlines').
     parsed = read_capture_records(data.replace(b"\n", b"\r\n"), "f", hours(0))
-    monkeypatch.setattr("tasks.groundtruth._capture_fields", lambda raw: pytest.fail(raw.decode()))
+    monkeypatch.setattr("modelwatch.tasks.groundtruth._capture_fields", lambda raw: pytest.fail(raw.decode()))
     by_layout = read_capture_records(data, "f", hours(0))
     assert by_layout.table.to_pylist() == parsed.table.to_pylist()
     assert by_layout.table["inference_id"].null_count == 9 and by_layout.lines_read == 12

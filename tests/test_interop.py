@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
+from modelwatch.tasks.baselines import parse_document
+from modelwatch.tasks.constraints import check_data_quality
+from modelwatch.tasks.documents import Constraints, ConstraintViolations, Statistics
+from modelwatch.tasks.profile import column_from_statistics, profile_columns
+from modelwatch.tasks.store import json_dumps
 
-from tasks.baselines import parse_document
-from tasks.constraints import check_data_quality
-from tasks.documents import Constraints, ConstraintViolations, Statistics
-from tasks.profile import column_from_statistics, profile_columns
-from tasks.store import json_dumps
 from tests.sagemaker_samples import sample
 
 STATISTICS = ["statistics.json", "dq_statistics_kll.json"]
@@ -87,7 +87,7 @@ def test_sagemaker_statistics_and_constraints_drive_our_checks() -> None:
 
 
 def test_churn_baseline_constraints_check_real_capture() -> None:
-    from tasks.capture import parse_capture
+    from modelwatch.tasks.capture import parse_capture
 
     constraints = parse_document(
         Constraints, sample("dq_constraints_churn_baseline.json").read_text(), "churn")

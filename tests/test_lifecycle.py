@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from modelwatch.flows.demo_data import LABEL, generate_demo
+from modelwatch.tasks.alerts import read_alert
+from modelwatch.tasks.documents import Execution
+from modelwatch.tasks.executions import index_key, read_index, record_execution
+from modelwatch.tasks.store import Store
+from modelwatch.tasks.windows import iso_z
 
-from flows.demo_data import LABEL, generate_demo
-from tasks.alerts import read_alert
-from tasks.documents import Execution
-from tasks.executions import index_key, read_index, record_execution
-from tasks.store import Store
-from tasks.windows import iso_z
 from tests.cli_run import invoke, run
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -120,7 +120,7 @@ def test_concurrent_writers_keep_every_index_entry_on_a_local_folder(tmp_path: P
 
 
 def test_concurrent_writers_keep_every_index_entry_and_alert_on_s3(s3_bucket: str) -> None:
-    from tasks.alerts import reevaluate_alert
+    from modelwatch.tasks.alerts import reevaluate_alert
 
     def writer(hours: list[int]) -> None:
         store = Store(s3_bucket)
@@ -142,7 +142,7 @@ def test_concurrent_writers_keep_every_index_entry_and_alert_on_s3(s3_bucket: st
 
 
 def test_a_running_entry_without_heartbeat_is_settled_as_failed(tmp_path: Path) -> None:
-    from tasks.executions import Attempt, attempt_key, execution_prefix, reconcile, record_running
+    from modelwatch.tasks.executions import Attempt, attempt_key, execution_prefix, reconcile, record_running
 
     store = Store(str(tmp_path / "store"))
     dead = _execution("m", 0).model_copy(update={"flow_run_id": "run-dead", "started_at": T0})

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 from markdown_it import MarkdownIt
-
-from tasks.markdown import escape_markdown
+from modelwatch.tasks.markdown import escape_markdown
 
 HOSTILE = [
     "[open report](javascript:alert(1))",

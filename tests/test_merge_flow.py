@@ -11,11 +11,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from modelwatch.flows.demo_data import capture_file_name, capture_hour_dir, capture_line, capture_record
+from modelwatch.tasks.registry import (
+    EndpointRecord,
+    ModelRecord,
+    ModelVersion,
+    register_endpoint,
+    register_model,
+)
+from modelwatch.tasks.store import Store
+from modelwatch.tasks.windows import iso_z
 
-from flows.demo_data import capture_file_name, capture_hour_dir, capture_line, capture_record
-from tasks.registry import EndpointRecord, ModelRecord, ModelVersion, register_endpoint, register_model
-from tasks.store import Store
-from tasks.windows import iso_z
 from tests.cli_run import invoke, run
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -206,7 +212,7 @@ def test_merging_hour_by_hour_writes_what_one_flush_writes(tmp_path: Path,
                                             capture_uri=store.uri(f"capture/{ENDPOINT}")))
     upload(store_uri, tmp_path, "a", [(i, "1") for i in day1[::2] + day2[:6]] + [("ghost", "0")],
            D2 + timedelta(hours=1))
-    monkeypatch.setattr("flows.merge.FLUSH_BYTES", 1)  # a flush per hour, a context filter per file
+    monkeypatch.setattr("modelwatch.flows.merge.FLUSH_BYTES", 1)  # a flush per hour, a filter per file
     by_hour = merge(store_uri, D1, D2)
     files = snapshot(store)
     monkeypatch.undo()

@@ -6,9 +6,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-
-from tasks.capture import read_dataset
-from tasks.profile import (
+from modelwatch.tasks.capture import read_dataset
+from modelwatch.tasks.profile import (
     column_from_statistics,
     feature_statistics,
     merge_profiles,
@@ -148,7 +147,7 @@ def test_extreme_values_keep_the_moments_finite_and_exact() -> None:
 
 
 def test_distinct_count_beyond_the_kept_categories_is_estimated_not_capped() -> None:
-    from tasks.profile import MAX_CATEGORIES
+    from modelwatch.tasks.profile import MAX_CATEGORIES
 
     values = [f"code-{i}" for i in range(50_000)]
     parts = [profile_column("c", pa.array(values[i::3] + values[:100]), categorical=True, seed=i)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from modelwatch.errors import UserError
-from tasks.cards import create_card, set_status
-from tasks.promotion import promote_endpoint
-from tasks.registry import (
+from modelwatch.tasks.cards import create_card, set_status
+from modelwatch.tasks.promotion import promote_endpoint
+from modelwatch.tasks.registry import (
     EndpointRecord,
     ModelRecord,
     ModelVersion,
@@ -16,7 +14,9 @@ from tasks.registry import (
     register_endpoint,
     register_model,
 )
-from tasks.store import Store
+from modelwatch.tasks.store import Store
+
+from modelwatch.errors import UserError
 
 
 def quiet(card, previous) -> bool:  # no Prefect API in this unit test

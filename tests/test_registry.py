@@ -7,9 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
-from modelwatch.errors import UserError
-from tasks.registry import (
+from modelwatch.tasks.registry import (
     BatchJob,
     EndpointRecord,
     FeatureSpec,
@@ -26,7 +24,9 @@ from tasks.registry import (
     register_model,
     save_batch_job,
 )
-from tasks.store import Store, check_slug
+from modelwatch.tasks.store import Store, check_slug
+
+from modelwatch.errors import UserError
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests for tasks.reports: Evidently drift-report rendering and frame sampling."""
+"""Tests for modelwatch.tasks.reports: Evidently drift-report rendering and frame sampling."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import html
 import numpy as np
 import pandas as pd
 import pytest
-
-from tasks.reports import drift_report_html, sample_frame
+from modelwatch.tasks.reports import drift_report_html, sample_frame
 
 NUMERICAL = ["num_alpha", "num_beta", "num_gamma"]
 CATEGORICAL = ["cat_colour", "cat_region"]

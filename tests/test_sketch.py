@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from tasks.sketch import QuantileSketch
+from modelwatch.tasks.sketch import QuantileSketch
 
 
 def sketch_of(values: np.ndarray, parts: int = 1, seed: int = 0) -> QuantileSketch:

@@ -1,4 +1,4 @@
-"""Tests for tasks.store: the Store on a local folder and on S3 (a real moto HTTP endpoint).
+"""Tests for modelwatch.tasks.store: the Store on a local folder and on S3 (a real moto HTTP endpoint).
 
 Covers JSON/bytes round trips (non-finite floats as strings), exists/list/list_dirs/delete, URIs,
 missing keys, slug and key checking, atomic local writes, and that separate Store objects on one
@@ -13,9 +13,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from modelwatch.tasks.store import Store, check_slug
 
 from modelwatch.errors import UserError
-from tasks.store import Store, check_slug
 
 
 @pytest.fixture(params=["local", "s3"])

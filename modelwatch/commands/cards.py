@@ -54,7 +54,7 @@ class YamlSource:
     def __init__(self, path: str) -> None:
         import yaml
 
-        from tasks.store import read_uri_bytes
+        from modelwatch.tasks.store import read_uri_bytes
 
         self.path = path
         try:
@@ -102,7 +102,7 @@ class YamlSource:
 
 
 def _risk(value: str | None) -> str | None:
-    from tasks.cards import RISK_RATINGS
+    from modelwatch.tasks.cards import RISK_RATINGS
 
     if value is None:
         return None
@@ -166,7 +166,7 @@ def _located(problem: Exception, source: YamlSource | None) -> UserError:
 
 
 def _status(value: str) -> str:
-    from tasks.cards import STATUSES
+    from modelwatch.tasks.cards import STATUSES
 
     by_lower = {s.lower(): s for s in STATUSES}
     key = value.strip().lower().replace("-", "").replace("_", "").replace(" ", "")
@@ -188,8 +188,8 @@ def cards_create(
     store: StoreOption = None,
 ) -> None:
     """Create a Draft card for a model version and print it (JSON)."""
-    from tasks.cards import CardContentError, create_card
-    from tasks.store import check_slug
+    from modelwatch.tasks.cards import CardContentError, create_card
+    from modelwatch.tasks.store import check_slug
 
     check_slug(model, "model name")
     source = YamlSource(from_yaml) if from_yaml else None
@@ -215,8 +215,8 @@ def cards_update(
     store: StoreOption = None,
 ) -> None:
     """Merge changes into the latest card as a new version (an Approved card returns to Draft)."""
-    from tasks.cards import CardContentError, update_card
-    from tasks.store import check_slug
+    from modelwatch.tasks.cards import CardContentError, update_card
+    from modelwatch.tasks.store import check_slug
 
     check_slug(model, "model name")
     source = YamlSource(from_yaml) if from_yaml else None
@@ -225,7 +225,7 @@ def cards_update(
         raise UserError("nothing to update: give --from-yaml, --risk-rating, --description or "
                         "--set section.field=value")
     the_store = open_store(store, writable=True)
-    from tasks.cards import get_card
+    from modelwatch.tasks.cards import get_card
 
     before = get_card(the_store, model)
     try:
@@ -248,7 +248,7 @@ def cards_show(
     store: StoreOption = None,
 ) -> None:
     """Print a card version (JSON)."""
-    from tasks.cards import get_card
+    from modelwatch.tasks.cards import get_card
 
     emit_json(get_card(open_store(store), model, version).dump())
 
@@ -265,7 +265,7 @@ def cards_list(
     store: StoreOption = None,
 ) -> None:
     """List model cards: the latest of each model, or every version of one model's card."""
-    from tasks.cards import card_versions, latest_card, list_card_models, risk_rating
+    from modelwatch.tasks.cards import card_versions, latest_card, list_card_models, risk_rating
 
     the_store = open_store(store)
     if model is not None:
@@ -311,7 +311,7 @@ def cards_export(
     store: StoreOption = None,
 ) -> None:
     """Export a card as a self-contained HTML page or as Markdown."""
-    from tasks.cards import card_to_html, card_to_markdown, get_card
+    from modelwatch.tasks.cards import card_to_html, card_to_markdown, get_card
 
     kind = format_.strip().lower()
     renderers = {"html": card_to_html, "markdown": card_to_markdown, "md": card_to_markdown}
@@ -323,7 +323,7 @@ def cards_export(
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    from tasks.store import filesystem_for
+    from modelwatch.tasks.store import filesystem_for
 
     fs, path = filesystem_for(output)
     try:
@@ -346,7 +346,7 @@ def cards_status(
     store: StoreOption = None,
 ) -> None:
     """Move a card to a new review status (a new version) and emit modelwatch.card.status-changed."""
-    from tasks.cards import set_status
+    from modelwatch.tasks.cards import set_status
 
     card = set_status(open_store(store, writable=True), model, _status(to), by=by, note=note)
     emit_json(card.dump())

@@ -41,9 +41,9 @@ def groundtruth_upload(
 ) -> None:
     """Write a dataset's labels as ground truth, groundtruth/<endpoint>/YYYY/MM/DD/HH/, by the hour
     they were labelled. Prints what was written and the rows skipped (no id or no label)."""
-    from tasks.groundtruth import parse_labelled_at, write_ground_truth
-    from tasks.registry import get_endpoint
-    from tasks.store import check_slug
+    from modelwatch.tasks.groundtruth import parse_labelled_at, write_ground_truth
+    from modelwatch.tasks.registry import get_endpoint
+    from modelwatch.tasks.store import check_slug
 
     check_slug(endpoint, "endpoint name")
     if labelled_at and labelled_at_column:
@@ -66,9 +66,9 @@ def groundtruth_merge(
     store: StoreOption = None,
 ) -> None:
     """Merge the window's capture records with their ground truth and print the merge report."""
-    from tasks.registry import get_endpoint
-    from tasks.store import check_slug
-    from tasks.windows import check_window, parse_duration
+    from modelwatch.tasks.registry import get_endpoint
+    from modelwatch.tasks.store import check_slug
+    from modelwatch.tasks.windows import check_window, parse_duration
 
     check_slug(endpoint, "endpoint name")
     begin, finish = check_window(*parse_window(start, end))
@@ -76,7 +76,7 @@ def groundtruth_merge(
     the_store = open_store(store, writable=True)
     get_endpoint(the_store, endpoint)
     with stdout_to_stderr():
-        from flows.merge import merge_ground_truth
+        from modelwatch.flows.merge import merge_ground_truth
 
         state = merge_ground_truth(endpoint=endpoint, start=begin, end=finish, lookback=lookback,
                                    store=the_store.root, return_state=True)
@@ -109,10 +109,10 @@ def groundtruth_schedule(
 ) -> None:
     """Create (or replace) the merge job of an endpoint: a Prefect deployment `merge-<endpoint>` of
     the scheduled-merge flow, served by `modelwatch serve`."""
-    from deployments.schedules import merge_deployment
-    from flows.scheduled import PERIODS
-    from tasks.registry import get_endpoint
-    from tasks.windows import parse_duration
+    from modelwatch.deployments.schedules import merge_deployment
+    from modelwatch.flows.scheduled import PERIODS
+    from modelwatch.tasks.registry import get_endpoint
+    from modelwatch.tasks.windows import parse_duration
 
     the_store = open_store(store)
     get_endpoint(the_store, endpoint)

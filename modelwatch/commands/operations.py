@@ -12,7 +12,7 @@ from rich.table import Table
 
 from modelwatch.cli_common import StoreOption, emit_json, open_store, stdout_to_stderr
 from modelwatch.errors import UserError
-from tasks.documents import MONITOR_TYPES
+from modelwatch.tasks.documents import MONITOR_TYPES
 
 schedule_app = typer.Typer(no_args_is_help=True,
                            help="Monitoring schedules (Prefect deployments with a cron schedule).")
@@ -30,7 +30,7 @@ def _check_type(monitor_type: str) -> str:
 
 
 def _schedule(model: str, monitor_type: str):
-    from deployments.prefect_api import monitor_schedules
+    from modelwatch.deployments.prefect_api import monitor_schedules
 
     info = monitor_schedules().get((model, monitor_type))
     if info is None:
@@ -49,8 +49,8 @@ def schedule_create(
     store: StoreOption = None,
 ) -> None:
     """Create (or replace) the schedule of one model and monitor type."""
-    from deployments.schedules import monitor_deployment
-    from tasks.registry import get_model
+    from modelwatch.deployments.schedules import monitor_deployment
+    from modelwatch.tasks.registry import get_model
 
     _check_type(monitor_type)
     the_store = open_store(store)
@@ -63,7 +63,7 @@ def schedule_create(
 
 
 def _set_active(model: str, monitor_type: str, active: bool) -> None:
-    from deployments.prefect_api import set_schedules_active
+    from modelwatch.deployments.prefect_api import set_schedules_active
 
     info = _schedule(model, _check_type(monitor_type))
     set_schedules_active(info, active)
@@ -89,7 +89,7 @@ def schedule_resume(model: Annotated[str, typer.Option()], monitor_type: TypeOpt
 def schedule_delete(model: Annotated[str, typer.Option()], monitor_type: TypeOption = "data-quality",
                     ) -> None:
     """Delete a schedule (the dashboard shows None)."""
-    from deployments.prefect_api import delete_deployment
+    from modelwatch.deployments.prefect_api import delete_deployment
 
     info = _schedule(model, _check_type(monitor_type))
     delete_deployment(info.deployment_id)
@@ -99,7 +99,7 @@ def schedule_delete(model: Annotated[str, typer.Option()], monitor_type: TypeOpt
 @schedule_app.command("list")
 def schedule_list(as_json: JsonFlag = False) -> None:
     """Every monitoring schedule known to Prefect."""
-    from deployments.prefect_api import monitor_schedules
+    from modelwatch.deployments.prefect_api import monitor_schedules
 
     infos = sorted(monitor_schedules().values(), key=lambda i: (i.model, i.monitor_type))
     records = [{"model": i.model, "monitor_type": i.monitor_type, "cron": i.cron,
@@ -120,8 +120,8 @@ def alerts_set(
     store: StoreOption = None,
 ) -> None:
     """Set alert criteria; the next monitor run or summary re-evaluates (and emits on a change)."""
-    from tasks.alerts import AlertCriteria, set_criteria
-    from tasks.registry import get_model
+    from modelwatch.tasks.alerts import AlertCriteria, set_criteria
+    from modelwatch.tasks.registry import get_model
 
     _check_type(monitor_type)
     criteria = AlertCriteria(datapoints_to_alert=datapoints_to_alert,
@@ -135,8 +135,8 @@ def alerts_set(
 def alerts_show(model: Annotated[str, typer.Option()], monitor_type: TypeOption = "data-quality",
                 store: StoreOption = None) -> None:
     """An alert's criteria, state and transition history."""
-    from tasks.alerts import read_alert
-    from tasks.registry import get_model
+    from modelwatch.tasks.alerts import read_alert
+    from modelwatch.tasks.registry import get_model
 
     the_store = open_store(store)
     get_model(the_store, model)
@@ -146,8 +146,8 @@ def alerts_show(model: Annotated[str, typer.Option()], monitor_type: TypeOption 
 @alerts_app.command("list")
 def alerts_list(store: StoreOption = None, as_json: JsonFlag = False) -> None:
     """Every model's alert state per monitor type."""
-    from tasks.alerts import read_alert
-    from tasks.registry import list_models
+    from modelwatch.tasks.alerts import read_alert
+    from modelwatch.tasks.registry import list_models
 
     the_store = open_store(store)
     records = []
@@ -172,9 +172,9 @@ def automations_apply(store: StoreOption = None) -> None:
 
 
 def apply_retraining(store_uri: str) -> list[dict[str, str]]:
-    from deployments.schedules import apply_automation, retrain_automation, retrain_deployment
-    from tasks.registry import list_models
-    from tasks.store import Store
+    from modelwatch.deployments.schedules import apply_automation, retrain_automation, retrain_deployment
+    from modelwatch.tasks.registry import list_models
+    from modelwatch.tasks.store import Store
 
     applied = []
     for model in list_models(Store(store_uri)):
@@ -198,7 +198,7 @@ def dashboard_command(
     problems: dict[str, list[str]] = {}
     if refresh:
         with stdout_to_stderr():
-            from flows.summary import summarize_fleet
+            from modelwatch.flows.summary import summarize_fleet
 
             problems = summarize_fleet(store=the_store.root).get("problems") or {}
     if not the_store.exists("dashboard/models.json"):
@@ -216,7 +216,7 @@ def dashboard_command(
 
 
 def print_dashboard(document: dict, index_uri: str, console: Console | None = None) -> None:
-    from tasks.dashboard import DashboardRow
+    from modelwatch.tasks.dashboard import DashboardRow
 
     console = console or Console(width=max(Console().width, 150))
     table = Table(title=f"model dashboard, {document['generated_at']}")
@@ -243,14 +243,14 @@ def serve_command(
     process, after applying the retrain automations. Needs a Prefect server (PREFECT_API_URL)."""
     from prefect import serve
 
-    from deployments.prefect_api import merge_schedules, monitor_schedules
-    from deployments.schedules import (
+    from modelwatch.deployments.prefect_api import merge_schedules, monitor_schedules
+    from modelwatch.deployments.schedules import (
         merge_deployment,
         rebuild_monitor_deployment,
         retrain_deployment,
         summary_deployment,
     )
-    from tasks.registry import list_models
+    from modelwatch.tasks.registry import list_models
 
     the_store = open_store(store)
     deployments = [rebuild_monitor_deployment(info, the_store.root)
@@ -290,7 +290,7 @@ def endpoints_promote(
     Approved. The endpoint's monitors then check against that version's baselines."""
     import os
 
-    from tasks.promotion import promote_endpoint
+    from modelwatch.tasks.promotion import promote_endpoint
 
     record = promote_endpoint(open_store(store, writable=True), endpoint, version,
                               by or os.environ.get("USER"))

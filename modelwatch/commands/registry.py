@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
 
 def parse_feature(spec: str) -> Any:
     """'name:Type' (Type one of Integral, Fractional, String, any case) -> FeatureSpec."""
-    from tasks.registry import FeatureSpec
+    from modelwatch.tasks.registry import FeatureSpec
 
     name, sep, kind = spec.rpartition(":")
     by_lower = {t.lower(): t for t in FEATURE_TYPES}
@@ -53,7 +53,7 @@ def parse_feature(spec: str) -> Any:
 
 
 def check_problem_type(problem_type: str) -> str:
-    from tasks.registry import PROBLEM_TYPES
+    from modelwatch.tasks.registry import PROBLEM_TYPES
 
     if problem_type not in PROBLEM_TYPES:
         raise UserError(f"--problem-type {problem_type!r} is not supported: expected one of "
@@ -77,7 +77,7 @@ def check_file(option: str, uri: str | None) -> str | None:
     return it with a local path made absolute, since the registry outlives the working folder."""
     if uri is None:
         return None
-    from tasks.store import filesystem_for
+    from modelwatch.tasks.store import filesystem_for
 
     fs, path = filesystem_for(uri)
     if not fs.isfile(path):
@@ -130,8 +130,8 @@ def models_register(
     store: StoreOption = None,
 ) -> None:
     """Register a model with its first version and print its record."""
-    from tasks.registry import ModelRecord, ModelVersion, model_key, register_model
-    from tasks.store import check_slug
+    from modelwatch.tasks.registry import ModelRecord, ModelVersion, model_key, register_model
+    from modelwatch.tasks.store import check_slug
 
     check_slug(model, "model name")
     check_slug(version, "model version")
@@ -148,7 +148,7 @@ def models_register(
     artifact = check_file("--artifact", artifact)
     training_dataset = check_file("--training-dataset", training_dataset)
     if features_from:
-        from tasks.registry import infer_features
+        from modelwatch.tasks.registry import infer_features
 
         features = infer_features(features_from, label, option="--features-from")
     else:
@@ -181,7 +181,7 @@ def models_add_version(
     store: StoreOption = None,
 ) -> None:
     """Add a version to a registered model and print the model's record."""
-    from tasks.registry import ModelVersion, add_version, get_model
+    from modelwatch.tasks.registry import ModelVersion, add_version, get_model
 
     the_store = open_store(store, writable=True)
     record = get_model(the_store, model)
@@ -202,7 +202,7 @@ def models_pin_artifact(
 ) -> None:
     """Record the SHA-256 of a version's artifact as it is now (a version registered before
     digests were recorded). Artifacts are code: pin only a file you trust."""
-    from tasks.registry import get_model, pin_artifact, save_model
+    from modelwatch.tasks.registry import get_model, pin_artifact, save_model
 
     the_store = open_store(store, writable=True)
     record = get_model(the_store, model)
@@ -220,7 +220,7 @@ def models_pin_artifact(
 
 def models_list(as_json: JsonOption = False, store: StoreOption = None) -> None:
     """List registered models."""
-    from tasks.registry import list_models
+    from modelwatch.tasks.registry import list_models
 
     the_store = open_store(store)
     models = list_models(the_store)
@@ -238,7 +238,7 @@ def models_show(
     store: StoreOption = None,
 ) -> None:
     """Print a model's record with its lineage edges (dataset -> run -> version -> endpoint/job)."""
-    from tasks.registry import get_model, lineage
+    from modelwatch.tasks.registry import get_model, lineage
 
     the_store = open_store(store)
     document = get_model(the_store, model).dump()
@@ -260,7 +260,7 @@ def endpoints_register(
     store: StoreOption = None,
 ) -> None:
     """Register an endpoint serving a model version and print its record."""
-    from tasks.registry import EndpointRecord, endpoint_key, register_endpoint
+    from modelwatch.tasks.registry import EndpointRecord, endpoint_key, register_endpoint
 
     the_store = open_store(store, writable=True)
     if the_store.exists(endpoint_key(endpoint)):
@@ -279,7 +279,7 @@ def endpoints_list(
     store: StoreOption = None,
 ) -> None:
     """List registered endpoints."""
-    from tasks.registry import list_endpoints
+    from modelwatch.tasks.registry import list_endpoints
 
     the_store = open_store(store)
     endpoints = [e for e in list_endpoints(the_store) if model is None or e.model == model]
@@ -310,7 +310,7 @@ def batch_run(
 
     the_store = open_store(store, writable=True)
     with stdout_to_stderr():
-        from flows.batch import batch_transform, plan_job
+        from modelwatch.flows.batch import batch_transform, plan_job
 
         # Refuse what a user can get wrong before paying for Prefect's start-up; the id is fixed
         # here so a failed job's record can be found afterwards.
@@ -327,7 +327,7 @@ def batch_run(
 
 def _job_of(state: Any, the_store: Any, job_id: str, model: str) -> dict[str, Any]:
     """The job's record after a run: the flow's result, else what it wrote before failing."""
-    from tasks.registry import batch_job_key
+    from modelwatch.tasks.registry import batch_job_key
 
     if not state.is_failed():
         return state.result()
@@ -348,7 +348,7 @@ def batch_list(
     store: StoreOption = None,
 ) -> None:
     """List batch transform jobs, oldest first."""
-    from tasks.registry import list_batch_jobs
+    from modelwatch.tasks.registry import list_batch_jobs
 
     the_store = open_store(store)
     jobs = list_batch_jobs(the_store, model)
