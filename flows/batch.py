@@ -19,9 +19,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from modelwatch.flows.demo_data import capture_record
 from modelwatch.flows.retries import STORE_RETRY
 from modelwatch.tasks.capture import PREDICTION, read_dataset
+from modelwatch.tasks.capture_records import capture_record
 from modelwatch.tasks.registry import (
     BatchJob,
     ModelRecord,

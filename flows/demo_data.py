@@ -5,7 +5,6 @@ deterministic for a seed."""
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import shutil
@@ -13,12 +12,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 import joblib
 import numpy as np
 import pandas as pd
+from modelwatch.tasks.capture_records import (
+    ENCODINGS,
+    Encoding,
+    capture_line,
+    capture_record,
+    format_inference_time,
+)
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -45,8 +51,6 @@ VARIANT = "AllTraffic"
 ENDPOINT_NAME = "credit-default"
 DRIFTED_FEATURES: list[str] = ["income", "region", "utilization"]
 
-Encoding = Literal["CSV", "JSON", "BASE64"]
-ENCODINGS: tuple[Encoding, ...] = ("CSV", "JSON", "BASE64")
 ENCODING_SHARES: tuple[float, ...] = (0.60, 0.25, 0.15)
 
 REGIONS = ["north", "south", "east", "west"]
@@ -56,12 +60,7 @@ EMPLOYMENT_SHARES = [0.62, 0.16, 0.07, 0.15]
 
 MALFORMED_KINDS = ("not_json", "no_capture_data", "csv_wrong_count", "json_body_invalid")
 
-_CONTENT_TYPES: dict[str, tuple[str, str]] = {
-    # (input, output) observedContentType as SageMaker records them for each encoding
-    "CSV": ("text/csv", "text/csv; charset=utf-8"),
-    "JSON": ("application/json", "application/json"),
-    "BASE64": ("text/csv", "text/csv"),
-}
+
 
 
 LABEL_DELAY = timedelta(days=1)
@@ -181,11 +180,6 @@ def train(frame: pd.DataFrame) -> Pipeline:
 # --------------------------------------------------------------------------- formatting
 
 
-def format_inference_time(t: datetime) -> str:
-    """ISO-8601 UTC with second precision and a ``Z`` suffix, as SageMaker writes it."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _fmt_float(v: float) -> str:
     # round-then-repr gives the shortest text with at most 4 decimals ("0.5", "52000.12")
     return "" if math.isnan(v) else repr(round(v, 4))
@@ -222,66 +216,6 @@ def json_instances(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def random_uuid(rng: np.random.Generator) -> str:
     """A uuid4 string drawn from ``rng`` so file names and event ids follow the seed."""
     return str(UUID(bytes=rng.bytes(16), version=4))
-
-
-def capture_record(
-    input_data: str | bytes | dict[str, Any],
-    output_data: str | bytes | dict[str, Any],
-    *,
-    encoding: Encoding,
-    event_id: str,
-    inference_time: datetime | str,
-    inference_id: str | None = None,
-) -> dict[str, Any]:
-    """One data-capture record.
-
-    CSV: ``input_data``/``output_data`` are the raw CSV texts. JSON: dicts (serialized here)
-    or already-serialized strings. BASE64: raw text or bytes, base64-encoded here.
-    """
-    if encoding not in _CONTENT_TYPES:
-        raise ValueError(f"unknown encoding {encoding!r}")
-
-    def encode(value: str | bytes | dict[str, Any]) -> str:
-        if isinstance(value, dict):
-            if encoding != "JSON":
-                raise TypeError(f"a dict body needs encoding JSON, not {encoding}")
-            return json.dumps(value, separators=(",", ":"))
-        if encoding == "BASE64":
-            raw = value.encode() if isinstance(value, str) else value
-            return base64.b64encode(raw).decode("ascii")
-        return value.decode() if isinstance(value, bytes) else value
-
-    in_type, out_type = _CONTENT_TYPES[encoding]
-    when = (
-        inference_time if isinstance(inference_time, str) else format_inference_time(inference_time)
-    )
-    metadata: dict[str, str] = {"eventId": event_id}
-    if inference_id is not None:
-        metadata["inferenceId"] = inference_id
-    metadata["inferenceTime"] = when
-    return {
-        "captureData": {
-            "endpointInput": {
-                "observedContentType": in_type,
-                "mode": "INPUT",
-                "data": encode(input_data),
-                "encoding": encoding,
-            },
-            "endpointOutput": {
-                "observedContentType": out_type,
-                "mode": "OUTPUT",
-                "data": encode(output_data),
-                "encoding": encoding,
-            },
-        },
-        "eventMetadata": metadata,
-        "eventVersion": "0",
-    }
-
-
-def capture_line(record: dict[str, Any]) -> str:
-    """Serialize a record the way SageMaker does: compact JSON, one line, newline-terminated."""
-    return json.dumps(record, separators=(",", ":")) + "\n"
 
 
 CSV_LINE_HEAD = (

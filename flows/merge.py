@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from modelwatch.flows.monitor import MAX_CHUNKS, chunked
+from modelwatch.flows.fanout import MAX_CHUNKS, chunked
 from modelwatch.flows.retries import STORE_RETRY
 from modelwatch.tasks.capture import SkippedFile, UnreadableFile, list_capture_hours
 from modelwatch.tasks.groundtruth import (

@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+from modelwatch.flows.fanout import MAX_CHUNKS, chunked
 from modelwatch.flows.lifecycle import (
     begin_execution,
     count_violations,
@@ -46,9 +47,6 @@ from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
 REPORT_ROWS = 5000
-MAX_CHUNKS = 8  # Prefect records every task run: tens of tasks per flow, not one per file
-
-
 @dataclass
 class ChunkResult:
     """A chunk of capture files: its merged profile, counts, quarantined lines and a row sample."""
@@ -172,13 +170,6 @@ def report_task(baseline: Baseline, sample: pd.DataFrame | None, title: str, sta
         verdict=(status, [(v.feature_name, v.constraint_check_type, v.description)
                           for v in violations.violations]),
     )
-
-
-def chunked(items: list[str], chunks: int) -> list[list[str]]:
-    if not items:
-        return []
-    size = -(-len(items) // max(1, min(chunks, len(items))))
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _markdown_summary(execution: Execution, violations: ConstraintViolations) -> str:

@@ -1,0 +1,85 @@
+"""SageMaker data-capture records as an endpoint writes them: one record per request (input, output,
+event metadata) and its line, compact JSON. Batch jobs, the demo and the benchmarks write capture
+with these."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+Encoding = Literal["CSV", "JSON", "BASE64"]
+ENCODINGS: tuple[Encoding, ...] = ("CSV", "JSON", "BASE64")
+
+_CONTENT_TYPES: dict[str, tuple[str, str]] = {
+    # (input, output) observedContentType as SageMaker records them for each encoding
+    "CSV": ("text/csv", "text/csv; charset=utf-8"),
+    "JSON": ("application/json", "application/json"),
+    "BASE64": ("text/csv", "text/csv"),
+}
+
+
+def format_inference_time(t: datetime) -> str:
+    """ISO-8601 UTC with second precision and a ``Z`` suffix, as SageMaker writes it."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def capture_record(
+    input_data: str | bytes | dict[str, Any],
+    output_data: str | bytes | dict[str, Any],
+    *,
+    encoding: Encoding,
+    event_id: str,
+    inference_time: datetime | str,
+    inference_id: str | None = None,
+) -> dict[str, Any]:
+    """One data-capture record.
+
+    CSV: ``input_data``/``output_data`` are the raw CSV texts. JSON: dicts (serialized here)
+    or already-serialized strings. BASE64: raw text or bytes, base64-encoded here.
+    """
+    if encoding not in _CONTENT_TYPES:
+        raise ValueError(f"unknown encoding {encoding!r}")
+
+    def encode(value: str | bytes | dict[str, Any]) -> str:
+        if isinstance(value, dict):
+            if encoding != "JSON":
+                raise TypeError(f"a dict body needs encoding JSON, not {encoding}")
+            return json.dumps(value, separators=(",", ":"))
+        if encoding == "BASE64":
+            raw = value.encode() if isinstance(value, str) else value
+            return base64.b64encode(raw).decode("ascii")
+        return value.decode() if isinstance(value, bytes) else value
+
+    in_type, out_type = _CONTENT_TYPES[encoding]
+    when = (
+        inference_time if isinstance(inference_time, str) else format_inference_time(inference_time)
+    )
+    metadata: dict[str, str] = {"eventId": event_id}
+    if inference_id is not None:
+        metadata["inferenceId"] = inference_id
+    metadata["inferenceTime"] = when
+    return {
+        "captureData": {
+            "endpointInput": {
+                "observedContentType": in_type,
+                "mode": "INPUT",
+                "data": encode(input_data),
+                "encoding": encoding,
+            },
+            "endpointOutput": {
+                "observedContentType": out_type,
+                "mode": "OUTPUT",
+                "data": encode(output_data),
+                "encoding": encoding,
+            },
+        },
+        "eventMetadata": metadata,
+        "eventVersion": "0",
+    }
+
+
+def capture_line(record: dict[str, Any]) -> str:
+    """Serialize a record the way SageMaker does: compact JSON, one line, newline-terminated."""
+    return json.dumps(record, separators=(",", ":")) + "\n"
