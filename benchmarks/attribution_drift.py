@@ -159,6 +159,7 @@ def write_capture_day(paths: Paths, day: int, rows: int, model: Any, constant: f
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
+
     from modelwatch.flows.demo_data import capture_file_name, capture_hour_dir, write_csv_capture_file
     from modelwatch.tasks.windows import iso_z
 

@@ -128,6 +128,7 @@ def write_merged_day(root: Path, day: int, rows: int, seed: int, penalty: float)
     """--rows merged records of one day in HOURS hour folders x FILES_PER_HOUR files; returns bytes."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
     from modelwatch.flows.demo_data import CSV_LINE_EVENT, CSV_LINE_HEAD, CSV_LINE_MID, CSV_LINE_TIME
     from modelwatch.tasks.windows import iso_z
 
@@ -163,6 +164,7 @@ def write_merged_day(root: Path, day: int, rows: int, seed: int, penalty: float)
 def check_merged_line(root: Path) -> None:
     """The fast writer's first line must read back as the record the reference writer builds."""
     import orjson
+
     from modelwatch.flows.demo_data import capture_record
 
     first = sorted(root.rglob("*.jsonl"))[0]

@@ -36,6 +36,7 @@ def event_id(i: int) -> str:
 def setup(out: Path, rows: int) -> None:
     """Write the capture, the labels, the model, its endpoint and a model-quality baseline."""
     import numpy as np
+
     from modelwatch.flows.demo_data import capture_file_name, capture_hour_dir, write_csv_capture_file
     from modelwatch.tasks.groundtruth import ground_truth_line
     from modelwatch.tasks.registry import (

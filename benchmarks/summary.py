@@ -422,6 +422,7 @@ def create_schedules(models: int, store_root: str) -> dict[str, Any]:
 def check_outputs(store_root: str, models: int, result: dict[str, Any]) -> dict[str, Any]:
     """Row count, alarm cells versus ALARM alerts of scheduled+active monitors, Parquet read-back."""
     import pandas as pd
+
     from modelwatch.deployments.prefect_api import monitor_schedules
     from modelwatch.tasks.alerts import read_alert
     from modelwatch.tasks.store import Store

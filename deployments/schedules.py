@@ -13,10 +13,9 @@ from modelwatch.deployments.prefect_api import (
     ScheduleInfo,
     monitor_schedules,
 )
+from modelwatch.errors import UserError
 from modelwatch.tasks.documents import MONITOR_TYPES
 from modelwatch.tasks.store import check_slug
-
-from modelwatch.errors import UserError
 
 SUMMARY_DEPLOYMENT = "modelwatch-summary"
 ALERT_RAISED = "modelwatch.alert.raised"
@@ -44,8 +43,9 @@ def monitor_deployment(model: str, monitor_type: str, cron: str, store: str,
                        period: str | None = None, active: bool = True,
                        schedule_parameters: dict[str, Any] | None = None):
     """The RunnerDeployment of one monitoring schedule."""
-    from modelwatch.flows.scheduled import period_for_cron, scheduled_monitor
     from prefect.schedules import Cron
+
+    from modelwatch.flows.scheduled import period_for_cron, scheduled_monitor
 
     if monitor_type not in MONITOR_TYPES:
         raise UserError(f"monitor type {monitor_type!r}: expected one of {', '.join(MONITOR_TYPES)}")
@@ -93,8 +93,9 @@ def merge_deployment(endpoint: str, cron: str, store: str, period: str | None = 
                      lookback: str = "P7D", info: ScheduleInfo | None = None):
     """The ground-truth merge job of one endpoint: each run merges the hour or day before it. With
     `info`, a served copy of that existing deployment (its schedules and parameters kept)."""
-    from modelwatch.flows.scheduled import period_for_cron, scheduled_merge
     from prefect.schedules import Cron
+
+    from modelwatch.flows.scheduled import period_for_cron, scheduled_merge
 
     if info is None:
         schedules = [Cron(check_cron(cron), timezone="UTC")]

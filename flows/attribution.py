@@ -13,6 +13,10 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from modelwatch.errors import UserError
 from modelwatch.flows.batch import load_model_task
 from modelwatch.flows.bias import model_features, numeric_where_possible
 from modelwatch.flows.lifecycle import (
@@ -43,10 +47,6 @@ from modelwatch.tasks.capture import (
 from modelwatch.tasks.markdown import escape_markdown
 from modelwatch.tasks.store import Store, check_slug, default_store_uri, json_dumps, read_uri_bytes
 from modelwatch.tasks.windows import utc_window
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-
-from modelwatch.errors import UserError
 
 MONITOR_TYPE = "feature-attribution-drift"
 MIN_RECORDS = 100

@@ -9,6 +9,10 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from modelwatch.errors import UserError
 from modelwatch.tasks.baselines import baseline_prefix
 from modelwatch.tasks.capture import PREDICTION, read_dataset
 from modelwatch.tasks.constraints import suggest_constraints
@@ -16,10 +20,6 @@ from modelwatch.tasks.documents import Constraints, Statistics
 from modelwatch.tasks.profile import profile_table, to_statistics
 from modelwatch.tasks.reports import sample_frame
 from modelwatch.tasks.store import Store, check_slug, default_store_uri
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-
-from modelwatch.errors import UserError
 
 REFERENCE_SAMPLE_ROWS = 5000
 # Fewer training rows than this give statistics that cannot tell drift from noise: warned about.

@@ -19,6 +19,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from modelwatch.errors import UserError
 from modelwatch.flows.retries import STORE_RETRY
 from modelwatch.tasks.capture import PREDICTION, read_dataset
 from modelwatch.tasks.capture_records import capture_record
@@ -33,10 +37,6 @@ from modelwatch.tasks.registry import (
 )
 from modelwatch.tasks.store import Store, check_slug, default_store_uri, filesystem_for
 from modelwatch.tasks.windows import iso_z
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-
-from modelwatch.errors import UserError
 
 VARIANT = "AllTraffic"
 RECORDS_PER_CAPTURE_FILE = 10_000
@@ -122,6 +122,7 @@ def load_model_task(artifact_uri: str, sha256: str | None, what: str = "model") 
     import io
 
     import joblib
+
     from modelwatch.tasks.registry import verified_artifact
 
     return joblib.load(io.BytesIO(verified_artifact(artifact_uri, sha256, what)))

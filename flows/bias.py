@@ -9,6 +9,10 @@ from typing import Any
 
 import orjson
 import pandas as pd
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from modelwatch.errors import UserError
 from modelwatch.flows.lifecycle import (
     begin_execution,
     count_violations,
@@ -35,10 +39,6 @@ from modelwatch.tasks.capture import read_dataset
 from modelwatch.tasks.markdown import escape_markdown
 from modelwatch.tasks.store import Store, check_slug, default_store_uri, json_dumps
 from modelwatch.tasks.windows import utc_window
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-
-from modelwatch.errors import UserError
 
 MONITOR_TYPE = "bias-drift"
 MIN_MEMBERS = 30

@@ -11,6 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from modelwatch.flows import demo_lending
 from modelwatch.flows.attribution import monitor_feature_attribution_drift, suggest_attribution_baseline
 from modelwatch.flows.baseline import suggest_baseline
@@ -20,8 +23,6 @@ from modelwatch.flows.merge import merge_ground_truth
 from modelwatch.flows.monitor import monitor_data_quality
 from modelwatch.flows.quality import monitor_model_quality, suggest_model_quality_baseline
 from modelwatch.tasks.store import Store
-from rich.console import Console
-from rich.table import Table
 
 MODEL = "credit-default"
 CANARY = "credit-default-canary"
@@ -70,6 +71,7 @@ def _card(store: Store, model: str, risk: str, purpose: str, approve: bool,
 
 def run_demo(out: str = "demo-output") -> dict[str, Any]:
     """Build the fleet, run two days of monitoring, retrain on the alert, print the dashboard."""
+    from modelwatch.commands.operations import print_dashboard
     from modelwatch.deployments.prefect_api import monitor_schedules, set_schedules_active
     from modelwatch.deployments.schedules import monitor_deployment
     from modelwatch.flows.batch import batch_transform
@@ -77,8 +79,6 @@ def run_demo(out: str = "demo-output") -> dict[str, Any]:
     from modelwatch.flows.summary import summarize_fleet
     from modelwatch.tasks.alerts import read_alert
     from modelwatch.tasks.groundtruth import write_ground_truth
-
-    from modelwatch.commands.operations import print_dashboard
 
     console = Console(width=max(Console().width, 150))
     began = time.perf_counter()

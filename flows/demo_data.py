@@ -18,6 +18,12 @@ from uuid import UUID
 import joblib
 import numpy as np
 import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
 from modelwatch.tasks.capture_records import (
     ENCODINGS,
     Encoding,
@@ -25,11 +31,6 @@ from modelwatch.tasks.capture_records import (
     capture_record,
     format_inference_time,
 )
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 FEATURES: list[str] = [
     "age",

@@ -13,6 +13,8 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import GradientBoostingClassifier
+
 from modelwatch.flows.demo_data import (
     LABEL_DELAY,
     capture_file_name,
@@ -21,7 +23,6 @@ from modelwatch.flows.demo_data import (
     random_uuid,
     write_csv_capture_file,
 )
-from sklearn.ensemble import GradientBoostingClassifier
 
 FEATURES: list[str] = ["age", "income", "credit_history_years", "debt_ratio", "late_payments",
                        "branch", "gender"]

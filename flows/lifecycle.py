@@ -17,6 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from modelwatch.errors import UserError
 from modelwatch.flows.retries import STORE_RETRY, retry_unless_user_error
 from modelwatch.tasks.capture import SkippedFile
 from modelwatch.tasks.documents import Execution
@@ -33,11 +38,6 @@ from modelwatch.tasks.executions import (
 )
 from modelwatch.tasks.markdown import escape_markdown
 from modelwatch.tasks.store import Store, json_bytes
-from prefect import task
-from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
-
-from modelwatch.errors import UserError
 
 logger = logging.getLogger("modelwatch.lifecycle")
 HEARTBEAT_SECONDS = 30.0

@@ -18,6 +18,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from prefect import flow, task, unmapped
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from modelwatch.errors import UserError
 from modelwatch.flows.fanout import MAX_CHUNKS, chunked
 from modelwatch.flows.retries import STORE_RETRY
 from modelwatch.tasks.capture import SkippedFile, UnreadableFile, list_capture_hours
@@ -53,11 +58,6 @@ from modelwatch.tasks.markdown import escape_markdown
 from modelwatch.tasks.registry import get_endpoint
 from modelwatch.tasks.store import Store, check_slug, default_store_uri
 from modelwatch.tasks.windows import check_window, hour_of_path, iso_z, parse_duration
-from prefect import flow, task, unmapped
-from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
-
-from modelwatch.errors import UserError
 
 HourFile = tuple[str, datetime]
 HourFiles = tuple[datetime, list[str]]  # an hour of the window and its capture files, in name order

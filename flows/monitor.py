@@ -11,6 +11,9 @@ import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+from prefect import flow, task, unmapped
+from prefect.cache_policies import NO_CACHE
+
 from modelwatch.flows.fanout import MAX_CHUNKS, chunked
 from modelwatch.flows.lifecycle import (
     begin_execution,
@@ -43,8 +46,6 @@ from modelwatch.tasks.profile import (
 )
 from modelwatch.tasks.store import Store, check_slug, default_store_uri, json_bytes, read_uri_bytes
 from modelwatch.tasks.windows import utc_window
-from prefect import flow, task, unmapped
-from prefect.cache_policies import NO_CACHE
 
 REPORT_ROWS = 5000
 @dataclass

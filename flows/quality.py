@@ -7,6 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from modelwatch.errors import UserError
 from modelwatch.flows.lifecycle import (
     begin_execution,
     count_violations,
@@ -34,10 +38,6 @@ from modelwatch.tasks.store import (
     read_uri_bytes,
 )
 from modelwatch.tasks.windows import hour_of_path, utc_window
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-
-from modelwatch.errors import UserError
 
 MONITOR_TYPE = "model-quality"
 MIN_RECORDS = 200

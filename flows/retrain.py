@@ -9,11 +9,11 @@ import io
 from typing import Any
 
 import joblib
-from modelwatch.tasks.store import Store, default_store_uri
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from modelwatch.errors import UserError
+from modelwatch.tasks.store import Store, default_store_uri
 
 
 def load_entry_point(spec: str) -> Any:
@@ -55,10 +55,11 @@ def retrain(
     by: str = "modelwatch-retrain",
 ) -> dict[str, Any]:
     """Fit, register (new version, lineage to the previous one), Draft card, data-quality baseline."""
+    from prefect.runtime import flow_run
+
     from modelwatch.flows.baseline import suggest_baseline
     from modelwatch.tasks.cards import create_card, latest_card
     from modelwatch.tasks.registry import ModelVersion, add_version, get_model
-    from prefect.runtime import flow_run
 
     store_uri = store or default_store_uri()
     the_store = Store(store_uri)

@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from modelwatch.tasks.store import Store, default_store_uri
 from prefect import flow
 
 from modelwatch.errors import UserError
+from modelwatch.tasks.store import Store, default_store_uri
 
 PERIODS = {"PT1H": timedelta(hours=1), "P1D": timedelta(days=1)}
 

@@ -20,6 +20,10 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
+
 from modelwatch.flows.lifecycle import mark_crashed, stale_after
 from modelwatch.flows.retries import STORE_RETRY
 from modelwatch.tasks.alerts import Alert, criteria_changed, read_alert, reevaluate_alert
@@ -27,9 +31,6 @@ from modelwatch.tasks.dashboard import BatchJobCell, DashboardRow, ModelPage, Mo
 from modelwatch.tasks.documents import MONITOR_TYPES
 from modelwatch.tasks.markdown import escape_markdown
 from modelwatch.tasks.store import Store, default_store_uri
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-from prefect.utilities.annotations import quote
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -246,8 +247,9 @@ def alarm_markdown(rows: list[DashboardRow]) -> str:
 def summarize_fleet(store: str | None = None, publish: bool = True) -> dict[str, Any]:
     """Build and write the dashboard; return its outputs, which models are in alarm, and the models
     that could not be summarised (their rows say why)."""
-    from modelwatch.tasks.events import emit_transition
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    from modelwatch.tasks.events import emit_transition
 
     store_uri = store or default_store_uri()
     generated_at = datetime.now(UTC)

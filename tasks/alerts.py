@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from modelwatch.tasks.dashboard import AlertHistoryEntry, ExecutionSummary
-from modelwatch.tasks.documents import Document
-from modelwatch.tasks.store import Store, check_slug
 from pydantic import Field, ValidationError
 
 from modelwatch.errors import UserError
+from modelwatch.tasks.dashboard import AlertHistoryEntry, ExecutionSummary
+from modelwatch.tasks.documents import Document
+from modelwatch.tasks.store import Store, check_slug
 
 AlertState = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
 # Executions that say something about the data; NoData and Failed windows are not datapoints.

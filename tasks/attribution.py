@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 import shap
-from modelwatch.tasks.documents import Document
 from pydantic import Field
 from shap.utils._exceptions import InvalidModelError  # shap exports no public name for it
 from sklearn.base import is_classifier
@@ -22,6 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC, LinearSVR
 
 from modelwatch.errors import UserError
+from modelwatch.tasks.documents import Document
 
 DEFAULT_THRESHOLD = 0.9
 METHOD = "kernel_shap"  # the key SageMaker readers look for, whichever SHAP algorithm produced the values

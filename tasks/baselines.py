@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from modelwatch.tasks.documents import Constraints, Statistics
-from modelwatch.tasks.store import Store, check_slug
 from pydantic import ValidationError
 
 from modelwatch.errors import UserError
+from modelwatch.tasks.documents import Constraints, Statistics
+from modelwatch.tasks.store import Store, check_slug
 
 
 def baseline_prefix(model: str, version: str, monitor_type: str) -> str:

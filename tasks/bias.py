@@ -34,11 +34,11 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 from fairlearn.metrics import MetricFrame
-from modelwatch.tasks.documents import Document
 from pydantic import BeforeValidator, Field, PlainSerializer, model_serializer
 from sklearn.neighbors import KNeighborsClassifier
 
 from modelwatch.errors import UserError
+from modelwatch.tasks.documents import Document
 
 DESCRIPTIONS: dict[str, str] = {
     "AD": "Accuracy Difference (AD)",

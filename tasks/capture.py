@@ -21,11 +21,11 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
+
+from modelwatch.errors import UserError
 from modelwatch.tasks.store import TEMP_SUFFIX as TEMP_NAME
 from modelwatch.tasks.store import filesystem_for
 from modelwatch.tasks.windows import hour_of_path, iso_z
-
-from modelwatch.errors import UserError
 
 PREDICTION = "prediction"
 # Capture files as SageMaker writes them, and gzip-compressed ones; others in the window are noted.

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from modelwatch.tasks.documents import Document
-from modelwatch.tasks.store import Store, check_slug, json_dumps
 from pydantic import Field
 
 from modelwatch.errors import UserError
+from modelwatch.tasks.documents import Document
+from modelwatch.tasks.store import Store, check_slug, json_dumps
 
 __all__ = [
     "ALLOWED_MOVES", "RISK_RATINGS", "STATUSES", "STATUS_EVENT", "CardContentError", "ModelCard",

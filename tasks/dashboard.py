@@ -7,8 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from modelwatch.tasks.documents import MONITOR_TYPES, Document
 from pydantic import Field
+
+from modelwatch.tasks.documents import MONITOR_TYPES, Document
 
 MonitorState = Literal["None", "Inactive", "OK", "Alarm"]
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
 from modelwatch.tasks.profile import ColumnProfile
 
 ROBUST_C_ALPHA = 1.8  # Deequ's constant for the Robust correction (alpha ~ 0.003)

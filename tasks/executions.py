@@ -14,10 +14,11 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from pydantic import Field, ValidationError
+
 from modelwatch.tasks.dashboard import ExecutionSummary
 from modelwatch.tasks.documents import Document, Execution
 from modelwatch.tasks.store import Store, check_slug
-from pydantic import Field, ValidationError
 
 # The latest executions per monitor: the trend chart's window and the longest evaluation period.
 # Older executions stay in the store, unindexed, so the dashboard's cost does not grow with history.

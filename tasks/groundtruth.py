@@ -47,6 +47,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from pydantic import Field
+
+from modelwatch.errors import UserError
 from modelwatch.tasks.capture import arrow_owned, quarantine_entry, record_time
 from modelwatch.tasks.documents import Document
 from modelwatch.tasks.jsonl_layout import (
@@ -60,9 +63,6 @@ from modelwatch.tasks.jsonl_layout import (
 )
 from modelwatch.tasks.store import Store, check_slug, filesystem_for
 from modelwatch.tasks.windows import check_window, iso_z, parse_duration, parse_time
-from pydantic import Field
-
-from modelwatch.errors import UserError
 
 GROUNDTRUTH = "groundtruth"
 MERGED = "merged"

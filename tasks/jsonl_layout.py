@@ -19,10 +19,10 @@ import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from modelwatch.tasks.capture import decompressed
-from modelwatch.tasks.store import filesystem_for
 
 from modelwatch.errors import UserError
+from modelwatch.tasks.capture import decompressed
+from modelwatch.tasks.store import filesystem_for
 
 PLAIN = r'[^"\\\x00-\x1f]'  # a character a JSON string holds without an escape
 # A JSON string, escapes allowed. \u escapes of surrogates are left to the full parser, which refuses

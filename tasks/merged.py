@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import pandas as pd
+
 from modelwatch.tasks.capture import (
     MalformedRecord,
     csv_table,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from modelwatch.tasks.distinct import DistinctSketch
 from modelwatch.tasks.documents import (
     Common,

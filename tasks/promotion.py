@@ -3,6 +3,7 @@ when that version's model card is Approved."""
 
 from __future__ import annotations
 
+from modelwatch.errors import UserError
 from modelwatch.tasks.registry import (
     EndpointRecord,
     EndpointVersionChange,
@@ -11,8 +12,6 @@ from modelwatch.tasks.registry import (
     save_endpoint,
 )
 from modelwatch.tasks.store import Store
-
-from modelwatch.errors import UserError
 
 
 def promote_endpoint(store: Store, endpoint: str, version: str, by: str | None = None) -> EndpointRecord:

@@ -55,8 +55,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from modelwatch.tasks.documents import DatasetInfo, Document
 from pydantic import Field
+
+from modelwatch.tasks.documents import DatasetInfo, Document
 
 ProblemType = Literal["BinaryClassification", "MulticlassClassification", "Regression"]
 ComparisonOperator = Literal[

@@ -8,11 +8,11 @@ import re
 from datetime import UTC, datetime
 from typing import Literal
 
-from modelwatch.tasks.documents import Document
-from modelwatch.tasks.store import Store, check_slug
 from pydantic import Field
 
 from modelwatch.errors import UserError
+from modelwatch.tasks.documents import Document
+from modelwatch.tasks.store import Store, check_slug
 
 ProblemType = Literal["binary", "multiclass", "regression"]
 PROBLEM_TYPES: tuple[str, ...] = ("binary", "multiclass", "regression")

@@ -17,6 +17,7 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 import pandas as pd
+
 from modelwatch.tasks.csp import meta, policy
 
 __all__ = ["drift_report_html", "sample_frame"]

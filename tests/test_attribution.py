@@ -11,19 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import shap
-from modelwatch.tasks.attribution import (
-    DEFAULT_THRESHOLD,
-    AttributionAnalysis,
-    AttributionViolations,
-    ExplainSettings,
-    LabelAttribution,
-    check_attribution,
-    explain,
-    moved_features,
-    ndcg,
-)
-from modelwatch.tasks.baselines import parse_document
-from modelwatch.tasks.store import json_dumps
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     GradientBoostingClassifier,
@@ -37,6 +24,19 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from modelwatch.errors import UserError
+from modelwatch.tasks.attribution import (
+    DEFAULT_THRESHOLD,
+    AttributionAnalysis,
+    AttributionViolations,
+    ExplainSettings,
+    LabelAttribution,
+    check_attribution,
+    explain,
+    moved_features,
+    ndcg,
+)
+from modelwatch.tasks.baselines import parse_document
+from modelwatch.tasks.store import json_dumps
 from tests.sagemaker_samples import sample
 
 FEATURES = ["x0", "x1", "x2", "x3"]

@@ -13,13 +13,13 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import ndcg_score
+
 from modelwatch.flows.demo_data import write_csv_capture_file
 from modelwatch.tasks.alerts import read_alert
 from modelwatch.tasks.registry import FeatureSpec, ModelRecord, ModelVersion, register_model
 from modelwatch.tasks.store import Store
-from sklearn.linear_model import LinearRegression
-from sklearn.metrics import ndcg_score
-
 from tests.cli_run import invoke, run
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

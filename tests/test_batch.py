@@ -17,14 +17,14 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from modelwatch.tasks.capture import PREDICTION, parse_capture
-from modelwatch.tasks.store import Store
-from modelwatch.tasks.windows import iso_z, parse_time
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from modelwatch.tasks.capture import PREDICTION, parse_capture
+from modelwatch.tasks.store import Store
+from modelwatch.tasks.windows import iso_z, parse_time
 from tests.cli_run import invoke, run
 
 MODEL = "churn"

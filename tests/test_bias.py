@@ -20,6 +20,10 @@ from fairlearn.metrics import (
     true_positive_rate,
     true_positive_rate_difference,
 )
+from sklearn.metrics import accuracy_score
+from sklearn.neighbors import KNeighborsClassifier
+
+from modelwatch.errors import UserError
 from modelwatch.tasks.bias import (
     POST_TRAINING_METRICS,
     BiasAnalysis,
@@ -38,10 +42,6 @@ from modelwatch.tasks.bias import (
     suggest_bias_constraints,
 )
 from modelwatch.tasks.store import json_dumps
-from sklearn.metrics import accuracy_score
-from sklearn.neighbors import KNeighborsClassifier
-
-from modelwatch.errors import UserError
 from tests.sagemaker_samples import sample
 
 

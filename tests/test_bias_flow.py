@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from fairlearn.metrics import demographic_parity_difference, demographic_parity_ratio
+
 from modelwatch.flows.demo_data import capture_line, capture_record
 from modelwatch.tasks.alerts import read_alert
 from modelwatch.tasks.store import Store
-
 from tests.cli_run import invoke, run
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -7,10 +7,10 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from modelwatch.tasks.capture import list_capture_files, parse_capture
-from modelwatch.tasks.windows import hour_prefixes, parse_time
 
 from modelwatch.errors import UserError
+from modelwatch.tasks.capture import list_capture_files, parse_capture
+from modelwatch.tasks.windows import hour_prefixes, parse_time
 from tests.sagemaker_samples import sample
 
 FEATURES = ["a", "b", "c"]

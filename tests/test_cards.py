@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from modelwatch import cli
+from modelwatch.errors import UserError
 from modelwatch.tasks import cards
 from modelwatch.tasks.cards import (
     STATUS_EVENT,
@@ -30,9 +33,6 @@ from modelwatch.tasks.cards import (
 )
 from modelwatch.tasks.registry import ModelRecord, ModelVersion, register_model
 from modelwatch.tasks.store import Store
-
-from modelwatch import cli
-from modelwatch.errors import UserError
 from tests.sagemaker_samples import sample
 from tests.test_cli import modelwatch
 

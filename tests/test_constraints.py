@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+
 from modelwatch.tasks.constraints import check_data_quality, suggest_constraints
 from modelwatch.tasks.drift import DRIFT_METHODS, robust_correction
 from modelwatch.tasks.profile import profile_columns, profile_table, to_statistics

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from modelwatch.flows.demo_data import LABEL, generate_demo
 from modelwatch.tasks.executions import execution_prefix, read_index
 from modelwatch.tasks.registry import (
@@ -26,7 +27,6 @@ from modelwatch.tasks.registry import (
 )
 from modelwatch.tasks.store import TEMP_SUFFIX, Store
 from modelwatch.tasks.windows import iso_z
-
 from tests.cli_run import invoke, run
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -19,6 +19,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
 from modelwatch.tasks.dashboard import (
     AlertHistoryEntry,
     BatchJobCell,
@@ -29,7 +30,6 @@ from modelwatch.tasks.dashboard import (
 )
 from modelwatch.tasks.dashboard_html import SCRIPT, render_index, render_model_page, safe_href
 from modelwatch.tasks.documents import MONITOR_TYPES
-
 from tests.chromium import needs_chromium
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)

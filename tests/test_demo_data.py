@@ -12,6 +12,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+
 from modelwatch.flows.demo_data import (
     CATEGORICAL,
     FEATURES,

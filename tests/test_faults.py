@@ -16,6 +16,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+
 from modelwatch.flows.demo_data import LABEL, generate_demo
 from modelwatch.tasks.alerts import read_alert
 from modelwatch.tasks.executions import read_index
@@ -28,7 +29,6 @@ from modelwatch.tasks.registry import (
 )
 from modelwatch.tasks.store import Store
 from modelwatch.tasks.windows import iso_z
-
 from tests.cli_run import invoke, run
 from tests.s3faults import Faults, fail_when, faulty_proxy
 

@@ -8,11 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from modelwatch.flows.demo_data import LABEL, generate_demo
 from modelwatch.tasks.documents import ConstraintViolations, Statistics
 from modelwatch.tasks.store import Store
 from modelwatch.tasks.windows import iso_z
-
 from tests.cli_run import invoke, run
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+
+from modelwatch.errors import UserError
 from modelwatch.flows.demo_data import capture_line, capture_record
 from modelwatch.tasks.groundtruth import (
     HOUR,
@@ -34,8 +36,6 @@ from modelwatch.tasks.groundtruth import (
 )
 from modelwatch.tasks.store import Store
 from modelwatch.tasks.windows import check_window, parse_duration
-
-from modelwatch.errors import UserError
 from tests.sagemaker_samples import sample
 
 H0 = datetime(2026, 11, 23, tzinfo=UTC)

@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
+
 from modelwatch.tasks.baselines import parse_document
 from modelwatch.tasks.constraints import check_data_quality
 from modelwatch.tasks.documents import Constraints, ConstraintViolations, Statistics
 from modelwatch.tasks.profile import column_from_statistics, profile_columns
 from modelwatch.tasks.store import json_dumps
-
 from tests.sagemaker_samples import sample
 
 STATISTICS = ["statistics.json", "dq_statistics_kll.json"]

@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from modelwatch.flows.demo_data import LABEL, generate_demo
 from modelwatch.tasks.alerts import read_alert
 from modelwatch.tasks.documents import Execution
 from modelwatch.tasks.executions import index_key, read_index, record_execution
 from modelwatch.tasks.store import Store
 from modelwatch.tasks.windows import iso_z
-
 from tests.cli_run import invoke, run
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from markdown_it import MarkdownIt
+
 from modelwatch.tasks.markdown import escape_markdown
 
 HOSTILE = [

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from modelwatch.flows.demo_data import capture_file_name, capture_hour_dir, capture_line, capture_record
 from modelwatch.tasks.registry import (
     EndpointRecord,
@@ -21,7 +22,6 @@ from modelwatch.tasks.registry import (
 )
 from modelwatch.tasks.store import Store
 from modelwatch.tasks.windows import iso_z
-
 from tests.cli_run import invoke, run
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

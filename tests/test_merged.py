@@ -5,9 +5,9 @@ quarantined with their reason, not dropped."""
 from __future__ import annotations
 
 import orjson
+
 from modelwatch.flows.demo_data import capture_line, capture_record
 from modelwatch.tasks.merged import MergedBatch, read_merged
-
 from tests.sagemaker_samples import sample
 
 FEATURES = ["age", "region", "score_in"]

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+
 from modelwatch.tasks.capture import read_dataset
 from modelwatch.tasks.profile import (
     column_from_statistics,

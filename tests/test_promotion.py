@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from modelwatch.errors import UserError
 from modelwatch.tasks.cards import create_card, set_status
 from modelwatch.tasks.promotion import promote_endpoint
 from modelwatch.tasks.registry import (
@@ -15,8 +17,6 @@ from modelwatch.tasks.registry import (
     register_model,
 )
 from modelwatch.tasks.store import Store
-
-from modelwatch.errors import UserError
 
 
 def quiet(card, previous) -> bool:  # no Prefect API in this unit test

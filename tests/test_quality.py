@@ -12,19 +12,6 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import pytest
-from modelwatch.tasks.baselines import parse_document
-from modelwatch.tasks.quality import (
-    MetricConstraint,
-    ModelQualityConstraints,
-    ModelQualityStatistics,
-    ModelQualityViolations,
-    camel_case,
-    check,
-    compute_metrics,
-    java_double,
-    suggest_constraints,
-)
-from modelwatch.tasks.store import json_dumps
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -41,6 +28,19 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from modelwatch.tasks.baselines import parse_document
+from modelwatch.tasks.quality import (
+    MetricConstraint,
+    ModelQualityConstraints,
+    ModelQualityStatistics,
+    ModelQualityViolations,
+    camel_case,
+    check,
+    compute_metrics,
+    java_double,
+    suggest_constraints,
+)
+from modelwatch.tasks.store import json_dumps
 from tests.sagemaker_samples import sample
 
 BETAS = {"f0_5": 0.5, "f1": 1.0, "f2": 2.0}

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
 from modelwatch.flows.demo_data import capture_line, capture_record
 from modelwatch.tasks.alerts import read_alert
 from modelwatch.tasks.store import Store
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
-
 from tests.cli_run import run
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
+from modelwatch.errors import UserError
 from modelwatch.tasks.registry import (
     BatchJob,
     EndpointRecord,
@@ -25,8 +27,6 @@ from modelwatch.tasks.registry import (
     save_batch_job,
 )
 from modelwatch.tasks.store import Store, check_slug
-
-from modelwatch.errors import UserError
 
 
 @pytest.fixture

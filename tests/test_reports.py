@@ -7,6 +7,7 @@ import html
 import numpy as np
 import pandas as pd
 import pytest
+
 from modelwatch.tasks.reports import drift_report_html, sample_frame
 
 NUMERICAL = ["num_alpha", "num_beta", "num_gamma"]

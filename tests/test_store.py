@@ -13,9 +13,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from modelwatch.tasks.store import Store, check_slug
 
 from modelwatch.errors import UserError
+from modelwatch.tasks.store import Store, check_slug
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from modelwatch.flows.demo_data import LABEL, generate_demo
 from modelwatch.tasks.windows import iso_z
 
@@ -32,15 +33,15 @@ from modelwatch.flows.monitor import monitor_data_quality
 
 
 @flow
-def nightly(training: str, capture: str, start: str, end: str, store: str) -> dict:
-    suggest_baseline(model="churn", dataset=training, label=sys.argv[6], store=store)
+def nightly(training: str, capture: str, start: str, end: str, store: str, label: str) -> dict:
+    suggest_baseline(model="churn", dataset=training, label=label, store=store)
     return monitor_data_quality(model="churn", capture=capture, start=datetime.fromisoformat(start),
                                 end=datetime.fromisoformat(end), store=store, report=False)
 
 
 if __name__ == "__main__":
     assert tasks.OWNER == "the user", tasks.__file__
-    execution = nightly(*sys.argv[1:6])
+    execution = nightly(*sys.argv[1:7])
     print(tasks.OWNER, execution["status"], execution["rows_profiled"])
 '''
 
