@@ -540,9 +540,10 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["MODELWATCH_STORE"] = str(paths.store)
     os.environ["MODELWATCH_BASELINES"] = str(paths.no_overrides)  # no project overrides
     os.environ["DO_NOT_TRACK"] = "1"  # Evidently telemetry
-    from modelwatch.runtime import configure_prefect
+    from modelwatch.runtime import configure_arrow, configure_prefect
 
     configure_prefect()
+    configure_arrow()  # as the flows do: the in-memory profile below runs outside them
     try:
         setup = setup_data(paths, args.rows, args.fresh)
         if paths.store.exists():

@@ -79,7 +79,7 @@ SEED = 20261124
 DATA_VERSION = 1  # bump when the generated store changes, so cached stores are rebuilt
 MONITOR_TYPES: tuple[str, ...] = (
     "data-quality", "model-quality", "bias-drift", "feature-attribution-drift",
-)  # checked against modelwatch.tasks.documents.MONITOR_TYPES at setup
+)  # checked against the monitor registry at setup
 SCHEDULE_EVERY = 4  # model i has a data-quality schedule when i % 4 == 0 ...
 PAUSE_EVERY = 3  # ... which is paused when (i // 4) % 3 == 0
 CRON = "0 1 * * *"
@@ -335,11 +335,11 @@ def store_path(out: Path, models: int, days: int) -> Path:
 
 def setup_store(out: Path, models: int, days: int, fresh: bool, workers: int) -> dict[str, Any]:
     """Build (or reuse) the store of one case; returns its manifest."""
-    from modelwatch.tasks.documents import MONITOR_TYPES as CORE_TYPES
+    from modelwatch.flows.monitor_types import monitor_types
     from modelwatch.tasks.executions import MAX_ENTRIES
 
-    if tuple(CORE_TYPES) != MONITOR_TYPES:
-        raise RuntimeError(f"monitor types changed: {CORE_TYPES}; update the benchmark")
+    if monitor_types() != MONITOR_TYPES:
+        raise RuntimeError(f"monitor types changed: {monitor_types()}; update the benchmark")
     root = store_path(out, models, days)
     manifest = root.with_suffix(".json")
     # An index keeps the latest MAX_ENTRIES executions: a store built under another cap is stale.
@@ -383,8 +383,8 @@ def setup_store(out: Path, models: int, days: int, fresh: bool, workers: int) ->
 
 def create_schedules(models: int, store_root: str) -> dict[str, Any]:
     """The data-quality schedule of every 4th model, every 3rd of them paused."""
-    from modelwatch.deployments.prefect_api import monitor_schedules, set_schedules_active
     from modelwatch.deployments.schedules import monitor_deployment
+    from modelwatch.flows.prefect_api import monitor_schedules, set_schedules_active
 
     t0 = time.perf_counter()
     scheduled = [i for i in range(models) if is_scheduled(i)]
@@ -423,7 +423,7 @@ def check_outputs(store_root: str, models: int, result: dict[str, Any]) -> dict[
     """Row count, alarm cells versus ALARM alerts of scheduled+active monitors, Parquet read-back."""
     import pandas as pd
 
-    from modelwatch.deployments.prefect_api import monitor_schedules
+    from modelwatch.flows.prefect_api import monitor_schedules
     from modelwatch.tasks.alerts import read_alert
     from modelwatch.tasks.store import Store
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelwatch.deployments.prefect_api import (
+from modelwatch.flows.prefect_api import (
     MERGE_TAG,
     MODELWATCH_TAG,
     MONITOR_TAG,
     ScheduleInfo,
     monitor_schedules,
 )
-from modelwatch.errors import UserError
-from modelwatch.tasks.documents import MONITOR_TYPES
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import check_slug
 
 SUMMARY_DEPLOYMENT = "modelwatch-summary"
@@ -41,21 +40,26 @@ def check_cron(cron: str) -> str:
 
 def monitor_deployment(model: str, monitor_type: str, cron: str, store: str,
                        period: str | None = None, active: bool = True,
-                       schedule_parameters: dict[str, Any] | None = None):
-    """The RunnerDeployment of one monitoring schedule."""
+                       schedule_parameters: dict[str, Any] | None = None,
+                       options: dict[str, Any] | None = None):
+    """The RunnerDeployment of one monitoring schedule; `options` are the type's own run options,
+    checked now and passed to every run."""
     from prefect.schedules import Cron
 
+    from modelwatch.flows.monitor_types import get_monitor, parse_options
     from modelwatch.flows.scheduled import period_for_cron, scheduled_monitor
 
-    if monitor_type not in MONITOR_TYPES:
-        raise UserError(f"monitor type {monitor_type!r}: expected one of {', '.join(MONITOR_TYPES)}")
+    monitor = get_monitor(monitor_type)
+    if options:
+        parse_options(monitor.run_options, options, monitor_type, "run")
     check_cron(cron)
     return scheduled_monitor.to_deployment(
         name=monitor_deployment_name(model, monitor_type),
         schedules=[Cron(cron, timezone="UTC", active=active,
                         parameters=schedule_parameters or {})],
         parameters={"model": model, "monitor_type": monitor_type,
-                    "period": period or period_for_cron(cron), "store": store},
+                    "period": period or period_for_cron(cron), "store": store,
+                    **({"options": options} if options else {})},
         tags=[MODELWATCH_TAG, MONITOR_TAG, f"model:{model}", f"monitor:{monitor_type}"],
         description=f"{monitor_type} monitoring of {model}",
     )

@@ -1,5 +1,1 @@
-"""Prefect flows that compose the tasks: baseline suggestion, monitoring executions, the demo."""
-
-from modelwatch.runtime import configure_arrow
-
-configure_arrow()
+"""Prefect flows that compose the tasks: baselines, monitoring executions, merges, the summary."""

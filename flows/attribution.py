@@ -5,7 +5,6 @@ inputs the same way, reporting a violation when the feature ranking's nDCG falls
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +15,6 @@ import pyarrow.parquet as pq
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch.errors import UserError
 from modelwatch.flows.batch import load_model_task
 from modelwatch.flows.bias import model_features, numeric_where_possible
 from modelwatch.flows.lifecycle import (
@@ -28,7 +26,7 @@ from modelwatch.flows.lifecycle import (
     summary_head,
     write_outputs_task,
 )
-from modelwatch.flows.retries import STORE_RETRY
+from modelwatch.flows.window_records import capture_roots, read_inputs_task
 from modelwatch.tasks.baselines import (
     baseline_prefix,
     latest_version,
@@ -39,13 +37,12 @@ from modelwatch.tasks.baselines import (
 from modelwatch.tasks.capture import (
     PREDICTION,
     SkippedFile,
-    UnreadableFile,
     list_capture_files,
-    parse_capture,
     read_dataset,
 )
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.markdown import escape_markdown
-from modelwatch.tasks.store import Store, check_slug, default_store_uri, json_dumps, read_uri_bytes
+from modelwatch.tasks.store import Store, check_slug, default_store_uri, json_dumps
 from modelwatch.tasks.windows import utc_window
 
 MONITOR_TYPE = "feature-attribution-drift"
@@ -165,42 +162,6 @@ def load_attribution_baseline(store: Store, model: str, version: str | None
     return version, analysis, manifest, background, {"analysis": source}
 
 
-@dataclass
-class CapturedInputs:
-    """The window's captured inputs (text columns) and what reading them found."""
-
-    frame: pd.DataFrame
-    records_read: int = 0
-    records_outside_window: int = 0
-    records_without_time: int = 0
-    blank_lines: int = 0
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[SkippedFile] = field(default_factory=list)
-
-
-@task(name="read-capture-inputs", cache_policy=NO_CACHE, **STORE_RETRY)
-def read_inputs_task(files: list[str], features: list[str], window: tuple[datetime, datetime],
-                     untimed: str = "quarantine") -> CapturedInputs:
-    frames: list[pd.DataFrame] = []
-    found = CapturedInputs(pd.DataFrame(columns=features))
-    for uri in files:
-        try:
-            batch = parse_capture(read_uri_bytes(uri), uri, features, window, untimed)
-        except UnreadableFile as problem:
-            found.skipped.append(SkippedFile(uri, str(problem)))
-            continue
-        found.records_read += batch.records_read
-        found.records_outside_window += batch.records_outside_window
-        found.records_without_time += batch.records_without_time
-        found.blank_lines += batch.blank_lines
-        found.quarantine += batch.quarantine
-        if batch.num_rows:
-            frames.append(pd.DataFrame({k: v.to_pylist() for k, v in batch.columns.items()}))
-    if frames:
-        found.frame = pd.concat(frames, ignore_index=True)
-    return found
-
-
 @flow(name="monitor-feature-attribution-drift", log_prints=True)
 def monitor_feature_attribution_drift(
     model: str,
@@ -281,16 +242,3 @@ def monitor_feature_attribution_drift(
         lines += [f"- {escape_markdown(v.description)}" for v in violations.violations]
     lines += [f"- {escape_markdown(note)}" for note in execution.notes]
     return finish_execution(run, metric, "\n".join(lines), metric_name="nDCG")
-
-
-def capture_roots(store: Store, model: str, capture: str | list[str] | None) -> list[str]:
-    """The capture roots to read: those given, else the capture of every endpoint of the model."""
-    from modelwatch.tasks.registry import endpoints_of
-
-    if capture:
-        return [capture] if isinstance(capture, str) else list(capture)
-    roots = [e.capture_uri.rstrip("/") for e in endpoints_of(store, model)]
-    if not roots:
-        raise UserError(f"model {model!r} has no endpoint to read capture from; pass --capture")
-    return roots
-

@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch.errors import UserError
 from modelwatch.tasks.baselines import baseline_prefix
 from modelwatch.tasks.capture import PREDICTION, read_dataset
 from modelwatch.tasks.constraints import suggest_constraints
 from modelwatch.tasks.documents import Constraints, Statistics
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.profile import profile_table, to_statistics
 from modelwatch.tasks.reports import sample_frame
 from modelwatch.tasks.store import Store, check_slug, default_store_uri

@@ -22,10 +22,10 @@ import pyarrow.csv as pacsv
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch.errors import UserError
 from modelwatch.flows.retries import STORE_RETRY
 from modelwatch.tasks.capture import PREDICTION, read_dataset
 from modelwatch.tasks.capture_records import capture_record
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.registry import (
     BatchJob,
     ModelRecord,

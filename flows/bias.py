@@ -12,7 +12,6 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch.errors import UserError
 from modelwatch.flows.lifecycle import (
     begin_execution,
     count_violations,
@@ -21,8 +20,8 @@ from modelwatch.flows.lifecycle import (
     summary_head,
     write_outputs_task,
 )
-from modelwatch.flows.quality import (
-    MIN_RECORDS,
+from modelwatch.flows.quality import MIN_RECORDS
+from modelwatch.flows.window_records import (
     check_merges_finished,
     merged_files,
     merged_roots,
@@ -36,6 +35,7 @@ from modelwatch.tasks.baselines import (
     require_document,
 )
 from modelwatch.tasks.capture import read_dataset
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.markdown import escape_markdown
 from modelwatch.tasks.store import Store, check_slug, default_store_uri, json_dumps
 from modelwatch.tasks.windows import utc_window

@@ -21,10 +21,10 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch.errors import UserError
 from modelwatch.flows.retries import STORE_RETRY, retry_unless_user_error
 from modelwatch.tasks.capture import SkippedFile
 from modelwatch.tasks.documents import Execution
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.executions import (
     STALE_HEARTBEATS,
     Attempt,
@@ -225,8 +225,8 @@ def update_alert_task(store_uri: str, execution: Execution, metric: float | None
 def record_outcome(store_uri: str, execution: Execution, metric: float | None,
                    cause: str) -> str | None:
     """Index an outcome and re-evaluate the alert against it; the event id of a transition."""
+    from modelwatch.flows.events import emit_transition
     from modelwatch.tasks.alerts import reevaluate_alert
-    from modelwatch.tasks.events import emit_transition
 
     store = Store(store_uri)
     record_execution(store, execution, metric)
@@ -278,8 +278,8 @@ def finish_execution(run: ExecutionRun, metric: float | None, markdown: str,
 def settle_interrupted(store_uri: str, model: str, monitor_type: str) -> list[str]:
     """Turn the model's Running entries whose runs died into Failed, re-evaluate its alert (and emit
     what changes), and tell Prefect those flow runs crashed. Returns the interrupted windows."""
+    from modelwatch.flows.events import emit_transition
     from modelwatch.tasks.alerts import reevaluate_alert
-    from modelwatch.tasks.events import emit_transition
 
     store = Store(store_uri)
     _, interrupted = reconcile(store, model, monitor_type, datetime.now(UTC), stale_after())

@@ -22,10 +22,11 @@ from prefect import flow, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch.errors import UserError
 from modelwatch.flows.fanout import MAX_CHUNKS, chunked
 from modelwatch.flows.retries import STORE_RETRY
+from modelwatch.runtime import configure_arrow
 from modelwatch.tasks.capture import SkippedFile, UnreadableFile, list_capture_hours
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.groundtruth import (
     CaptureRecords,
     JoinResult,
@@ -312,6 +313,7 @@ def merge_ground_truth(
     merged/<endpoint>/reports/<start>_<end>.json. Re-running rewrites the same keys; the result
     depends only on the captures and labels in the store, not on which windows were merged before.
     """
+    configure_arrow()
     check_slug(endpoint, "endpoint name")
     start, end = check_window(start, end)
     reach = parse_duration(lookback, "lookback")

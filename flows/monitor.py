@@ -25,12 +25,13 @@ from modelwatch.flows.lifecycle import (
     write_outputs_task,
 )
 from modelwatch.flows.retries import STORE_RETRY
+from modelwatch.flows.window_records import list_files_task
+from modelwatch.runtime import configure_arrow
 from modelwatch.tasks.baselines import Baseline, load_baseline
 from modelwatch.tasks.capture import (
     PREDICTION,
     SkippedFile,
     UnreadableFile,
-    list_capture_files,
     parse_capture,
     read_dataset,
 )
@@ -135,15 +136,6 @@ def profile_dataset_task(uri: str, categorical: set[str], sample_rows: int) -> C
     return profile_dataset_file(uri, categorical, sample_rows)
 
 
-@task(name="list-capture-files", cache_policy=NO_CACHE, **STORE_RETRY)
-def list_files_task(captures: list[str], start: datetime,
-                    end: datetime) -> tuple[list[str], list[SkippedFile]]:
-    """The capture files of the window, and the files in its hour folders that are not capture."""
-    skipped: list[SkippedFile] = []
-    files = [f for capture in captures for f in list_capture_files(capture, start, end, skipped)]
-    return files, skipped
-
-
 @task(name="check-constraints", cache_policy=NO_CACHE)
 def check_task(baseline: Baseline, profile: DatasetProfile, records_read: int,
                records_malformed: int, max_malformed_share: float) -> ConstraintViolations:
@@ -217,6 +209,7 @@ def monitor_data_quality(
     inferenceTime is missing or unreadable is quarantined, or with untimed="file-hour" placed by its
     file's hour folder.
     """
+    configure_arrow()
     check_slug(model, "model name")
     start, end = utc_window(start, end)
     store_uri = store or default_store_uri()

@@ -10,7 +10,6 @@ import orjson
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch.errors import UserError
 from modelwatch.flows.lifecycle import (
     begin_execution,
     count_violations,
@@ -19,7 +18,12 @@ from modelwatch.flows.lifecycle import (
     summary_head,
     write_outputs_task,
 )
-from modelwatch.flows.retries import STORE_RETRY
+from modelwatch.flows.window_records import (  # noqa: F401 - merged_files is read from here too
+    check_merges_finished,
+    merged_files,
+    merged_roots,
+    read_merged_task,
+)
 from modelwatch.tasks.baselines import (
     baseline_prefix,
     latest_version,
@@ -28,16 +32,15 @@ from modelwatch.tasks.baselines import (
     require_document,
 )
 from modelwatch.tasks.capture import read_dataset
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.markdown import escape_markdown
 from modelwatch.tasks.store import (
     Store,
     check_slug,
     default_store_uri,
-    filesystem_for,
     json_dumps,
-    read_uri_bytes,
 )
-from modelwatch.tasks.windows import hour_of_path, utc_window
+from modelwatch.tasks.windows import utc_window
 
 MONITOR_TYPE = "model-quality"
 MIN_RECORDS = 200
@@ -114,75 +117,6 @@ def load_quality_baseline(store: Store, model: str, version: str | None) -> tupl
                                            parser_of(ModelQualityConstraints))
     return version, constraints, read_manifest(store, model, version, MONITOR_TYPE), \
         {"constraints": source}
-
-
-def merged_roots(store: Store, model: str, merged: str | list[str] | None) -> list[str]:
-    """The merged-data roots to read: those given, else merged/<endpoint> of the model's endpoints."""
-    from modelwatch.tasks.registry import endpoints_of
-
-    if merged:
-        return [merged] if isinstance(merged, str) else list(merged)
-    roots = [store.uri(f"merged/{e.name}") for e in endpoints_of(store, model)]
-    if not roots:
-        raise UserError(f"model {model!r} has no endpoint with merged data; pass --merged")
-    return roots
-
-
-def check_merges_finished(store: Store, model: str, merged: str | list[str] | None, start: datetime,
-                          end: datetime) -> None:
-    """Refuse to judge a window whose ground-truth merge began and never wrote its report (for the
-    model's own merged data; merged data given by the caller is taken as it is)."""
-    from modelwatch.tasks.groundtruth import unfinished_merges
-    from modelwatch.tasks.registry import endpoints_of
-
-    if merged:
-        return
-    unfinished = [m for e in endpoints_of(store, model) for m in unfinished_merges(store, e.name,
-                                                                                   start, end)]
-    if unfinished:
-        raise RuntimeError(
-            f"the ground-truth merge of {', '.join(unfinished)} did not finish (no merge report): "
-            "its merged records may be partial; run `modelwatch groundtruth merge` for that window "
-            "again")
-
-
-def merged_files(roots: list[str], start: datetime, end: datetime) -> list[str]:
-    """Merged JSONL files of the window's hours (merged data is keyed by the capture hour); the
-    day folders that exist are listed, not every hour of the window."""
-    from modelwatch.tasks.capture import existing_days
-
-    first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    files: list[str] = []
-    for root in roots:
-        fs, base = filesystem_for(root)
-        base = base.rstrip("/")
-        protocol = "s3://" if root.startswith("s3://") else ""
-        for day in existing_days(fs, base, start, end):
-            try:
-                found = fs.find(f"{base}/{day}", detail=False)
-            except FileNotFoundError:
-                continue
-            for path in found:
-                hour = hour_of_path(path)
-                if (hour is not None and first <= hour < end and path.endswith(".jsonl")
-                        and path[len(base) + 1:].count("/") == 4):
-                    files.append(protocol + path)
-    return sorted(files)
-
-
-@task(name="read-merged", cache_policy=NO_CACHE, **STORE_RETRY)
-def read_merged_task(files: list[str], features: list[str] | None = None,
-                     scored: bool = True) -> Any:
-    from modelwatch.tasks.capture import UnreadableFile
-    from modelwatch.tasks.merged import MergedBatch, read_merged
-
-    total = MergedBatch()
-    for uri in files:
-        try:
-            total.extend(read_merged(read_uri_bytes(uri), uri, features, scored))
-        except UnreadableFile as problem:
-            total.quarantine.append({"file": uri, "line": 0, "reason": str(problem), "record": ""})
-    return total
 
 
 def _metrics(batch: Any, problem_type: str, threshold: float) -> tuple[Any, dict[str, int]]:

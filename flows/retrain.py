@@ -12,7 +12,7 @@ import joblib
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from modelwatch.errors import UserError
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import Store, default_store_uri
 
 

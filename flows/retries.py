@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from modelwatch.errors import UserError
+from modelwatch.tasks.errors import UserError
 
 RETRY_BUDGET_SECONDS = 60.0
 

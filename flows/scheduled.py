@@ -9,7 +9,7 @@ from typing import Any
 
 from prefect import flow
 
-from modelwatch.errors import UserError
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import Store, default_store_uri
 
 PERIODS = {"PT1H": timedelta(hours=1), "P1D": timedelta(days=1)}
@@ -54,11 +54,15 @@ def scheduled_monitor(
     store: str | None = None,
     window_end: datetime | None = None,
     summarize: bool = True,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One scheduled execution for a model and monitor type over the window before this run."""
-    from modelwatch.flows.monitor import monitor_data_quality
+    """One scheduled execution for a model and monitor type over the window before this run.
+    `options` are the type's own run options (see `modelwatch monitor run --help`)."""
+    from modelwatch.flows.monitor_types import get_monitor, parse_options
     from modelwatch.tasks.registry import endpoints_of, get_model
 
+    monitor = get_monitor(monitor_type)
+    run_options = parse_options(monitor.run_options, options or {}, monitor_type, "run")
     store_uri = store or default_store_uri()
     the_store = Store(store_uri)
     start, end = run_window(period, window_end)
@@ -70,30 +74,17 @@ def scheduled_monitor(
     version = max((e.model_version for e in endpoints), key=lambda v: (len(v), v))
     print(f"{model} {monitor_type}: window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, "
           f"endpoints {', '.join(e.name for e in endpoints)}")
-    if monitor_type == "data-quality":
-        state = monitor_data_quality(
-            model=model, capture=[f"{e.capture_uri.rstrip('/')}" for e in endpoints], start=start,
-            end=end, store=store_uri, version=version, return_state=True)
-    elif monitor_type in ("model-quality", "bias-drift"):
-        from modelwatch.flows.bias import monitor_bias_drift
+    if monitor.reads == "merged":
         from modelwatch.flows.merge import merge_ground_truth
-        from modelwatch.flows.quality import monitor_model_quality
 
-        # These read merged data: join the window's capture with the labels that arrived so far.
+        # Merged data: join the window's capture with the labels that arrived so far.
         for endpoint in endpoints:
             merge_ground_truth(endpoint=endpoint.name, start=start, end=end, store=store_uri)
-        monitor = monitor_model_quality if monitor_type == "model-quality" else monitor_bias_drift
-        state = monitor(model=model, start=start, end=end, store=store_uri, version=version,
-                        return_state=True)
-    elif monitor_type == "feature-attribution-drift":
-        from modelwatch.flows.attribution import monitor_feature_attribution_drift
-
-        state = monitor_feature_attribution_drift(
-            model=model, start=start, end=end, capture=[e.capture_uri.rstrip("/") for e in endpoints],
-            store=store_uri, version=version, return_state=True)
+        source = None
     else:
-        raise UserError(f"monitor type {monitor_type!r}: expected one of data-quality, model-quality, "
-                        "bias-drift, feature-attribution-drift")
+        source = [e.capture_uri.rstrip("/") for e in endpoints]
+    state = monitor.run(model=model, start=start, end=end, source=source, store=store_uri,
+                        version=version, options=run_options, return_state=True)
     if summarize:
         from modelwatch.flows.summary import summarize_fleet
 

@@ -25,10 +25,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
 from modelwatch.flows.lifecycle import mark_crashed, stale_after
+from modelwatch.flows.monitor_types import monitor_types, monitors
 from modelwatch.flows.retries import STORE_RETRY
 from modelwatch.tasks.alerts import Alert, criteria_changed, read_alert, reevaluate_alert
-from modelwatch.tasks.dashboard import BatchJobCell, DashboardRow, ModelPage, MonitorCell
-from modelwatch.tasks.documents import MONITOR_TYPES
+from modelwatch.tasks.dashboard import BatchJobCell, DashboardRow, ModelPage, MonitorCell, MonitorColumn
 from modelwatch.tasks.markdown import escape_markdown
 from modelwatch.tasks.store import Store, default_store_uri
 
@@ -45,7 +45,7 @@ def _parallel(fn: Callable[[T], R], items: list[T]) -> list[R]:
 def schedule_states() -> dict[tuple[str, str], Any]:
     """Monitor schedules from Prefect. Errors propagate: a dashboard must never show 'None' for a
     schedule it could not read."""
-    from modelwatch.deployments.prefect_api import monitor_schedules
+    from modelwatch.flows.prefect_api import monitor_schedules
 
     return monitor_schedules()
 
@@ -69,6 +69,13 @@ def monitor_cell(schedule: Any | None, alert: Alert) -> MonitorCell:
     return cell
 
 
+def dashboard_columns() -> list[MonitorColumn]:
+    """A column per registered monitor type, in registry order."""
+    return [MonitorColumn(name=m.name, label=m.label, metric=m.headline.name,
+                          direction=m.headline.direction, threshold=m.headline.threshold)
+            for m in monitors()]
+
+
 def build_row(model: Any, endpoints: list[Any], latest_job: Any | None, card: Any | None,
               schedules: dict[tuple[str, str], Any], alerts: dict[str, Alert]) -> DashboardRow:
     """One dashboard row from the documents that describe a model (a plain function)."""
@@ -83,7 +90,7 @@ def build_row(model: Any, endpoints: list[Any], latest_job: Any | None, card: An
         endpoints=sorted(e.name for e in endpoints),
         latest_batch_job=BatchJobCell(job_id=latest_job.job_id, status=latest_job.status,
                                       finished_at=latest_job.finished_at) if latest_job else None,
-        monitors={t: monitor_cell(schedules.get((model.name, t)), alerts[t]) for t in MONITOR_TYPES},
+        monitors={t: monitor_cell(schedules.get((model.name, t)), alerts[t]) for t in monitor_types()},
     )
 
 
@@ -124,7 +131,7 @@ def summarize_model(store: Store, model: Any, endpoints: list[Any], jobs: list[A
         card = latest_card(store, model.name)
     except Exception as problem:  # noqa: BLE001 - reported on the row
         summary.problems.append(f"card: {_said(problem)}")
-    for monitor_type in MONITOR_TYPES:
+    for monitor_type in monitor_types():
         try:
             alert = read_alert(store, model.name, monitor_type)
             index = read_index(store, model.name, monitor_type)
@@ -167,15 +174,15 @@ def write_model_page(store: Store, row: DashboardRow, model: Any, endpoints: lis
     from modelwatch.tasks.dashboard_html import render_model_page
     from modelwatch.tasks.registry import lineage_edges
 
-    executions = [e for t in MONITOR_TYPES if indexes.get(t) is not None
+    executions = [e for t in monitor_types() if indexes.get(t) is not None
                   for e in indexes[t].executions]
     executions.sort(key=lambda e: e.window_end, reverse=True)
-    history = [h for t in MONITOR_TYPES for h in alerts[t].history]
+    history = [h for t in monitor_types() for h in alerts[t].history]
     document = ModelPage(
         row=row, card=card.dump() if card is not None else None,
         lineage=lineage_edges(model, endpoints, jobs),
         alert_history=sorted(history, key=lambda h: h.at),
-        executions=executions[:200], generated_at=generated_at,
+        executions=executions[:200], generated_at=generated_at, columns=dashboard_columns(),
     )
     store.write_text(f"dashboard/models/{row.model}.html",
                      render_model_page(document, store_root=store.uri("")))
@@ -211,15 +218,18 @@ def write_dashboard_task(store_uri: str, rows: list[DashboardRow],
     from modelwatch.tasks.dashboard_html import render_index
 
     store = Store(store_uri)
-    flat = [row.flat() for row in rows]
+    columns = dashboard_columns()
+    flat = [row.flat([c.name for c in columns]) for row in rows]
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(flat) if flat else pa.table({"model": pa.array([], pa.string())}),
                    buffer)
     return {
         "parquet": store.write_bytes("dashboard/models.parquet", buffer.getvalue()),
         "json": store.write_json("dashboard/models.json", {
-            "generated_at": generated_at, "models": [row.dump() for row in rows]}),
-        "html": store.write_text("dashboard/index.html", render_index(rows, generated_at)),
+            "generated_at": generated_at, "models": [row.dump() for row in rows],
+            "columns": [c.dump() for c in columns]}),
+        "html": store.write_text("dashboard/index.html",
+                                 render_index(rows, generated_at, columns=columns)),
     }
 
 
@@ -249,7 +259,7 @@ def summarize_fleet(store: str | None = None, publish: bool = True) -> dict[str,
     that could not be summarised (their rows say why)."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    from modelwatch.tasks.events import emit_transition
+    from modelwatch.flows.events import emit_transition
 
     store_uri = store or default_store_uri()
     generated_at = datetime.now(UTC)
@@ -266,7 +276,8 @@ def summarize_fleet(store: str | None = None, publish: bool = True) -> dict[str,
     outputs = write_dashboard_task(store_uri, quote(rows), generated_at)
     problems = {found.row.model: found.problems for found in summaries if found.problems}
     if publish:
-        create_table_artifact(key="model-dashboard", table=[row.flat() for row in rows],
+        types = list(monitor_types())
+        create_table_artifact(key="model-dashboard", table=[row.flat(types) for row in rows],
                               description=f"modelwatch dashboard, {len(rows)} models")
         create_markdown_artifact(key="models-in-alarm", markdown=alarm_markdown(rows),
                                  description="models whose alert is raised")

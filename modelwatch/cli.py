@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from functools import partial
 from typing import Annotated, Any
 
 import typer
 
 from modelwatch.cli_common import (
+    TYPE_HELP,
     StoreOption,
-    check_type,
     emit_json,
     open_store,
     parse_window,
     stdout_to_stderr,
 )
-from modelwatch.errors import UserError
+from modelwatch.cli_type_options import with_type_options
 from modelwatch.runtime import configure_prefect
+from modelwatch.tasks.errors import UserError
 
 configure_prefect()
 
@@ -48,54 +48,24 @@ def _add_command_groups() -> None:
 _add_command_groups()
 
 @baseline_app.command("suggest")
+@with_type_options("baseline")
 def baseline_suggest(
     model: Annotated[str, typer.Option(help="Model name (a slug).")],
     dataset: Annotated[str, typer.Option(help="Training dataset: CSV or Parquet, path or URI.")],
-    monitor_type: Annotated[str, typer.Option("--type", help="Monitor type.")] = "data-quality",
+    monitor_type: Annotated[str, typer.Option("--type", help=TYPE_HELP)] = "data-quality",
     label: Annotated[str | None, typer.Option(help="Label column, left out of the features.")] = None,
     version: Annotated[str, typer.Option(help="Model version the baseline belongs to.")] = "1",
-    categorical_drift_method: Annotated[str, typer.Option(
-        help="LInfinity (default) or ChiSquared.")] = "LInfinity",
-    prediction: Annotated[str | None, typer.Option(
-        help="model-quality: the predicted-label column.")] = None,
-    probability: Annotated[str | None, typer.Option(
-        help="model-quality (binary): the score column.")] = None,
-    problem_type: Annotated[str | None, typer.Option(
-        help="model-quality: binary, multiclass or regression [default: the registry's]")] = None,
-    threshold: Annotated[float, typer.Option(
-        help="model-quality, bias-drift: probability threshold for score predictions.")] = 0.5,
-    facet: Annotated[list[str] | None, typer.Option(
-        help="bias-drift: sensitive facet NAME, NAME=VALUE[,VALUE] or NAME>THRESHOLD (repeatable).")
-    ] = None,
-    group: Annotated[str | None, typer.Option(help="bias-drift: group variable for CDDPL.")] = None,
-    label_values: Annotated[str | None, typer.Option(
-        help="bias-drift: positive label value(s), e.g. 1 or yes,true or >0.5 [default: 1]")] = None,
-    bound: Annotated[list[str] | None, typer.Option(
-        help="bias-drift: absolute bounds METRIC=LOW:HIGH, e.g. DI=0.8:1.25 (repeatable).")] = None,
-    tolerance: Annotated[float, typer.Option(
-        help="bias-drift: allowed move beyond the baseline's distance from fair.")] = 0.1,
-    min_members: Annotated[int, typer.Option(
-        help="bias-drift: smallest facet group that gets a figure.")] = 30,
-    window_rows: Annotated[int, typer.Option(
-        help="bias-drift: expected window size; ranges allow a metric's chance movement in one.")
-    ] = 1000,
-    sample_size: Annotated[int | None, typer.Option(
-        help="feature-attribution-drift: records explained per run.")] = None,
-    background_size: Annotated[int | None, typer.Option(
-        help="feature-attribution-drift: background records of a model-agnostic explainer.")] = None,
-    seed: Annotated[int, typer.Option(help="feature-attribution-drift: sampling seed.")] = 0,
-    ndcg_threshold: Annotated[float | None, typer.Option(
-        help="feature-attribution-drift: nDCG below this is a violation [default: 0.9]")] = None,
     store: StoreOption = None,
+    **type_options: Any,
 ) -> None:
     """Suggest a baseline: data-quality profiles a dataset; model-quality and bias-drift score a
-    labelled, predicted one; feature-attribution-drift explains a sample with shap."""
-    check_type(monitor_type)
-    if categorical_drift_method not in ("LInfinity", "ChiSquared"):
-        raise UserError(f"--categorical-drift-method {categorical_drift_method!r}: "
-                        "expected LInfinity or ChiSquared")
+    labelled, predicted one; feature-attribution-drift explains a sample with shap. Each type's own
+    options are listed in its panel below."""
+    from modelwatch.flows.monitor_types import get_monitor, parse_options
     from modelwatch.tasks.store import check_slug
 
+    monitor = get_monitor(monitor_type)
+    options = parse_options(monitor.baseline_options, type_options, monitor_type, "baseline")
     check_slug(model, "model name")
     check_slug(version, "model version")
     open_store(store, writable=True)
@@ -107,130 +77,57 @@ def baseline_suggest(
     from modelwatch.tasks.capture import dataset_columns
 
     columns = dataset_columns(dataset)
-    for option, column in (("--label", label), ("--prediction", prediction),
-                           ("--probability", probability)):
-        if column and columns and column not in columns:
-            raise UserError(f"{option} {column!r} is not a column of {dataset}; columns are "
-                            f"{', '.join(columns)}")
-    if monitor_type == "bias-drift":
-        if not label or not prediction or not facet:
-            raise UserError("--type bias-drift needs --label, --prediction and at least one --facet")
-        with stdout_to_stderr():
-            from modelwatch.flows.bias import suggest_bias_baseline
-
-            uris = suggest_bias_baseline(
-                model=model, dataset=dataset, label=label, prediction=prediction, facets=facet,
-                group=group, label_values=label_values, probability_threshold=threshold,
-                bounds=bound, tolerance=tolerance, min_members=min_members, window_rows=window_rows,
-                version=version,
-                store=store)
-        emit_json(uris)
-        return
-    if monitor_type == "feature-attribution-drift":
-        with stdout_to_stderr():
-            from modelwatch.flows.attribution import suggest_attribution_baseline
-
-            uris = suggest_attribution_baseline(
-                model=model, dataset=dataset, version=version, label=label, sample_size=sample_size,
-                background_size=background_size, seed=seed, threshold=ndcg_threshold, store=store)
-        emit_json(uris)
-        return
-    if monitor_type == "model-quality":
-        if not label or not (prediction or probability):
-            raise UserError("--type model-quality needs --label and --prediction (or --probability)")
-        with stdout_to_stderr():
-            from modelwatch.flows.quality import suggest_model_quality_baseline
-
-            uris = suggest_model_quality_baseline(
-                model=model, dataset=dataset, label=label, prediction=prediction,
-                probability=probability, problem_type=problem_type, version=version,
-                threshold=threshold, store=store)
-        emit_json(uris)
-        return
+    if label and columns and label not in columns:
+        raise UserError(f"--label {label!r} is not a column of {dataset}; columns are "
+                        f"{', '.join(columns)}")
+    monitor.check_baseline_options(options, label, dataset, columns)
     with stdout_to_stderr():
-        from modelwatch.flows.baseline import suggest_baseline
-
-        uris = suggest_baseline(model=model, dataset=dataset, monitor_type=monitor_type,
-                                label=label, version=version, store=store,
-                                categorical_drift_method=categorical_drift_method)
-    emit_json({"statistics": uris["statistics"], "constraints": uris["constraints"],
-               "baseline": uris["baseline"], "sample": uris["sample"], "warnings": uris["warnings"]})
+        uris = monitor.suggest_baseline(model=model, dataset=dataset, version=version, label=label,
+                                        store=store, options=options)
+    emit_json(uris)
 
 
 @monitor_app.command("run")
+@with_type_options("run")
 def monitor_run(
     model: Annotated[str, typer.Option(help="Model name (a slug).")],
     start: Annotated[str, typer.Option(help="Window start, ISO-8601 (UTC if no zone).")],
     end: Annotated[str, typer.Option(help="Window end (exclusive), ISO-8601.")],
-    capture: Annotated[str | None, typer.Option(
-        help="data-quality: capture root (<root>/<variant>/YYYY/MM/DD/HH/*.jsonl) or a CSV/Parquet "
-             "dataset; feature-attribution-drift: capture root [default: the model's endpoints]")
-    ] = None,
-    merged: Annotated[str | None, typer.Option(
-        help="model-quality, bias-drift: merged-data root [default: merged/<endpoint> of the "
-             "model's endpoints]")] = None,
-    min_records: Annotated[int | None, typer.Option(
-        help="model-quality, bias-drift, feature-attribution-drift: fewer usable records than this "
-             "is NoData [default: 200 labelled; 100 captured for attribution]")] = None,
-    ndcg_threshold: Annotated[float | None, typer.Option(
-        help="feature-attribution-drift: nDCG threshold [default: the baseline's]")] = None,
-    sample_size: Annotated[int | None, typer.Option(
-        help="feature-attribution-drift: records explained [default: the baseline's]")] = None,
-    monitor_type: Annotated[str, typer.Option("--type", help="Monitor type.")] = "data-quality",
-    version: Annotated[str | None, typer.Option(help="Baseline version [default: latest].")] = None,
-    max_malformed_share: Annotated[float, typer.Option(
-        help="Share of malformed capture records above which the window is a violation.")] = 0.05,
-    report: Annotated[bool, typer.Option(help="Render the Evidently HTML report.")] = True,
-    untimed: Annotated[str, typer.Option(
-        help="data-quality, feature-attribution-drift: a record without a usable inferenceTime is "
-             "quarantined, or with file-hour placed at its file's hour folder.")] = "quarantine",
+    capture: Annotated[list[str] | None, typer.Option(
+        help="Types reading capture: a capture root (<root>/<variant>/YYYY/MM/DD/HH/*.jsonl), "
+             "repeatable; data-quality also takes a CSV/Parquet dataset \\[default: the model's "
+             "endpoints]")] = None,
+    merged: Annotated[list[str] | None, typer.Option(
+        help="Types reading merged data: a merged-data root, repeatable \\[default: "
+             "merged/<endpoint> of the model's endpoints]")] = None,
+    monitor_type: Annotated[str, typer.Option("--type", help=TYPE_HELP)] = "data-quality",
+    version: Annotated[str | None, typer.Option(help="Baseline version \\[default: latest].")] = None,
     store: StoreOption = None,
+    **type_options: Any,
 ) -> None:
-    """Run one monitoring execution over [start, end) and print its execution.json."""
-    check_type(monitor_type)
+    """Run one monitoring execution over [start, end) and print its execution.json. Each type's
+    own options are listed in its panel below."""
+    from modelwatch.flows.monitor_types import get_monitor, parse_options
+
+    monitor = get_monitor(monitor_type)
+    options = parse_options(monitor.run_options, type_options, monitor_type, "run")
     begin, finish = parse_window(start, end)
-    from modelwatch.tasks.capture import UNTIMED_CHOICES
     from modelwatch.tasks.store import check_slug
 
     check_slug(model, "model name")
-    if untimed not in UNTIMED_CHOICES:
-        raise UserError(f"--untimed {untimed!r}: expected one of {', '.join(UNTIMED_CHOICES)}")
-    if not 0 <= max_malformed_share <= 1:
-        raise UserError(f"--max-malformed-share {max_malformed_share}: expected a share in [0, 1]")
+    if monitor.reads == "capture":
+        given, unwanted, flag = capture, merged, "--merged"
+    else:
+        given, unwanted, flag = merged, capture, "--capture"
+    if unwanted:
+        raise UserError(f"{flag} does not apply to --type {monitor_type}: it reads "
+                        f"{monitor.reads} records")
     # Refuse an unusable store, an unknown model or a broken baseline before Prefect's start-up.
     the_store = open_store(store, writable=True)
-    if min_records is not None and min_records < 1:
-        raise UserError(f"--min-records {min_records}: expected at least 1")
-    minimum = {} if min_records is None else {"min_records": min_records}
-    if monitor_type == "model-quality":
-        from modelwatch.flows.quality import load_quality_baseline, monitor_model_quality
-
-        load_quality_baseline(the_store, model, version)
-        flow_call = partial(monitor_model_quality, merged=merged, **minimum)
-    elif monitor_type == "bias-drift":
-        from modelwatch.flows.bias import load_bias_baseline, monitor_bias_drift
-
-        load_bias_baseline(the_store, model, version)
-        flow_call = partial(monitor_bias_drift, merged=merged, **minimum)
-    elif monitor_type == "feature-attribution-drift":
-        from modelwatch.flows.attribution import load_attribution_baseline, monitor_feature_attribution_drift
-
-        load_attribution_baseline(the_store, model, version)
-        flow_call = partial(monitor_feature_attribution_drift, capture=capture,
-                            threshold=ndcg_threshold, sample_size=sample_size, untimed=untimed,
-                            **minimum)
-    else:
-        if capture is None:
-            raise UserError("--type data-quality needs --capture")
-        from modelwatch.flows.monitor import monitor_data_quality
-        from modelwatch.tasks.baselines import load_baseline
-
-        load_baseline(the_store, model, monitor_type, version, with_sample=False)
-        flow_call = partial(monitor_data_quality, capture=capture,
-                            max_malformed_share=max_malformed_share, report=report, untimed=untimed)
+    monitor.load_baseline(the_store, model, version)
     with stdout_to_stderr():
-        state = flow_call(model=model, start=begin, end=finish, store=store, version=version,
-                          return_state=True)
+        state = monitor.run(model=model, start=begin, end=finish, source=given or None,
+                            store=store, version=version, options=options, return_state=True)
         document, failure = _execution_of(state, model, monitor_type, begin, finish, store)
     emit_json(document)
     if failure is not None:
@@ -280,7 +177,7 @@ def demo(
     out: Annotated[str, typer.Option(help="Folder for the demo's data and store.")] = "demo-output",
 ) -> None:
     """Generate a drifting credit-default case and monitor two days of its traffic."""
-    from modelwatch.flows.demo import run_demo
+    from modelwatch.demo import run_demo
 
     run_demo(out)
 

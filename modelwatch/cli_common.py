@@ -12,12 +12,21 @@ from typing import Annotated, Any
 
 import typer
 
-from modelwatch.errors import UserError
+from modelwatch.tasks.errors import UserError
 
 StoreOption = Annotated[str | None, typer.Option(
     "--store", help="Store root URI: a folder or s3://bucket/prefix "
-                    "[default: $MODELWATCH_STORE, else ./modelwatch-store]")]
-SUPPORTED_TYPES = ("data-quality", "model-quality", "bias-drift", "feature-attribution-drift")
+                    "\\[default: $MODELWATCH_STORE, else ./modelwatch-store]")]
+
+
+def _type_help() -> str:
+    from modelwatch.flows.monitor_types import monitor_types
+
+    return f"Monitor type: one of {', '.join(monitor_types())}."
+
+
+TYPE_HELP = _type_help()
+TypeOption = Annotated[str, typer.Option("--type", help=TYPE_HELP)]
 
 
 @contextlib.contextmanager
@@ -44,12 +53,10 @@ def emit_json(document: Any) -> None:
 
 
 def check_type(monitor_type: str) -> str:
-    if monitor_type not in SUPPORTED_TYPES:
-        raise UserError(
-            f"monitor type {monitor_type!r} is not supported: expected one of "
-            f"{', '.join(SUPPORTED_TYPES)}"
-        )
-    return monitor_type
+    """A registered monitor type's name (an unknown one is a user error listing the known)."""
+    from modelwatch.flows.monitor_types import get_monitor
+
+    return get_monitor(monitor_type).name
 
 
 def parse_window(start: str, end: str) -> tuple[datetime, datetime]:

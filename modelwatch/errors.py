@@ -1,5 +1,5 @@
-"""Errors a user can cause: the CLI turns them into a one-line message and exit code 2."""
+"""The user-error type, as the CLI and the public API name it (it lives in the core)."""
 
+from modelwatch.tasks.errors import UserError
 
-class UserError(Exception):
-    """Bad input from the user (file, name, record, option); the message names it and what was expected."""
+__all__ = ["UserError"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 
-from modelwatch.errors import UserError
+from modelwatch.tasks.errors import UserError
 
 PREFECT_DEFAULTS = {
     # The ephemeral API takes ~25 s to start on a new database; Prefect's 20 s default timed out.

@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
-from modelwatch.errors import UserError
 from modelwatch.tasks.dashboard import AlertHistoryEntry, ExecutionSummary
 from modelwatch.tasks.documents import Document
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import Store, check_slug
 
 AlertState = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]

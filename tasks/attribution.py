@@ -20,8 +20,8 @@ from sklearn.linear_model import GammaRegressor, PoissonRegressor, TweedieRegres
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC, LinearSVR
 
-from modelwatch.errors import UserError
 from modelwatch.tasks.documents import Document
+from modelwatch.tasks.errors import UserError
 
 DEFAULT_THRESHOLD = 0.9
 METHOD = "kernel_shap"  # the key SageMaker readers look for, whichever SHAP algorithm produced the values

@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from modelwatch.errors import UserError
 from modelwatch.tasks.documents import Constraints, Statistics
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import Store, check_slug
 
 

@@ -37,8 +37,8 @@ from fairlearn.metrics import MetricFrame
 from pydantic import BeforeValidator, Field, PlainSerializer, model_serializer
 from sklearn.neighbors import KNeighborsClassifier
 
-from modelwatch.errors import UserError
 from modelwatch.tasks.documents import Document
+from modelwatch.tasks.errors import UserError
 
 DESCRIPTIONS: dict[str, str] = {
     "AD": "Accuracy Difference (AD)",

@@ -22,7 +22,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from modelwatch.errors import UserError
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import TEMP_SUFFIX as TEMP_NAME
 from modelwatch.tasks.store import filesystem_for
 from modelwatch.tasks.windows import hour_of_path, iso_z

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,14 +29,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from modelwatch.errors import UserError
 from modelwatch.tasks.documents import Document
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import Store, check_slug, json_dumps
 
 __all__ = [
     "ALLOWED_MOVES", "RISK_RATINGS", "STATUSES", "STATUS_EVENT", "CardContentError", "ModelCard",
     "StatusChange", "card_for_version", "card_to_html", "card_to_markdown", "card_versions",
-    "create_card", "emit_status_changed", "get_card", "latest_card", "list_card_models",
+    "create_card", "get_card", "latest_card", "list_card_models",
     "merge_patch", "risk_rating", "set_status", "status_event", "update_card", "validate_content",
 ]
 
@@ -609,8 +608,8 @@ def update_card(store: Store, model: str, patch: dict[str, Any], by: str | None,
     card = ModelCard(model=model, card_version=number, status=status, content=merged,
                      created_at=at, created_by=who, status_history=history)
     _write_new(store, card)
-    if status != latest.status:
-        (send_event or emit_status_changed)(card, latest.status)
+    if status != latest.status and send_event is not None:
+        send_event(card, latest.status)
     return card
 
 
@@ -637,7 +636,8 @@ def set_status(store: Store, model: str, status: str, by: str | None, note: str 
                      content=copy.deepcopy(latest.content), created_at=at, created_by=who,
                      status_history=history)
     _write_new(store, card)
-    (send_event or emit_status_changed)(card, latest.status)
+    if send_event is not None:
+        send_event(card, latest.status)
     return card
 
 
@@ -652,59 +652,6 @@ def status_event(card: ModelCard, previous_status: str) -> tuple[dict[str, str],
     payload = {"from": previous_status, "to": card.status,
                "by": last.by if last else card.created_by, "model_version": card.model_version}
     return resource, payload
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
-def _events_unavailable() -> str | None:
-    """Why an event cannot be sent now, or None.
-
-    emit_event itself never says: with an unreachable PREFECT_API_URL it still returns the Event
-    and the send fails later on Prefect's worker thread; without any PREFECT_API_URL it starts a
-    temporary local Prefect server (~20 s) and records the event in PREFECT_HOME's database.
-    """
-    from prefect.settings import get_current_settings
-
-    settings = get_current_settings()
-    url = settings.api.url
-    if not url:
-        if settings.api.key:
-            return "PREFECT_API_KEY is set but PREFECT_API_URL is not"
-        if not settings.server.ephemeral.enabled:
-            return "no Prefect API is configured (PREFECT_API_URL) and ephemeral mode is off"
-        print(f"note: no Prefect API is configured (PREFECT_API_URL); {STATUS_EVENT} goes to a "
-              "temporary local Prefect server (PREFECT_HOME's database), which takes a while to "
-              "start", file=sys.stderr, flush=True)
-        return None
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True, httpx_settings={"timeout": 10}) as client:
-        problem = client.api_healthcheck()
-    return f"the Prefect API at {url} is not reachable ({problem})" if problem else None
-
-
-def emit_status_changed(card: ModelCard, previous_status: str) -> bool:
-    """Send modelwatch.card.status-changed; True once Prefect took it, False (and a warning on
-    stderr) when it could not be sent. Never raises: the card version is already written."""
-    resource, payload = status_event(card, previous_status)
-    what = f"{STATUS_EVENT} for model {card.model!r} (card v{card.card_version})"
-    try:
-        problem = _events_unavailable()
-        if problem:
-            _warn(f"{what} not sent: {problem}")
-            return False
-        from prefect.events import emit_event
-
-        sent = emit_event(event=STATUS_EVENT, resource=resource, payload=payload)
-    except Exception as problem:  # noqa: BLE001 - the card is written; an event must not undo that
-        _warn(f"{what} not sent: {type(problem).__name__}: {problem}")
-        return False
-    if sent is None:
-        _warn(f"{what} not sent: Prefect has no events client in this configuration")
-        return False
-    return True
 
 
 # ---- export ----

@@ -9,9 +9,31 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from modelwatch.tasks.documents import MONITOR_TYPES, Document
+from modelwatch.tasks.documents import Document
 
 MonitorState = Literal["None", "Inactive", "OK", "Alarm"]
+
+
+def default_label(monitor_type: str) -> str:
+    """A column title from a type name: "data-quality" -> "Data quality"."""
+    return monitor_type.replace("-", " ").capitalize()
+
+
+class MonitorColumn(Document):
+    """A monitor type as the dashboard shows it: its column title and headline metric. The summary
+    writes one per registered type; renderers given none derive them from the rows."""
+
+    name: str
+    label: str
+    metric: str | None = None  # the headline metric of its trend chart
+    direction: str | None = None  # higher-is-worse, lower-is-worse, away-from-zero-is-worse
+    threshold: float | None = None
+
+
+def columns_of(rows: list[DashboardRow]) -> list[MonitorColumn]:
+    """The monitor types present in the rows, in first-seen order."""
+    names = dict.fromkeys(t for row in rows for t in row.monitors)
+    return [MonitorColumn(name=t, label=default_label(t)) for t in names]
 
 
 class MonitorCell(Document):
@@ -46,16 +68,16 @@ class DashboardRow(Document):
     card_status: str | None = None  # Draft, PendingReview, Approved, Archived; None without a card
     endpoints: list[str] = Field(default_factory=list)
     latest_batch_job: BatchJobCell | None = None
-    monitors: dict[str, MonitorCell] = Field(
-        default_factory=lambda: {t: MonitorCell() for t in MONITOR_TYPES})
+    monitors: dict[str, MonitorCell] = Field(default_factory=dict)  # by monitor type
     problems: list[str] = Field(default_factory=list)  # documents that could not be read or updated
 
     @property
     def in_alarm(self) -> list[str]:
         return [t for t, cell in self.monitors.items() if cell.status == "Alarm"]
 
-    def flat(self) -> dict[str, Any]:
-        """One flat record (for Parquet and the Prefect table artifact)."""
+    def flat(self, monitor_types: list[str]) -> dict[str, Any]:
+        """One flat record (for Parquet and the Prefect table artifact), with the columns of each
+        of `monitor_types` (a type the row has no cell for reads as None)."""
         record: dict[str, Any] = {
             "model": self.model, "latest_version": self.latest_version,
             "problem_type": self.problem_type, "risk_rating": self.risk_rating,
@@ -64,7 +86,7 @@ class DashboardRow(Document):
             "latest_batch_job_status": self.latest_batch_job.status if self.latest_batch_job else None,
             "problems": "; ".join(self.problems) or None,
         }
-        for monitor_type in MONITOR_TYPES:
+        for monitor_type in monitor_types:
             cell = self.monitors.get(monitor_type, MonitorCell())
             prefix = monitor_type.replace("-", "_")
             record[prefix] = cell.display
@@ -109,3 +131,4 @@ class ModelPage(Document):
     alert_history: list[AlertHistoryEntry] = Field(default_factory=list)
     executions: list[ExecutionSummary] = Field(default_factory=list)  # newest first
     generated_at: datetime | None = None
+    columns: list[MonitorColumn] = Field(default_factory=list)  # default: those of the row

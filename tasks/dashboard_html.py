@@ -26,8 +26,15 @@ from typing import Any
 from urllib.parse import quote
 
 from modelwatch.tasks.csp import script_hash
-from modelwatch.tasks.dashboard import DashboardRow, ExecutionSummary, ModelPage, MonitorCell
-from modelwatch.tasks.documents import MONITOR_TYPES
+from modelwatch.tasks.dashboard import (
+    DashboardRow,
+    ExecutionSummary,
+    ModelPage,
+    MonitorCell,
+    MonitorColumn,
+    columns_of,
+    default_label,
+)
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -38,12 +45,6 @@ __all__ = [
     "script_hash",
 ]
 
-MONITOR_LABELS = {
-    "data-quality": "Data quality",
-    "model-quality": "Model quality",
-    "bias-drift": "Bias drift",
-    "feature-attribution-drift": "Feature attribution drift",
-}
 STATES = ("Alarm", "OK", "Inactive", "None")
 # Severity order used for sorting: an alarm outranks everything, "no schedule" ranks lowest.
 STATE_RANK = {"None": 0, "Inactive": 1, "OK": 2, "Alarm": 3}
@@ -491,13 +492,13 @@ def _version_sort(version: str | None) -> str:
     return digits[-1] if digits else ""
 
 
-def _states(row: DashboardRow) -> list[str]:
-    present = {_cell(row, t).status for t in MONITOR_TYPES}
+def _states(row: DashboardRow, types: list[str]) -> list[str]:
+    present = {_cell(row, t).status for t in types}
     return [s for s in STATES if s in present]
 
 
-def _index_row(row: DashboardRow, href: str) -> str:
-    statuses = " ".join(_states(row))
+def _index_row(row: DashboardRow, href: str, types: list[str]) -> str:
+    statuses = " ".join(_states(row, types))
     problem = f'<span class="sub">{esc(row.problem_type)}</span>' if row.problem_type else ""
     endpoints = "".join(chip(e, "plain") for e in row.endpoints) or '<span class="muted">—</span>'
     if row.latest_batch_job:
@@ -519,7 +520,7 @@ def _index_row(row: DashboardRow, href: str) -> str:
         f'<td data-sort="{esc(row.card_status or "")}">{card}</td>',
         f'<td class="endpoints" data-sort="{esc(", ".join(row.endpoints))}">{endpoints}</td>',
         f'<td class="batch" data-sort="{esc(batch_sort)}">{batch}</td>',
-        *(_monitor_td(_cell(row, t), t) for t in MONITOR_TYPES),
+        *(_monitor_td(_cell(row, t), t) for t in types),
     ]
     return (
         f'<tr class="model-row" data-model="{esc(row.model)}" data-risk="{esc(row.risk_rating)}" '
@@ -537,15 +538,20 @@ def render_index(
     rows: list[DashboardRow],
     generated_at: datetime,
     model_page_href: Callable[[str], str] = _default_model_href,
+    columns: list[MonitorColumn] | None = None,
 ) -> str:
-    """The dashboard's index page: one row per model, four monitor columns, sortable and filterable.
+    """The dashboard's index page: one row per model, a column per monitor type, sortable and
+    filterable.
 
-    `model_page_href(model)` gives each model's link (default ``models/<model>.html``). Stable hooks
+    `model_page_href(model)` gives each model's link (default ``models/<model>.html``); `columns` the
+    monitor types shown (default: those present in the rows). Stable hooks
     for tests and scripts: table ``#models``, rows ``tr.model-row`` (``data-model``, ``data-risk``,
     ``data-statuses``), selects ``#status-filter`` / ``#risk-filter``, count ``#visible-count``.
     """
-    in_alarm = sum(1 for r in rows if any(_cell(r, t).status == "Alarm" for t in MONITOR_TYPES))
-    alarm_cells = sum(1 for r in rows for t in MONITOR_TYPES if _cell(r, t).status == "Alarm")
+    columns = columns if columns is not None else columns_of(rows)
+    types = [c.name for c in columns]
+    in_alarm = sum(1 for r in rows if any(_cell(r, t).status == "Alarm" for t in types))
+    alarm_cells = sum(1 for r in rows for t in types if _cell(r, t).status == "Alarm")
     noun = "model" if len(rows) == 1 else "models"
     header = (
         '<header class="top"><span class="brand">modelwatch</span><span>Model dashboard</span>'
@@ -570,9 +576,9 @@ def render_index(
     head = "".join([
         _th("Model", "model"), _th("Version", "version", "number"), _th("Risk", "risk", "number"),
         _th("Card", "card"), _th("Endpoints", "endpoints"), _th("Latest batch job", "batch", "date"),
-        *(_th(MONITOR_LABELS.get(t, t), t, css="monitor-col") for t in MONITOR_TYPES),
+        *(_th(c.label, c.name, css="monitor-col") for c in columns),
     ])
-    body_rows = "\n".join(_index_row(r, model_page_href(r.model)) for r in rows)
+    body_rows = "\n".join(_index_row(r, model_page_href(r.model), types) for r in rows)
     empty = "" if rows else '<p class="empty">No registered models yet.</p>'
     body = (
         f"{header}\n<main>\n<h1>Models</h1>\n{tiles}\n{toolbar}\n"
@@ -1002,13 +1008,22 @@ def _report_link(uri: str | None, store_root: str | None, store_href: str) -> st
     return f'<span class="wrap">{esc(uri)}</span>'
 
 
+def _labels(page: ModelPage) -> dict[str, str]:
+    return {c.name: c.label for c in _page_columns(page)}
+
+
+def _page_columns(page: ModelPage) -> list[MonitorColumn]:
+    return page.columns or columns_of([page.row])
+
+
 def _alerts_table(page: ModelPage) -> str:
     if not page.alert_history:
         return '<p class="empty">No alerts raised or resolved yet.</p>'
     entries = sorted(page.alert_history, key=lambda a: utc(a.at), reverse=True)
+    labels = _labels(page)
     rows = "".join(
         f'<tr class="alert-row"><td data-sort="{esc(iso(a.at))}">{esc(fmt_time(a.at))}</td>'
-        f"<td>{esc(MONITOR_LABELS.get(a.monitor_type, a.monitor_type))}</td>"
+        f"<td>{esc(labels.get(a.monitor_type) or default_label(a.monitor_type))}</td>"
         f'<td>{chip(a.state, "state-alarm" if a.state == "ALARM" else "state-ok")}</td>'
         f'<td class="wrap">{esc(a.reason)}</td></tr>'
         for a in entries
@@ -1026,6 +1041,7 @@ def _executions_table(page: ModelPage, store_root: str | None, store_href: str) 
     if not page.executions:
         return '<p class="empty">No monitoring executions yet.</p>'
     rows = []
+    labels = _labels(page)
     for e in page.executions[:RECENT_EXECUTIONS]:
         start, end = utc(e.window_start), utc(e.window_end)
         window = f"{start:%Y-%m-%d %H:%M} → " + (f"{end:%H:%M}" if start.date() == end.date()
@@ -1034,7 +1050,7 @@ def _executions_table(page: ModelPage, store_root: str | None, store_href: str) 
         rows.append(
             f'<tr class="execution-row" data-monitor="{esc(e.monitor_type)}">'
             f'<td data-sort="{esc(iso(e.window_end))}">{esc(window)}</td>'
-            f"<td>{esc(MONITOR_LABELS.get(e.monitor_type, e.monitor_type))}</td>"
+            f"<td>{esc(labels.get(e.monitor_type) or default_label(e.monitor_type))}</td>"
             f'<td data-sort="{esc(e.status)}">{chip(e.status, "status-" + css_token(e.status))}</td>'
             f'<td class="num">{e.violation_count}</td>'
             f'<td class="num">{esc(fmt_number(e.records_read))}</td>'
@@ -1050,9 +1066,10 @@ def _executions_table(page: ModelPage, store_root: str | None, store_href: str) 
             f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
-def _monitor_cards(row: DashboardRow) -> str:
+def _monitor_cards(row: DashboardRow, columns: list[MonitorColumn]) -> str:
     cards = []
-    for monitor_type in MONITOR_TYPES:
+    for column in columns:
+        monitor_type = column.name
         cell = _cell(row, monitor_type)
         title, secondary = _monitor_details(cell)
         schedule = (f'<span class="sub">schedule <code>{esc(cell.schedule)}</code></span>'
@@ -1060,11 +1077,23 @@ def _monitor_cards(row: DashboardRow) -> str:
         prefix = "Alarm since " if cell.status == "Alarm" and cell.alert_raised_at else ""
         cards.append(
             f'<div class="monitor-card state-{cell.status.lower()}" data-monitor="{esc(monitor_type)}" '
-            f'title="{esc(title)}"><span class="name">{esc(MONITOR_LABELS[monitor_type])}</span>'
+            f'title="{esc(title)}"><span class="name">{esc(column.label)}</span>'
             f'<span class="state">{esc(prefix + cell.display)}</span>'
             f'<span class="sub">{esc(secondary)}</span>{schedule}</div>'
         )
     return '<div class="grid">' + "".join(cards) + "</div>"
+
+
+def _headline_caption(column: MonitorColumn) -> str:
+    """What the trend line measures: the type's headline metric, which way is worse, its threshold."""
+    if not column.metric:
+        return ""
+    said = [column.metric]
+    if column.direction:
+        said.append(column.direction.replace("-", " "))
+    if column.threshold is not None:
+        said.append(f"threshold {fmt_number(column.threshold)}")
+    return f'<p class="sub headline">{esc(", ".join(said))}</p>'
 
 
 def _problems_html(row: DashboardRow) -> str:
@@ -1105,17 +1134,18 @@ def render_model_page(
         facts.append(f"latest batch job {esc(job.job_id)} {status}")
     generated = (f'<span class="meta">generated {esc(fmt_time(page.generated_at))}</span>'
                  if page.generated_at else "")
+    columns = _page_columns(page)
     trends = "".join(
-        f'<div class="panel trend-panel" data-monitor="{esc(t)}"><h3>{esc(MONITOR_LABELS[t])}</h3>'
-        f"{_trend_svg(t, page.executions)}</div>"
-        for t in MONITOR_TYPES
+        f'<div class="panel trend-panel" data-monitor="{esc(c.name)}"><h3>{esc(c.label)}</h3>'
+        f"{_headline_caption(c)}{_trend_svg(c.name, page.executions)}</div>"
+        for c in columns
     )
     body = (
         '<header class="top"><span class="brand">modelwatch</span>'
         f'{link(index_href, "← All models")}{generated}</header>\n<main>\n'
         f'<h1 id="model-name">{esc(row.model)}</h1>\n<p class="muted">{" · ".join(facts)}</p>\n'
         f"{_problems_html(row)}"
-        f"{_monitor_cards(row)}\n"
+        f"{_monitor_cards(row, columns)}\n"
         f'<h2 id="card">Model card</h2>\n<div class="panel">{_card_html(page.card, row)}</div>\n'
         '<h2 id="lineage-title">Lineage</h2>\n<div class="panel" style="overflow-x:auto">'
         f"{_lineage_svg(page.lineage, row)}</div>\n"

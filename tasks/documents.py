@@ -8,15 +8,13 @@ execution.json is ours: one monitoring execution's outcome.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 
 InferredType = Literal["Integral", "Fractional", "String", "Unknown"]
-MonitorType = Literal["data-quality", "model-quality", "bias-drift", "feature-attribution-drift"]
-MONITOR_TYPES: tuple[str, ...] = (
-    "data-quality", "model-quality", "bias-drift", "feature-attribution-drift",
-)
+# A monitor type's name (the registry in modelwatch.flows.monitor_types says which exist).
+MonitorType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,62}$")]
 ExecutionStatus = Literal["Completed", "CompletedWithViolations", "Failed", "NoData"]
 
 

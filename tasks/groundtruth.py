@@ -49,9 +49,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from pydantic import Field
 
-from modelwatch.errors import UserError
 from modelwatch.tasks.capture import arrow_owned, quarantine_entry, record_time
 from modelwatch.tasks.documents import Document
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.jsonl_layout import (
     PLAIN,
     STRING,

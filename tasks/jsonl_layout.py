@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from modelwatch.errors import UserError
 from modelwatch.tasks.capture import decompressed
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import filesystem_for
 
 PLAIN = r'[^"\\\x00-\x1f]'  # a character a JSON string holds without an escape

@@ -3,7 +3,7 @@ when that version's model card is Approved."""
 
 from __future__ import annotations
 
-from modelwatch.errors import UserError
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.registry import (
     EndpointRecord,
     EndpointVersionChange,

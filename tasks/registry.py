@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from modelwatch.errors import UserError
 from modelwatch.tasks.documents import Document
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import Store, check_slug
 
 ProblemType = Literal["binary", "multiclass", "regression"]

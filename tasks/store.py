@@ -26,7 +26,7 @@ from typing import Any
 
 import fsspec
 
-from modelwatch.errors import UserError
+from modelwatch.tasks.errors import UserError
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9\-_.]{0,62}$")
 # Local atomic writes go through "<target>.tmp-<uuid hex>" files; listings never show them.

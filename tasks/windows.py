@@ -8,7 +8,7 @@ import os
 import re
 from datetime import UTC, datetime, timedelta
 
-from modelwatch.errors import UserError
+from modelwatch.tasks.errors import UserError
 
 _HOUR_IN_PATH = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+$")
 _DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?)?")

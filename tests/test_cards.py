@@ -14,6 +14,8 @@ import pytest
 
 from modelwatch import cli
 from modelwatch.errors import UserError
+from modelwatch.flows import events
+from modelwatch.flows.cards import set_status, update_card
 from modelwatch.tasks import cards
 from modelwatch.tasks.cards import (
     STATUS_EVENT,
@@ -27,8 +29,6 @@ from modelwatch.tasks.cards import (
     latest_card,
     merge_patch,
     risk_rating,
-    set_status,
-    update_card,
     validate_content,
 )
 from modelwatch.tasks.registry import ModelRecord, ModelVersion, register_model
@@ -67,7 +67,7 @@ class Recorder:
 def sent(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     """Every status event, recorded instead of sent (also for the in-process CLI)."""
     recorder = Recorder()
-    monkeypatch.setattr(cards, "emit_status_changed", recorder)
+    monkeypatch.setattr(events, "emit_status_changed", recorder)
     return recorder
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from modelwatch.flows.monitor_types import monitor_types
+from modelwatch.flows.summary import dashboard_columns
 from modelwatch.tasks.dashboard import (
     AlertHistoryEntry,
     BatchJobCell,
@@ -29,7 +31,6 @@ from modelwatch.tasks.dashboard import (
     MonitorCell,
 )
 from modelwatch.tasks.dashboard_html import SCRIPT, render_index, render_model_page, safe_href
-from modelwatch.tasks.documents import MONITOR_TYPES
 from tests.chromium import needs_chromium
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -66,7 +67,7 @@ def _rows() -> list[DashboardRow]:
             latest_batch_job=BatchJobCell(job_id="fraud-batch-1", status="Failed",
                                           finished_at=T0 + timedelta(days=5)),
             monitors={t: MonitorCell(status="OK", last_execution_at=T0, last_violation_count=0)
-                      for t in MONITOR_TYPES[:3]}
+                      for t in monitor_types()[:3]}
             | {"feature-attribution-drift": MonitorCell(status="Inactive")},
         ),
         DashboardRow(model="price-regressor", latest_version="2", problem_type="regression",
@@ -142,7 +143,7 @@ def _hostile_page() -> ModelPage:
                          window_end=T0 + timedelta(hours=2), status="CompletedWithViolations",
                          violation_count=4, report_uri="s3://elsewhere/report.html"),
     ]
-    return ModelPage(
+    return ModelPage(columns=dashboard_columns(),
         row=row, card=_hostile_card(), generated_at=T0 + timedelta(days=3),
         lineage=[
             {"from": "dataset:s3://bucket/train/2024-05-01/customers-with-a-very-long-name.csv",
@@ -164,7 +165,7 @@ def _hostile_page() -> ModelPage:
 
 def _churn_page() -> ModelPage:
     row = _rows()[0]
-    return ModelPage(
+    return ModelPage(columns=dashboard_columns(),
         row=row, generated_at=T0,
         card={"model": "churn-xgb", "card_version": 1, "status": "Approved",
               "content": {"model_overview": {"model_description": "Gradient boosted churn model."},
@@ -264,7 +265,7 @@ def test_index_has_rows_columns_and_hooks() -> None:
     doc = parse(page)
     table = doc.find("table", id="models")
     keys = [th.attrs["data-key"] for th in table.find_all("th")]
-    assert all(t in keys for t in MONITOR_TYPES)
+    assert all(t in keys for t in monitor_types())
     rows = table.find_all("tr", "model-row")
     assert [r.attrs["data-model"] for r in rows] == ORDER
     churn = rows[0]

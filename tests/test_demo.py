@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modelwatch.flows.demo import LOANS, MODEL, run_demo
+from modelwatch.demo import LOANS, MODEL, run_demo
 from modelwatch.tasks.store import Store
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -73,7 +73,7 @@ def test_scheduled_runs_of_the_label_and_attribution_monitors(demo: tuple[dict, 
 
 
 def test_merge_job_is_a_scheduled_deployment(demo: tuple[dict, Path]) -> None:
-    from modelwatch.deployments.prefect_api import merge_schedules
+    from modelwatch.flows.prefect_api import merge_schedules
     from modelwatch.flows.scheduled import scheduled_merge
     from tests.cli_run import invoke, run
 

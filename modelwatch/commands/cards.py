@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from modelwatch.cli_common import StoreOption, emit_json, open_store
-from modelwatch.errors import UserError
+from modelwatch.tasks.errors import UserError
 
 ModelOption = Annotated[str, typer.Option("--model", help="Model name (a registered model).")]
 YamlOption = Annotated[str | None, typer.Option(
@@ -28,7 +28,7 @@ RiskOption = Annotated[str | None, typer.Option(
 DescriptionOption = Annotated[str | None, typer.Option(
     "--description", help="model_overview.model_description.")]
 ByOption = Annotated[str | None, typer.Option(
-    "--by", help="Who makes the change [default: $USER].")]
+    "--by", help="Who makes the change \\[default: $USER].")]
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why, for the status history.")]
 
 
@@ -183,7 +183,7 @@ def cards_create(
     risk_rating: RiskOption = None,
     description: DescriptionOption = None,
     model_version: Annotated[str | None, typer.Option(
-        "--model-version", help="Model version the card describes [default: the latest].")] = None,
+        "--model-version", help="Model version the card describes \\[default: the latest].")] = None,
     by: ByOption = None,
     store: StoreOption = None,
 ) -> None:
@@ -215,7 +215,8 @@ def cards_update(
     store: StoreOption = None,
 ) -> None:
     """Merge changes into the latest card as a new version (an Approved card returns to Draft)."""
-    from modelwatch.tasks.cards import CardContentError, update_card
+    from modelwatch.flows.cards import update_card
+    from modelwatch.tasks.cards import CardContentError
     from modelwatch.tasks.store import check_slug
 
     check_slug(model, "model name")
@@ -244,7 +245,7 @@ def cards_update(
 def cards_show(
     model: ModelOption,
     version: Annotated[int | None, typer.Option(
-        "--version", min=1, help="Card version [default: the latest].")] = None,
+        "--version", min=1, help="Card version \\[default: the latest].")] = None,
     store: StoreOption = None,
 ) -> None:
     """Print a card version (JSON)."""
@@ -259,7 +260,7 @@ def _time(moment: Any) -> str:
 
 def cards_list(
     model: Annotated[str | None, typer.Option(
-        "--model", help="Every version of this model's card [default: the latest card of each "
+        "--model", help="Every version of this model's card \\[default: the latest card of each "
                         "model].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     store: StoreOption = None,
@@ -305,9 +306,9 @@ def cards_export(
     model: ModelOption,
     format_: Annotated[str, typer.Option("--format", help="html or markdown.")],
     output: Annotated[str | None, typer.Option(
-        "--output", help="File or URI to write [default: stdout].")] = None,
+        "--output", help="File or URI to write \\[default: stdout].")] = None,
     version: Annotated[int | None, typer.Option(
-        "--version", min=1, help="Card version [default: the latest].")] = None,
+        "--version", min=1, help="Card version \\[default: the latest].")] = None,
     store: StoreOption = None,
 ) -> None:
     """Export a card as a self-contained HTML page or as Markdown."""
@@ -346,7 +347,7 @@ def cards_status(
     store: StoreOption = None,
 ) -> None:
     """Move a card to a new review status (a new version) and emit modelwatch.card.status-changed."""
-    from modelwatch.tasks.cards import set_status
+    from modelwatch.flows.cards import set_status
 
     card = set_status(open_store(store, writable=True), model, _status(to), by=by, note=note)
     emit_json(card.dump())

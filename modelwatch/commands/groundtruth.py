@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from modelwatch.cli_common import StoreOption, emit_json, open_store, parse_window, stdout_to_stderr
-from modelwatch.errors import UserError
+from modelwatch.tasks.errors import UserError
 
 
 def register(app: typer.Typer) -> None:
@@ -34,7 +34,7 @@ def groundtruth_upload(
         help="Column holding the capture's inferenceId (or its eventId when it had none).")],
     label_column: Annotated[str, typer.Option(help="Column holding the label.")],
     labelled_at: Annotated[str | None, typer.Option(
-        help="When these labels were collected, ISO-8601 [default: now].")] = None,
+        help="When these labels were collected, ISO-8601 \\[default: now].")] = None,
     labelled_at_column: Annotated[str | None, typer.Option(
         help="Column holding each row's labelling time instead of --labelled-at.")] = None,
     store: StoreOption = None,
@@ -104,7 +104,7 @@ def groundtruth_schedule(
     cron: Annotated[str, typer.Option(help="Cron expression, UTC, e.g. '30 * * * *'.")],
     lookback: Annotated[str, typer.Option(help="How long labels may arrive after a capture.")] = "P7D",
     period: Annotated[str | None, typer.Option(
-        help="Window each run merges: PT1H or P1D [default: from the cron]")] = None,
+        help="Window each run merges: PT1H or P1D \\[default: from the cron]")] = None,
     store: StoreOption = None,
 ) -> None:
     """Create (or replace) the merge job of an endpoint: a Prefect deployment `merge-<endpoint>` of

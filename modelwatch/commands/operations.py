@@ -4,33 +4,34 @@ dashboard, the retrain automations, and `serve`, which runs all deployments in o
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from modelwatch.cli_common import StoreOption, emit_json, open_store, stdout_to_stderr
-from modelwatch.errors import UserError
-from modelwatch.tasks.documents import MONITOR_TYPES
+from modelwatch.cli_common import (
+    StoreOption,
+    TypeOption,
+    check_type,
+    emit_json,
+    open_store,
+    stdout_to_stderr,
+)
+from modelwatch.cli_type_options import with_type_options
+from modelwatch.flows.monitor_types import monitor_types
+from modelwatch.tasks.errors import UserError
 
 schedule_app = typer.Typer(no_args_is_help=True,
                            help="Monitoring schedules (Prefect deployments with a cron schedule).")
 alerts_app = typer.Typer(no_args_is_help=True, help="Alert criteria and state.")
 automations_app = typer.Typer(no_args_is_help=True, help="Prefect automations (retrain on alert).")
 
-TypeOption = Annotated[str, typer.Option("--type", help=f"One of {', '.join(MONITOR_TYPES)}.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _check_type(monitor_type: str) -> str:
-    if monitor_type not in MONITOR_TYPES:
-        raise UserError(f"--type {monitor_type!r}: expected one of {', '.join(MONITOR_TYPES)}")
-    return monitor_type
-
-
 def _schedule(model: str, monitor_type: str):
-    from modelwatch.deployments.prefect_api import monitor_schedules
+    from modelwatch.flows.prefect_api import monitor_schedules
 
     info = monitor_schedules().get((model, monitor_type))
     if info is None:
@@ -40,32 +41,37 @@ def _schedule(model: str, monitor_type: str):
 
 
 @schedule_app.command("create")
+@with_type_options("run")
 def schedule_create(
     model: Annotated[str, typer.Option(help="Model name.")],
     cron: Annotated[str, typer.Option(help="Cron expression, UTC, e.g. '0 * * * *'.")],
     monitor_type: TypeOption = "data-quality",
     period: Annotated[str | None, typer.Option(
-        help="Window each run checks: PT1H or P1D [default: from the cron]")] = None,
+        help="Window each run checks: PT1H or P1D \\[default: from the cron]")] = None,
     store: StoreOption = None,
+    **type_options: Any,
 ) -> None:
-    """Create (or replace) the schedule of one model and monitor type."""
+    """Create (or replace) the schedule of one model and monitor type. The type's own run options
+    (its panel below) are passed to every run."""
     from modelwatch.deployments.schedules import monitor_deployment
+    from modelwatch.flows.monitor_types import get_monitor, parse_options
     from modelwatch.tasks.registry import get_model
 
-    _check_type(monitor_type)
+    parse_options(get_monitor(monitor_type).run_options, type_options, monitor_type, "run")
     the_store = open_store(store)
     get_model(the_store, model)
     with stdout_to_stderr():
-        deployment = monitor_deployment(model, monitor_type, cron, the_store.root, period=period)
+        deployment = monitor_deployment(model, monitor_type, cron, the_store.root, period=period,
+                                        options=type_options or None)
         deployment_id = deployment.apply()
     emit_json({"deployment": f"scheduled-monitor/{deployment.name}", "id": str(deployment_id),
                "cron": cron, "parameters": deployment.parameters})
 
 
 def _set_active(model: str, monitor_type: str, active: bool) -> None:
-    from modelwatch.deployments.prefect_api import set_schedules_active
+    from modelwatch.flows.prefect_api import set_schedules_active
 
-    info = _schedule(model, _check_type(monitor_type))
+    info = _schedule(model, check_type(monitor_type))
     set_schedules_active(info, active)
     emit_json({"deployment": f"scheduled-monitor/{info.deployment_name}",
                "active": active, "cron": info.cron})
@@ -89,9 +95,9 @@ def schedule_resume(model: Annotated[str, typer.Option()], monitor_type: TypeOpt
 def schedule_delete(model: Annotated[str, typer.Option()], monitor_type: TypeOption = "data-quality",
                     ) -> None:
     """Delete a schedule (the dashboard shows None)."""
-    from modelwatch.deployments.prefect_api import delete_deployment
+    from modelwatch.flows.prefect_api import delete_deployment
 
-    info = _schedule(model, _check_type(monitor_type))
+    info = _schedule(model, check_type(monitor_type))
     delete_deployment(info.deployment_id)
     emit_json({"deleted": f"scheduled-monitor/{info.deployment_name}"})
 
@@ -99,7 +105,7 @@ def schedule_delete(model: Annotated[str, typer.Option()], monitor_type: TypeOpt
 @schedule_app.command("list")
 def schedule_list(as_json: JsonFlag = False) -> None:
     """Every monitoring schedule known to Prefect."""
-    from modelwatch.deployments.prefect_api import monitor_schedules
+    from modelwatch.flows.prefect_api import monitor_schedules
 
     infos = sorted(monitor_schedules().values(), key=lambda i: (i.model, i.monitor_type))
     records = [{"model": i.model, "monitor_type": i.monitor_type, "cron": i.cron,
@@ -123,7 +129,7 @@ def alerts_set(
     from modelwatch.tasks.alerts import AlertCriteria, set_criteria
     from modelwatch.tasks.registry import get_model
 
-    _check_type(monitor_type)
+    check_type(monitor_type)
     criteria = AlertCriteria(datapoints_to_alert=datapoints_to_alert,
                              evaluation_period=evaluation_period).validate_values()
     the_store = open_store(store, writable=True)
@@ -140,7 +146,7 @@ def alerts_show(model: Annotated[str, typer.Option()], monitor_type: TypeOption 
 
     the_store = open_store(store)
     get_model(the_store, model)
-    emit_json(read_alert(the_store, model, _check_type(monitor_type)).dump())
+    emit_json(read_alert(the_store, model, check_type(monitor_type)).dump())
 
 
 @alerts_app.command("list")
@@ -152,7 +158,7 @@ def alerts_list(store: StoreOption = None, as_json: JsonFlag = False) -> None:
     the_store = open_store(store)
     records = []
     for model in list_models(the_store):
-        for monitor_type in MONITOR_TYPES:
+        for monitor_type in monitor_types():
             alert = read_alert(the_store, model.name, monitor_type)
             records.append({
                 "model": model.name, "monitor_type": monitor_type, "state": alert.state,
@@ -220,13 +226,16 @@ def print_dashboard(document: dict, index_uri: str, console: Console | None = No
 
     console = console or Console(width=max(Console().width, 150))
     table = Table(title=f"model dashboard, {document['generated_at']}")
-    for column in ("model", "version", "risk", "card", "endpoints", "batch job", *MONITOR_TYPES):
+    from modelwatch.tasks.dashboard import MonitorCell
+
+    types = monitor_types()
+    for column in ("model", "version", "risk", "card", "endpoints", "batch job", *types):
         table.add_column(column, overflow="fold")
     colours = {"None": "dim", "Inactive": "yellow", "OK": "green", "Alarm": "bold red"}
     for raw in document["models"]:
         row = DashboardRow.model_validate(raw)
-        cells = [f"[{colours[row.monitors[t].status]}]{row.monitors[t].display}[/]"
-                 for t in MONITOR_TYPES]
+        cells = [f"[{colours[cell.status]}]{cell.display}[/]"
+                 for cell in (row.monitors.get(t, MonitorCell()) for t in types)]
         job = row.latest_batch_job
         table.add_row(row.model, row.latest_version or "-", row.risk_rating, row.card_status or "-",
                       ", ".join(row.endpoints) or "-",
@@ -243,13 +252,13 @@ def serve_command(
     process, after applying the retrain automations. Needs a Prefect server (PREFECT_API_URL)."""
     from prefect import serve
 
-    from modelwatch.deployments.prefect_api import merge_schedules, monitor_schedules
     from modelwatch.deployments.schedules import (
         merge_deployment,
         rebuild_monitor_deployment,
         retrain_deployment,
         summary_deployment,
     )
+    from modelwatch.flows.prefect_api import merge_schedules, monitor_schedules
     from modelwatch.tasks.registry import list_models
 
     the_store = open_store(store)
@@ -283,7 +292,7 @@ def _table(title: str, records: list[dict]) -> None:
 def endpoints_promote(
     endpoint: Annotated[str, typer.Option(help="Endpoint name.")],
     version: Annotated[str, typer.Option(help="Model version to serve.")],
-    by: Annotated[str | None, typer.Option(help="Who promotes [default: $USER].")] = None,
+    by: Annotated[str | None, typer.Option(help="Who promotes \\[default: $USER].")] = None,
     store: StoreOption = None,
 ) -> None:
     """Move an endpoint to another version of its model; refused unless that version's card is

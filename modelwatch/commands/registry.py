@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from modelwatch.cli_common import StoreOption, emit_json, open_store, stdout_to_stderr
-from modelwatch.errors import UserError
+from modelwatch.tasks.errors import UserError
 
 FEATURE_TYPES = ("Integral", "Fractional", "String")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -121,7 +121,7 @@ def models_register(
     artifact: Annotated[str | None, typer.Option(
         help="The version's model artifact (a joblib file: an estimator or Pipeline).")] = None,
     training_dataset: Annotated[str | None, typer.Option(
-        help="Dataset the version was trained on [default: --features-from].")] = None,
+        help="Dataset the version was trained on \\[default: --features-from].")] = None,
     training_run: Annotated[str | None, typer.Option(
         help="Training run: a Prefect flow run id or an external reference.")] = None,
     training_entry_point: Annotated[str | None, typer.Option(
@@ -172,7 +172,7 @@ def models_register(
 def models_add_version(
     model: Annotated[str, typer.Option(help="Model name.")],
     version: Annotated[str | None, typer.Option(
-        help="Version name [default: one more than the highest numeric version].")] = None,
+        help="Version name \\[default: one more than the highest numeric version].")] = None,
     artifact: Annotated[str | None, typer.Option(help="The version's model artifact.")] = None,
     training_dataset: Annotated[str | None, typer.Option(help="Dataset it was trained on.")] = None,
     training_run: Annotated[str | None, typer.Option(help="Training run reference.")] = None,
@@ -254,7 +254,7 @@ def endpoints_register(
     model_version: Annotated[str, typer.Option(help="The model version it serves.")],
     variant: Annotated[str, typer.Option(help="Production variant.")] = "AllTraffic",
     capture_uri: Annotated[str | None, typer.Option(
-        help="Capture root of the endpoint [default: <store>/capture/<endpoint>].")] = None,
+        help="Capture root of the endpoint \\[default: <store>/capture/<endpoint>].")] = None,
     sampling_percentage: Annotated[float, typer.Option(
         help="Share of requests captured, in (0, 100].")] = 100.0,
     store: StoreOption = None,
@@ -298,11 +298,11 @@ def batch_run(
     model: Annotated[str, typer.Option(help="Registered model.")],
     input_uri: Annotated[str, typer.Option(
         "--input", help="Dataset to score: CSV or Parquet, path or URI.")],
-    model_version: Annotated[str | None, typer.Option(help="Version [default: latest].")] = None,
+    model_version: Annotated[str | None, typer.Option(help="Version \\[default: latest].")] = None,
     output: Annotated[str | None, typer.Option(
-        help="Output CSV [default: <store>/batch/<job-id>/output.csv].")] = None,
+        help="Output CSV \\[default: <store>/batch/<job-id>/output.csv].")] = None,
     job_id: Annotated[str | None, typer.Option(
-        help="Job id, a slug [default: <model>-<UTC yyyymmddThhmmss>, lowercase t].")] = None,
+        help="Job id, a slug \\[default: <model>-<UTC yyyymmddThhmmss>, lowercase t].")] = None,
     store: StoreOption = None,
 ) -> None:
     """Run a batch transform job and print its record; exit 1 when the job failed."""

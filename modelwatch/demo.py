@@ -1,4 +1,5 @@
-"""The demo, on the embedded defaults (a local folder store and Prefect's ephemeral API): a fleet of
+"""The demo (`modelwatch demo`), on the embedded defaults (a local folder store and Prefect's ephemeral
+API): a fleet of
 four models. credit-default drifts on day two and its labels, arriving a day late, show its quality
 dropping: both alerts are raised and it is retrained; loan-approval runs all four monitors and an
 upstream change on day two moves its bias and attributions; credit-default-canary has a paused
@@ -57,7 +58,8 @@ def _register(store: Store, name: str, problem_type: str, training_csv: Path, ar
 
 def _card(store: Store, model: str, risk: str, purpose: str, approve: bool,
           algorithm: str = "logistic regression") -> None:
-    from modelwatch.tasks.cards import create_card, set_status
+    from modelwatch.flows.cards import set_status
+    from modelwatch.tasks.cards import create_card
 
     create_card(store, model, {
         "model_overview": {"model_description": purpose, "model_owner": "credit-risk team",
@@ -72,9 +74,9 @@ def _card(store: Store, model: str, risk: str, purpose: str, approve: bool,
 def run_demo(out: str = "demo-output") -> dict[str, Any]:
     """Build the fleet, run two days of monitoring, retrain on the alert, print the dashboard."""
     from modelwatch.commands.operations import print_dashboard
-    from modelwatch.deployments.prefect_api import monitor_schedules, set_schedules_active
     from modelwatch.deployments.schedules import monitor_deployment
     from modelwatch.flows.batch import batch_transform
+    from modelwatch.flows.prefect_api import monitor_schedules, set_schedules_active
     from modelwatch.flows.retrain import retrain
     from modelwatch.flows.summary import summarize_fleet
     from modelwatch.tasks.alerts import read_alert
@@ -203,12 +205,11 @@ def _print_executions(console: Console, store: Store, executions: list[dict]) ->
 
 
 def _violation_heads(monitor_type: str, violations: list[dict]) -> list[str]:
-    """What each violation is about, in a few words, per monitor type's violation shape."""
-    if monitor_type == "data-quality":
-        return [f"{v.get('feature_name') or '-'}: {v['constraint_check_type']}" for v in violations]
-    if monitor_type == "bias-drift":
-        return [f"{v['facet']}={v['facet_value']}: {v['metric_name']}" for v in violations]
-    return [f"{v.get('metric_name') or '-'}: {v['constraint_check_type']}" for v in violations]
+    """What each violation is about, in a few words, as its monitor type says it."""
+    from modelwatch.flows.monitor_types import get_monitor
+
+    describe = get_monitor(monitor_type).describe_violation
+    return [describe(v) for v in violations]
 
 
 def _violations(store: Store, execution: dict) -> list[dict]:

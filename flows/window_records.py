@@ -1,0 +1,145 @@
+"""Reading a window's records, shared by the monitors: the capture files of a window and their inputs
+as a frame, and the merged records (capture joined with ground truth) of a model's endpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from modelwatch.flows.retries import STORE_RETRY
+from modelwatch.tasks.capture import SkippedFile, UnreadableFile, list_capture_files, parse_capture
+from modelwatch.tasks.errors import UserError
+from modelwatch.tasks.store import Store, filesystem_for, read_uri_bytes
+from modelwatch.tasks.windows import hour_of_path
+
+
+@task(name="list-capture-files", cache_policy=NO_CACHE, **STORE_RETRY)
+def list_files_task(captures: list[str], start: datetime,
+                    end: datetime) -> tuple[list[str], list[SkippedFile]]:
+    """The capture files of the window, and the files in its hour folders that are not capture."""
+    skipped: list[SkippedFile] = []
+    files = [f for capture in captures for f in list_capture_files(capture, start, end, skipped)]
+    return files, skipped
+
+
+@dataclass
+class CapturedInputs:
+    """The window's captured inputs (text columns) and what reading them found."""
+
+    frame: pd.DataFrame
+    records_read: int = 0
+    records_outside_window: int = 0
+    records_without_time: int = 0
+    blank_lines: int = 0
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+@task(name="read-capture-inputs", cache_policy=NO_CACHE, **STORE_RETRY)
+def read_inputs_task(files: list[str], features: list[str], window: tuple[datetime, datetime],
+                     untimed: str = "quarantine") -> CapturedInputs:
+    frames: list[pd.DataFrame] = []
+    found = CapturedInputs(pd.DataFrame(columns=features))
+    for uri in files:
+        try:
+            batch = parse_capture(read_uri_bytes(uri), uri, features, window, untimed)
+        except UnreadableFile as problem:
+            found.skipped.append(SkippedFile(uri, str(problem)))
+            continue
+        found.records_read += batch.records_read
+        found.records_outside_window += batch.records_outside_window
+        found.records_without_time += batch.records_without_time
+        found.blank_lines += batch.blank_lines
+        found.quarantine += batch.quarantine
+        if batch.num_rows:
+            frames.append(pd.DataFrame({k: v.to_pylist() for k, v in batch.columns.items()}))
+    if frames:
+        found.frame = pd.concat(frames, ignore_index=True)
+    return found
+
+
+def merged_roots(store: Store, model: str, merged: str | list[str] | None) -> list[str]:
+    """The merged-data roots to read: those given, else merged/<endpoint> of the model's endpoints."""
+    from modelwatch.tasks.registry import endpoints_of
+
+    if merged:
+        return [merged] if isinstance(merged, str) else list(merged)
+    roots = [store.uri(f"merged/{e.name}") for e in endpoints_of(store, model)]
+    if not roots:
+        raise UserError(f"model {model!r} has no endpoint with merged data; pass --merged")
+    return roots
+
+
+def check_merges_finished(store: Store, model: str, merged: str | list[str] | None, start: datetime,
+                          end: datetime) -> None:
+    """Refuse to judge a window whose ground-truth merge began and never wrote its report (for the
+    model's own merged data; merged data given by the caller is taken as it is)."""
+    from modelwatch.tasks.groundtruth import unfinished_merges
+    from modelwatch.tasks.registry import endpoints_of
+
+    if merged:
+        return
+    unfinished = [m for e in endpoints_of(store, model) for m in unfinished_merges(store, e.name,
+                                                                                   start, end)]
+    if unfinished:
+        raise RuntimeError(
+            f"the ground-truth merge of {', '.join(unfinished)} did not finish (no merge report): "
+            "its merged records may be partial; run `modelwatch groundtruth merge` for that window "
+            "again")
+
+
+def merged_files(roots: list[str], start: datetime, end: datetime) -> list[str]:
+    """Merged JSONL files of the window's hours (merged data is keyed by the capture hour); the
+    day folders that exist are listed, not every hour of the window."""
+    from modelwatch.tasks.capture import existing_days
+
+    first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    files: list[str] = []
+    for root in roots:
+        fs, base = filesystem_for(root)
+        base = base.rstrip("/")
+        protocol = "s3://" if root.startswith("s3://") else ""
+        for day in existing_days(fs, base, start, end):
+            try:
+                found = fs.find(f"{base}/{day}", detail=False)
+            except FileNotFoundError:
+                continue
+            for path in found:
+                hour = hour_of_path(path)
+                if (hour is not None and first <= hour < end and path.endswith(".jsonl")
+                        and path[len(base) + 1:].count("/") == 4):
+                    files.append(protocol + path)
+    return sorted(files)
+
+
+@task(name="read-merged", cache_policy=NO_CACHE, **STORE_RETRY)
+def read_merged_task(files: list[str], features: list[str] | None = None,
+                     scored: bool = True) -> Any:
+    from modelwatch.tasks.capture import UnreadableFile
+    from modelwatch.tasks.merged import MergedBatch, read_merged
+
+    total = MergedBatch()
+    for uri in files:
+        try:
+            total.extend(read_merged(read_uri_bytes(uri), uri, features, scored))
+        except UnreadableFile as problem:
+            total.quarantine.append({"file": uri, "line": 0, "reason": str(problem), "record": ""})
+    return total
+
+
+def capture_roots(store: Store, model: str, capture: str | list[str] | None) -> list[str]:
+    """The capture roots to read: those given, else the capture of every endpoint of the model."""
+    from modelwatch.tasks.registry import endpoints_of
+
+    if capture:
+        return [capture] if isinstance(capture, str) else list(capture)
+    roots = [e.capture_uri.rstrip("/") for e in endpoints_of(store, model)]
+    if not roots:
+        raise UserError(f"model {model!r} has no endpoint to read capture from; pass --capture")
+    return roots
+
