@@ -193,6 +193,28 @@ def load_bias_baseline(store: Store, model: str, version: str | None) -> tuple[s
     return version, constraints, manifest, {"constraints": source}
 
 
+def check_bias_dataset(store: Store, model: str, dataset: str,
+                       version: str | None) -> tuple[str, Any, Any]:
+    """(baseline version, analysis, violations) of a labelled, predicted dataset against the
+    model's bias-drift baseline: the facets, label and prediction columns its baseline names."""
+    from modelwatch.tasks.bias import check_bias, compute_bias
+
+    version, constraints, manifest, _ = load_bias_baseline(store, model, version)
+    settings = bias_settings(manifest)
+    label, prediction = manifest["label"], manifest.get("prediction")
+    if not prediction:
+        raise UserError(f"model {model!r} version {version}: the bias-drift baseline names no "
+                        "prediction column")
+    frame = numeric_where_possible(read_dataset(dataset).to_pandas())
+    _check_columns(frame, [label, prediction, *(f.name for f in settings["facets"]),
+                           *([settings["group"]] if settings["group"] else [])],
+                   f"dataset {dataset}")
+    features = [f for f in manifest.get("features") or [] if f in frame.columns]
+    analysis = compute_bias(frame, label=label, predicted=prediction, features=features,
+                            min_members=manifest.get("min_members", MIN_MEMBERS), **settings)
+    return version, analysis, check_bias(constraints, analysis)
+
+
 def window_frame(batch: Any, label: str, features: list[str]) -> pd.DataFrame:
     """The merged window as a frame: captured inputs, the label and the prediction (the predicted
     label, or the score where the model answered only a score)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from modelwatch.flows.monitor_types import Headline, Monitor, Options, column, register
+from modelwatch.flows.monitor_types import DatasetCheck, Headline, Monitor, Options, column, register
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import Store, default_store_uri
 
@@ -85,6 +85,23 @@ class DataQuality(Monitor):
         from modelwatch.tasks.baselines import load_baseline
 
         return load_baseline(store, model, self.name, version, with_sample=False)
+
+    def check_dataset(self, store: Store, model: str, dataset: str,
+                      version: str | None) -> DatasetCheck:
+        from modelwatch.tasks.capture import read_dataset
+        from modelwatch.tasks.constraints import check_data_quality
+        from modelwatch.tasks.profile import profile_table, to_statistics
+
+        baseline = self.load_baseline(store, model, version)
+        table = read_dataset(dataset)
+        present = [f for f in baseline.features if f in table.column_names]
+        profile = profile_table(table.select(present), seed=17)
+        violations = check_data_quality(baseline.constraints, baseline.statistics, profile,
+                                        records_read=table.num_rows, records_malformed=0)
+        return DatasetCheck(baseline_version=baseline.version, documents={
+            "statistics.json": to_statistics(profile, order=present).dump(),
+            "constraint_violations.json": violations.dump()},
+            violations=[v.dump() for v in violations.violations])
 
     def run(self, *, model: str, start: datetime, end: datetime, source: list[str] | None,
             store: str | None, version: str | None, options: Any,
@@ -201,6 +218,15 @@ class BiasDrift(Monitor):
         from modelwatch.flows.bias import load_bias_baseline
 
         return load_bias_baseline(store, model, version)
+
+    def check_dataset(self, store: Store, model: str, dataset: str,
+                      version: str | None) -> DatasetCheck:
+        from modelwatch.flows.bias import check_bias_dataset
+
+        version, analysis, violations = check_bias_dataset(store, model, dataset, version)
+        return DatasetCheck(baseline_version=version, documents={
+            "analysis.json": analysis.dump(), "constraint_violations.json": violations.dump()},
+            violations=[v.dump() for v in violations.violations])
 
     def run(self, *, model: str, start: datetime, end: datetime, source: list[str] | None,
             store: str | None, version: str | None, options: Any,

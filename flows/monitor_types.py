@@ -59,6 +59,18 @@ class Headline(BaseModel):
     threshold: float | None = None
 
 
+class DatasetCheck(BaseModel):
+    """A dataset checked against a baseline: the baseline version, the documents computed
+    (name -> JSON document, e.g. statistics.json and constraint_violations.json) and the
+    violations found."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    baseline_version: str
+    documents: dict[str, Any]
+    violations: list[dict[str, Any]]
+
+
 class Monitor(ABC):
     """One monitor type: how it is baselined, what it reads, and one execution over a window.
 
@@ -124,6 +136,14 @@ class Monitor(ABC):
         """One execution over [start, end): a Prefect flow call returning execution.json (or the
         flow run's state with `return_state`). `source` is the capture or merged roots to read; None
         means the model's endpoints'."""
+
+    def check_dataset(self, store: Store, model: str, dataset: str,
+                      version: str | None) -> DatasetCheck:
+        """Check a whole dataset (say, a new training set) against the model's baseline of this
+        type, outside any monitoring window: what SageMaker Pipelines' check steps do. Types that
+        offer it override this."""
+        raise UserError(f"--type {self.name} offers no dataset check (data-quality and bias-drift "
+                        "do)")
 
     def describe_violation(self, violation: dict[str, Any]) -> str:
         """A violation of this type in a few words (tables and summaries)."""

@@ -33,6 +33,15 @@ _EXPORTS = {
     "WindowBaseline": "modelwatch.flows.window_monitor",
     "WindowOutcome": "modelwatch.flows.window_monitor",
     "Violation": "modelwatch.tasks.documents",
+    "DatasetCheck": "modelwatch.flows.monitor_types",
+    "suggest_baseline": "modelwatch.api",
+    "run_monitor": "modelwatch.api",
+    "merge_ground_truth": "modelwatch.api",
+    "summarize_fleet": "modelwatch.api",
+    "read_execution": "modelwatch.api",
+    "check_dataset": "modelwatch.api",
+    "ExecutionFailed": "modelwatch.api",
+    "ExecutionDocuments": "modelwatch.api",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -4,7 +4,6 @@ progress go to stderr. Exit codes: 0 done, 1 an execution failed, 2 a user error
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -13,8 +12,6 @@ from modelwatch.cli_common import (
     TYPE_HELP,
     StoreOption,
     emit_json,
-    open_store,
-    parse_window,
     stdout_to_stderr,
 )
 from modelwatch.cli_type_options import with_type_options
@@ -61,29 +58,11 @@ def baseline_suggest(
     """Suggest a baseline: data-quality profiles a dataset; model-quality and bias-drift score a
     labelled, predicted one; feature-attribution-drift explains a sample with shap. Each type's own
     options are listed in its panel below."""
-    from modelwatch.flows.monitor_types import get_monitor, parse_options
-    from modelwatch.tasks.store import check_slug
+    from modelwatch.api import suggest_baseline
 
-    monitor = get_monitor(monitor_type)
-    options = parse_options(monitor.baseline_options, type_options, monitor_type, "baseline")
-    check_slug(model, "model name")
-    check_slug(version, "model version")
-    open_store(store, writable=True)
-    from modelwatch.tasks.store import filesystem_for
-
-    fs, path = filesystem_for(dataset)
-    if not fs.isfile(path):
-        raise UserError(f"--dataset {dataset}: no such file (expected a CSV or Parquet dataset)")
-    from modelwatch.tasks.capture import dataset_columns
-
-    columns = dataset_columns(dataset)
-    if label and columns and label not in columns:
-        raise UserError(f"--label {label!r} is not a column of {dataset}; columns are "
-                        f"{', '.join(columns)}")
-    monitor.check_baseline_options(options, label, dataset, columns)
     with stdout_to_stderr():
-        uris = monitor.suggest_baseline(model=model, dataset=dataset, version=version, label=label,
-                                        store=store, options=options)
+        uris = suggest_baseline(model, dataset, monitor_type=monitor_type, label=label,
+                                version=version, store=store, **type_options)
     emit_json(uris)
 
 
@@ -107,69 +86,23 @@ def monitor_run(
 ) -> None:
     """Run one monitoring execution over [start, end) and print its execution.json. Each type's
     own options are listed in its panel below."""
-    from modelwatch.flows.monitor_types import get_monitor, parse_options
+    from modelwatch.api import ExecutionFailed, run_monitor
+    from modelwatch.flows.monitor_types import get_monitor
 
-    monitor = get_monitor(monitor_type)
-    options = parse_options(monitor.run_options, type_options, monitor_type, "run")
-    begin, finish = parse_window(start, end)
-    from modelwatch.tasks.store import check_slug
-
-    check_slug(model, "model name")
-    if monitor.reads == "capture":
-        given, unwanted, flag = capture, merged, "--merged"
-    else:
-        given, unwanted, flag = merged, capture, "--capture"
+    reads = get_monitor(monitor_type).reads
+    given, unwanted, flag = (capture, merged, "--merged") if reads == "capture" else \
+        (merged, capture, "--capture")
     if unwanted:
-        raise UserError(f"{flag} does not apply to --type {monitor_type}: it reads "
-                        f"{monitor.reads} records")
-    # Refuse an unusable store, an unknown model or a broken baseline before Prefect's start-up.
-    the_store = open_store(store, writable=True)
-    monitor.load_baseline(the_store, model, version)
-    with stdout_to_stderr():
-        state = monitor.run(model=model, start=begin, end=finish, source=given or None,
-                            store=store, version=version, options=options, return_state=True)
-        document, failure = _execution_of(state, model, monitor_type, begin, finish, store)
+        raise UserError(f"{flag} does not apply to --type {monitor_type}: it reads {reads} records")
+    try:
+        with stdout_to_stderr():
+            document = run_monitor(model, start, end, monitor_type=monitor_type, source=given,
+                                   version=version, store=store, **type_options)
+    except ExecutionFailed as failed:
+        emit_json(failed.execution)
+        print(f"error: {failed.reason}", file=sys.stderr)
+        raise typer.Exit(1) from None
     emit_json(document)
-    if failure is not None:
-        print(f"error: {failure}", file=sys.stderr)
-        raise typer.Exit(1)
-
-
-def _execution_of(state: Any, model: str, monitor_type: str, begin: datetime, finish: datetime,
-                  store: str | None) -> tuple[dict[str, Any], str | None]:
-    """(the execution document of the run this command started, why it failed or None). Only a
-    document written by that very flow run is reported: an older execution.json of the same window is
-    never passed off as this run's outcome."""
-    run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
-    if not state.is_failed() and not state.is_crashed():
-        return state.result(), None
-    try:
-        state.result()
-        problem: BaseException = RuntimeError(state.message or f"flow run ended {state.name}")
-    except UserError:
-        raise
-    except BaseException as raised:  # noqa: BLE001 - reported as this run's failure
-        problem = raised
-    reason = f"{type(problem).__name__}: {problem}"[:2000]
-    from modelwatch.tasks.executions import execution_prefix
-    from modelwatch.tasks.store import Store, default_store_uri
-
-    key = f"{execution_prefix(model, monitor_type, begin, finish)}/execution.json"
-    try:
-        the_store = Store(store or default_store_uri())
-        document = the_store.read_json(key) if the_store.exists(key) else None
-    except Exception:  # noqa: BLE001 - the store may be what failed
-        document = None
-    if document is not None and run_id is not None and document.get("flow_run_id") == run_id:
-        if document.get("status") == "Failed":
-            return document, document.get("failure_reason") or reason
-        return document, f"the execution finished {document.get('status')} but recording its " \
-                         f"outcome failed: {reason}"
-    from modelwatch.tasks.windows import iso_z
-
-    return {"model": model, "monitor_type": monitor_type, "window_start": iso_z(begin),
-            "window_end": iso_z(finish), "status": "Failed", "failure_reason": reason,
-            "flow_run_id": run_id}, reason
 
 
 @app.command("demo")

@@ -12,8 +12,6 @@ from typing import Annotated, Any
 
 import typer
 
-from modelwatch.tasks.errors import UserError
-
 StoreOption = Annotated[str | None, typer.Option(
     "--store", help="Store root URI: a folder or s3://bucket/prefix "
                     "\\[default: $MODELWATCH_STORE, else ./modelwatch-store]")]
@@ -60,12 +58,9 @@ def check_type(monitor_type: str) -> str:
 
 
 def parse_window(start: str, end: str) -> tuple[datetime, datetime]:
-    from modelwatch.tasks.windows import parse_time, utc_window
+    from modelwatch.api import window
 
-    begin, finish = parse_time(start, "--start"), parse_time(end, "--end")
-    if finish <= begin:
-        raise UserError(f"--end {end} must be after --start {start}")
-    return utc_window(begin, finish, "--start/--end window")
+    return window(start, end)
 
 
 def open_store(store: str | None, writable: bool = False):

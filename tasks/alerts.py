@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from modelwatch.tasks.dashboard import AlertHistoryEntry, ExecutionSummary
-from modelwatch.tasks.documents import Document
+from modelwatch.tasks.documents import OwnDocument
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import Store, check_slug
 
@@ -21,7 +21,7 @@ AlertState = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
 DATAPOINT_STATUSES = ("Completed", "CompletedWithViolations")
 
 
-class AlertCriteria(Document):
+class AlertCriteria(OwnDocument):
     datapoints_to_alert: int = 1
     evaluation_period: int = 1
 
@@ -37,7 +37,7 @@ class AlertCriteria(Document):
         return self
 
 
-class Alert(Document):
+class Alert(OwnDocument):
     model: str
     monitor_type: str
     model_version: str | None = None
@@ -51,7 +51,7 @@ class Alert(Document):
     history: list[AlertHistoryEntry] = Field(default_factory=list)
 
 
-class Transition(Document):
+class Transition(OwnDocument):
     """An alert entering or leaving ALARM; the caller turns it into an event."""
 
     model: str

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
+from modelwatch.tasks.constraints import check_drift_methods
 from modelwatch.tasks.documents import Constraints, Statistics
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import Store, check_slug
@@ -123,6 +124,10 @@ def load_baseline(store: Store, model: str, monitor_type: str, version: str | No
     sources: dict[str, str] = {}
     constraints, sources["constraints"] = require_document(
         store, model, version, monitor_type, "constraints.json", parser_of(Constraints))
+    try:
+        check_drift_methods(constraints)
+    except UserError as problem:
+        raise UserError(f"{sources['constraints']}: {problem}") from None
     statistics = None
     found = load_document(store, model, version, monitor_type, "statistics.json", parser_of(Statistics))
     if found is not None:

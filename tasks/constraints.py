@@ -22,7 +22,8 @@ from modelwatch.tasks.documents import (
     StringConstraints,
     Violation,
 )
-from modelwatch.tasks.drift import DRIFT_METHODS
+from modelwatch.tasks.drift import DriftMethod, drift_method
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.profile import ColumnProfile, DatasetProfile, column_from_statistics
 
 MAX_DOMAIN = 100  # a String feature with more distinct values gets no domain constraint
@@ -39,12 +40,8 @@ def suggest_constraints(
     max_domain: int = MAX_DOMAIN,
 ) -> Constraints:
     """SageMaker-shaped constraints suggested from baseline statistics."""
-    if comparison_method not in ("Robust", "Simple"):
-        raise ValueError(f"comparison method {comparison_method!r}: expected Robust or Simple")
-    if categorical_drift_method not in ("LInfinity", "ChiSquared"):
-        raise ValueError(
-            f"categorical drift method {categorical_drift_method!r}: expected LInfinity or ChiSquared"
-        )
+    drift_method(comparison_method, "numerical")
+    drift_method(categorical_drift_method, "categorical")
     features = []
     for feature in statistics.features:
         common = feature.common
@@ -254,21 +251,16 @@ def _drift(feature: FeatureConstraints, config: MonitoringConfig, column: Column
     if str(_setting(feature, config, "perform_comparison")) == "Disabled":
         return None
     base = column_from_statistics(base_stats)
-    robust = str(_setting(feature, config, "comparison_method")) != "Simple"
-    if feature.inferred_type in ("Integral", "Fractional"):
-        if not base.sketch.levels or not column.sketch.levels:
-            return None
-        method = DRIFT_METHODS["Robust" if robust else "Simple"]
+    method = method_of(feature, config, base)
+    if method is None or (method.kind == "numerical" and not column.sketch.levels) or \
+            (method.kind == "categorical" and not column.counts):
+        return None
+    if method.kind == "numerical":
         threshold = float(_setting(feature, config, "comparison_threshold"))
-    elif feature.inferred_type == "String":
-        if not base.counts or not column.counts:
-            return None
-        method = DRIFT_METHODS.get(str(_setting(feature, config, "categorical_drift_method")),
-                                   DRIFT_METHODS["LInfinity"])
+    else:
         threshold = float(feature.overrides().get("categorical_comparison_threshold",
                                                   dist.categorical_threshold))
-    else:
-        return None
+    robust = str(_setting(feature, config, "comparison_method")) != "Simple"
     result = method(base, column, robust=robust, threshold=threshold)
     if not result.drifted:
         return None
@@ -281,9 +273,37 @@ def _drift(feature: FeatureConstraints, config: MonitoringConfig, column: Column
     )
 
 
+def method_of(feature: FeatureConstraints, config: MonitoringConfig,
+              base: ColumnProfile) -> DriftMethod | None:
+    """The drift method a feature is compared with (its override, else the file's setting), or None
+    when its type or its baseline profile gives nothing to compare."""
+    if feature.inferred_type in ("Integral", "Fractional") and base.sketch.levels:
+        return drift_method(str(_setting(feature, config, "comparison_method")), "numerical")
+    if feature.inferred_type == "String" and base.counts:
+        return drift_method(str(_setting(feature, config, "categorical_drift_method")),
+                            "categorical")
+    return None
+
+
+def check_drift_methods(constraints: Constraints) -> None:
+    """Every drift method the constraints name is registered (a UserError listing the registered
+    ones otherwise): found when the baseline loads, not midway through an execution."""
+    config = constraints.monitoring_config
+    for feature in constraints.features:
+        kind = {"Integral": "numerical", "Fractional": "numerical", "String": "categorical"}.get(
+            feature.inferred_type)
+        if kind is not None:
+            setting = "comparison_method" if kind == "numerical" else "categorical_drift_method"
+            try:
+                drift_method(str(_setting(feature, config, setting)), kind)
+            except UserError as problem:
+                raise UserError(f"feature {feature.name!r}: {problem}") from None
+
+
 def drift_scores(constraints: Constraints, baseline: Statistics | None,
                  current: DatasetProfile) -> dict[str, float]:
-    """Per-feature drift value (distance or p-value) for reports and metric trends."""
+    """Per-feature drift distances for reports and metric trends. Features compared by a test (a
+    p-value, which is not on a distance's scale) are left out."""
     scores: dict[str, float] = {}
     if baseline is None:
         return scores
@@ -294,12 +314,8 @@ def drift_scores(constraints: Constraints, baseline: Statistics | None,
         if column is None or stats is None:
             continue
         base = column_from_statistics(stats)
-        if feature.inferred_type in ("Integral", "Fractional") and base.sketch.levels:
-            method = DRIFT_METHODS["Robust" if robust else "Simple"]
-        elif feature.inferred_type == "String" and base.counts:
-            method = DRIFT_METHODS.get(config.distribution_constraints.categorical_drift_method,
-                                       DRIFT_METHODS["LInfinity"])
-        else:
+        method = method_of(feature, config, base)
+        if method is None or method.measures != "distance":
             continue
         scores[feature.name] = float(method.compute(base, column, robust))
     return scores

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from modelwatch.tasks.documents import Document
+from modelwatch.tasks.documents import OwnDocument
 
 MonitorState = Literal["None", "Inactive", "OK", "Alarm"]
 
@@ -19,7 +19,7 @@ def default_label(monitor_type: str) -> str:
     return monitor_type.replace("-", " ").capitalize()
 
 
-class MonitorColumn(Document):
+class MonitorColumn(OwnDocument):
     """A monitor type as the dashboard shows it: its column title and headline metric. The summary
     writes one per registered type; renderers given none derive them from the rows."""
 
@@ -36,7 +36,7 @@ def columns_of(rows: list[DashboardRow]) -> list[MonitorColumn]:
     return [MonitorColumn(name=t, label=default_label(t)) for t in names]
 
 
-class MonitorCell(Document):
+class MonitorCell(OwnDocument):
     """One monitor type's column for one model."""
 
     status: MonitorState = "None"  # None: no schedule; Inactive: paused; OK; Alarm (see raised_at)
@@ -54,13 +54,13 @@ class MonitorCell(Document):
         return self.status
 
 
-class BatchJobCell(Document):
+class BatchJobCell(OwnDocument):
     job_id: str
     status: str
     finished_at: datetime | None = None
 
 
-class DashboardRow(Document):
+class DashboardRow(OwnDocument):
     model: str
     latest_version: str | None = None
     problem_type: str | None = None
@@ -96,7 +96,7 @@ class DashboardRow(Document):
         return record
 
 
-class ExecutionSummary(Document):
+class ExecutionSummary(OwnDocument):
     """An execution as listed on a model page and in the per-monitor index."""
 
     monitor_type: str
@@ -114,7 +114,7 @@ class ExecutionSummary(Document):
     failure_reason: str | None = None
 
 
-class AlertHistoryEntry(Document):
+class AlertHistoryEntry(OwnDocument):
     monitor_type: str
     state: Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
     at: datetime
@@ -122,7 +122,7 @@ class AlertHistoryEntry(Document):
     cause: str | None = None  # what re-evaluated the alert (an execution's flow run, a criteria edit)
 
 
-class ModelPage(Document):
+class ModelPage(OwnDocument):
     """Everything a model's page shows."""
 
     row: DashboardRow

@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 InferredType = Literal["Integral", "Fractional", "String", "Unknown"]
 # A monitor type's name (the registry in modelwatch.flows.monitor_types says which exist).
-MonitorType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,62}$")]
+MonitorType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,62}$")]
 ExecutionStatus = Literal["Completed", "CompletedWithViolations", "Failed", "NoData"]
 
 
@@ -25,6 +25,13 @@ class Document(BaseModel):
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="python", by_alias=True, exclude_none=True)
+
+
+class OwnDocument(Document):
+    """A document only modelwatch writes (execution, index, alert, registry entry): an unknown field
+    is an error, so a misspelt one is found rather than kept as a silent extra key."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 # ---- statistics.json ----
@@ -161,7 +168,7 @@ class ConstraintViolations(Document):
 
 # ---- execution.json (ours) ----
 
-class Execution(Document):
+class Execution(OwnDocument):
     model: str
     model_version: str
     monitor_type: MonitorType

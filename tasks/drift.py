@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
+from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.profile import ColumnProfile
 
 ROBUST_C_ALPHA = 1.8  # Deequ's constant for the Robust correction (alpha ~ 0.003)
@@ -25,18 +27,26 @@ class DriftResult:
     threshold: float
 
     def describe(self) -> str:
-        if self.method == "ChiSquared":
-            return (f"ChiSquared p-value {self.value:.4g} is below the threshold "
+        if DRIFT_METHODS[self.method].measures == "p-value":
+            return (f"{self.method} p-value {self.value:.4g} is below the threshold "
                     f"{self.threshold:g}")
         return f"{self.method} distance {self.value:.4g} exceeds the threshold {self.threshold:g}"
 
 
 @dataclass(frozen=True)
 class DriftMethod:
+    """A drift measure of one feature kind. `measures` says what its value is: a distance (drift
+    when above the threshold) or a test's p-value (drift when below); only distances are comparable
+    across features, so only they make a headline number."""
+
     name: str
-    kind: str  # "numerical" or "categorical"
+    kind: Literal["numerical", "categorical"]
     compute: Callable[[ColumnProfile, ColumnProfile, bool], float]
-    higher_is_drift: bool = True
+    measures: Literal["distance", "p-value"] = "distance"
+
+    @property
+    def higher_is_drift(self) -> bool:
+        return self.measures == "distance"
 
     def __call__(self, baseline: ColumnProfile, current: ColumnProfile, *, robust: bool,
                  threshold: float) -> DriftResult:
@@ -46,10 +56,27 @@ class DriftMethod:
 
 
 DRIFT_METHODS: dict[str, DriftMethod] = {}
+_SETTING = {"numerical": "comparison_method", "categorical": "categorical_drift_method"}
 
 
 def register(method: DriftMethod) -> DriftMethod:
     DRIFT_METHODS[method.name] = method
+    return method
+
+
+def method_names(kind: str) -> list[str]:
+    """The registered methods of a feature kind, in registration order."""
+    return [m.name for m in DRIFT_METHODS.values() if m.kind == kind]
+
+
+def drift_method(name: str, kind: str) -> DriftMethod:
+    """The registered method called `name` for a feature kind; any other name is a UserError that
+    lists the registered ones (SageMaker's names: comparison_method for numerical features,
+    categorical_drift_method for categorical ones)."""
+    method = DRIFT_METHODS.get(name)
+    if method is None or method.kind != kind:
+        raise UserError(f"{_SETTING[kind]} {name!r} is not a registered {kind} drift method: "
+                        f"expected {' or '.join(method_names(kind))}")
     return method
 
 
@@ -113,4 +140,4 @@ def categorical_chi_squared(baseline: ColumnProfile, current: ColumnProfile, _: 
 register(DriftMethod("Robust", "numerical", lambda a, b, _: numeric_linf(a, b, True)))
 register(DriftMethod("Simple", "numerical", lambda a, b, _: numeric_linf(a, b, False)))
 register(DriftMethod("LInfinity", "categorical", categorical_linf))
-register(DriftMethod("ChiSquared", "categorical", categorical_chi_squared, higher_is_drift=False))
+register(DriftMethod("ChiSquared", "categorical", categorical_chi_squared, measures="p-value"))

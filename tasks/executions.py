@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import Field, ValidationError
 
 from modelwatch.tasks.dashboard import ExecutionSummary
-from modelwatch.tasks.documents import Document, Execution
+from modelwatch.tasks.documents import Execution, OwnDocument
 from modelwatch.tasks.store import Store, check_slug
 
 # The latest executions per monitor: the trend chart's window and the longest evaluation period.
@@ -28,13 +28,13 @@ RUNNING = "Running"
 logger = logging.getLogger("modelwatch.executions")
 
 
-class ExecutionIndex(Document):
+class ExecutionIndex(OwnDocument):
     model: str
     monitor_type: str
     executions: list[ExecutionSummary] = Field(default_factory=list)  # oldest first, by window
 
 
-class Attempt(Document):
+class Attempt(OwnDocument):
     """attempt.json: the flow run working on an execution, and when it last said it was alive."""
 
     flow_run_id: str | None = None

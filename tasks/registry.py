@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from modelwatch.tasks.documents import Document
+from modelwatch.tasks.documents import Document, OwnDocument
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import Store, check_slug
 
@@ -25,12 +25,12 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-class FeatureSpec(Document):
+class FeatureSpec(OwnDocument):
     name: str
     type: Literal["Integral", "Fractional", "String"] = "Fractional"
 
 
-class ModelVersion(Document):
+class ModelVersion(OwnDocument):
     version: str
     artifact_uri: str | None = None
     # Artifacts are code (joblib unpickles them): the digest recorded at registration is checked
@@ -44,7 +44,7 @@ class ModelVersion(Document):
     reason: str | None = None  # e.g. the alert that triggered a retrain
 
 
-class ModelRecord(Document):
+class ModelRecord(OwnDocument):
     name: str
     problem_type: ProblemType
     features: list[FeatureSpec] = Field(default_factory=list)
@@ -79,13 +79,13 @@ class ModelRecord(Document):
         return str(max(numbers, default=0) + 1)
 
 
-class EndpointVersionChange(Document):
+class EndpointVersionChange(OwnDocument):
     model_version: str
     at: datetime = Field(default_factory=now)
     by: str | None = None
 
 
-class EndpointRecord(Document):
+class EndpointRecord(OwnDocument):
     name: str
     model: str
     model_version: str
@@ -96,7 +96,7 @@ class EndpointRecord(Document):
     history: list[EndpointVersionChange] = Field(default_factory=list)
 
 
-class BatchJob(Document):
+class BatchJob(OwnDocument):
     job_id: str
     model: str
     model_version: str

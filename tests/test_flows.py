@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from modelwatch.flows.demo_data import LABEL, generate_demo
@@ -211,3 +212,52 @@ def test_weak_baselines_are_warned_about_and_empty_ones_refused(tmp_path: Path) 
     code, _ = invoke("baseline", "suggest", "--model", "tiny", "--dataset", str(only_label),
                      "--label", "default", "--store", str(tmp_path / "store"))
     assert code == 2
+
+
+def test_an_unknown_drift_method_is_refused_before_the_run(case, tmp_path: Path,
+                                                            monkeypatch) -> None:
+    store_uri = str(tmp_path / "store")
+    uris = suggest(case, store_uri)
+    constraints = json.loads(Path(uris["constraints"]).read_text())
+    constraints["monitoring_config"]["distribution_constraints"]["categorical_drift_method"] = "Vibes"
+    reviewed = tmp_path / "project" / "baselines" / MODEL / "data-quality" / "constraints.json"
+    reviewed.parent.mkdir(parents=True)
+    reviewed.write_text(json.dumps(constraints))
+    monkeypatch.setenv("MODELWATCH_BASELINES", str(tmp_path / "project" / "baselines"))
+    start, end = case.days[0]
+    code, _ = invoke("monitor", "run", "--model", MODEL, "--capture", str(case.capture_root),
+                     "--start", iso_z(start), "--end", iso_z(end), "--store", store_uri)
+    assert code == 2  # it used to fall back to LInfinity without a word
+    assert not Store(store_uri).list_dirs(f"monitoring/{MODEL}/data-quality")
+
+
+def test_with_chi_squared_the_headline_is_still_a_distance(tmp_path: Path) -> None:
+    """A p-value (near 1 when nothing moved) is not a distance: the headline drift metric takes the
+    distances alone, and equals the largest numeric KS distance less its noise allowance."""
+    from scipy import stats
+
+    from modelwatch.flows.demo_data import training_frame
+
+    rng = np.random.default_rng(3)
+    train, window = training_frame(5000, rng), training_frame(3000, rng)
+    train.to_csv(tmp_path / "train.csv", index=False)
+    window.drop(columns=[LABEL]).to_csv(tmp_path / "window.csv", index=False)
+    p_values = []
+    for name in ("region", "employment"):
+        shares = train[name].value_counts(normalize=True)
+        seen = window[name].value_counts().reindex(shares.index, fill_value=0)
+        p_values.append(stats.chisquare(seen, shares * seen.sum()).pvalue)
+    assert max(p_values) > 0.2  # the old headline took the largest value: a p-value, not a drift
+    expected = 0.0
+    for name in ("age", "income", "debt_ratio", "num_accounts", "utilization"):
+        a, b = train[name].dropna(), window[name].dropna()
+        allowance = 1.8 * np.sqrt((len(a) + len(b)) / (len(a) * len(b)))
+        expected = max(expected, stats.ks_2samp(a, b).statistic - allowance)
+    store_uri = str(tmp_path / "store")
+    run("baseline", "suggest", "--model", MODEL, "--dataset", str(tmp_path / "train.csv"),
+        "--label", LABEL, "--categorical-drift-method", "ChiSquared", "--store", store_uri)
+    execution = run("monitor", "run", "--model", MODEL, "--capture", str(tmp_path / "window.csv"),
+                    "--start", "2026-01-01", "--end", "2026-01-02", "--no-report",
+                    "--store", store_uri)
+    assert execution["metric_name"] == "max drift distance"
+    assert execution["metric"] == pytest.approx(max(expected, 0.0), abs=0.01)

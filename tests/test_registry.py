@@ -163,3 +163,30 @@ def test_a_version_name_must_be_a_slug(store: Store) -> None:
     register_model(store, credit("m"))
     with pytest.raises(UserError, match="invalid model version"):
         add_version(store, "m", ModelVersion(version="../2"))
+
+
+def test_a_misspelt_field_of_our_own_documents_is_an_error(store: Store) -> None:
+    """Registry entries, executions, indexes and alerts are ours alone: an unknown key is a mistake
+    (it used to be kept as a silent extra), named when the document is read."""
+    import json
+
+    from modelwatch.tasks.alerts import Alert
+    from modelwatch.tasks.documents import Execution
+
+    register_model(store, credit())
+    record = json.loads(store.read_bytes("registry/models/credit-default.json"))
+    record["problem_typ"] = "regression"
+    store.write_json("registry/models/credit-default.json", record)
+    with pytest.raises(UserError, match="problem_typ"):
+        get_model(store, "credit-default")
+    with pytest.raises(ValueError, match="violation_cuont"):
+        Execution(model="m", model_version="1", monitor_type="data-quality",
+                  window_start=datetime(2026, 1, 1, tzinfo=UTC),
+                  window_end=datetime(2026, 1, 2, tzinfo=UTC), status="Completed",
+                  violation_cuont=3)
+    with pytest.raises(ValueError, match="monitor_type"):
+        Execution(model="m", model_version="1", monitor_type="Data Quality!",
+                  window_start=datetime(2026, 1, 1, tzinfo=UTC),
+                  window_end=datetime(2026, 1, 2, tzinfo=UTC), status="Completed")
+    with pytest.raises(ValueError, match="stat"):
+        Alert.model_validate({"model": "m", "monitor_type": "data-quality", "stat": "OK"})

@@ -21,22 +21,25 @@ REPO = Path(__file__).resolve().parents[1]
 UV = REPO / ".tools" / "bin" / "uv"  # what `make install` puts there
 
 USER_FLOW = '''
-"""A user's own flow module, beside their own `tasks` package."""
+"""A user's own flow module, beside their own `tasks` package, using modelwatch's public API only."""
 import sys
-from datetime import datetime
 
 from prefect import flow
 
+import modelwatch
 import tasks
-from modelwatch.flows.baseline import suggest_baseline
-from modelwatch.flows.monitor import monitor_data_quality
+from modelwatch.prefect import quality_check
 
 
 @flow
 def nightly(training: str, capture: str, start: str, end: str, store: str, label: str) -> dict:
-    suggest_baseline(model="churn", dataset=training, label=label, store=store)
-    return monitor_data_quality(model="churn", capture=capture, start=datetime.fromisoformat(start),
-                                end=datetime.fromisoformat(end), store=store, report=False)
+    first = quality_check("churn", training, label=label, register_baseline="1", store=store)
+    assert first["status"] == "NoBaseline" and first["registered"], first
+    execution = modelwatch.run_monitor("churn", start, end, source=capture, store=store,
+                                       report=False)
+    read = modelwatch.read_execution("churn", start, end, store=store)
+    assert read.execution["status"] == execution["status"], read.execution
+    return execution
 
 
 if __name__ == "__main__":
