@@ -449,3 +449,24 @@ def test_browser_screenshots(browser, site: Path, tmp_path: Path) -> None:
         if os.environ.get("DASHBOARD_SHOTS_DIR"):
             Path(os.environ["DASHBOARD_SHOTS_DIR"]).mkdir(parents=True, exist_ok=True)
             shutil.copy(target, Path(os.environ["DASHBOARD_SHOTS_DIR"]) / name)
+
+
+def test_the_model_page_and_the_card_export_render_a_card_alike() -> None:
+    """One card renderer: the model page and the HTML export show the same sections under the same
+    titles, the same status history, and the same escaped text."""
+    from modelwatch.tasks.cards import ModelCard, card_to_html
+
+    page = _hostile_page()
+    exported = card_to_html(ModelCard.model_validate(page.card))
+    shown = render_model_page(page)
+
+    def sections(html: str, level: int) -> list[tuple[str, str]]:
+        pattern = rf'<section class="card-section"(?: id="([^"]*)")?><h{level}>(.*?)</h{level}>'
+        return re.findall(pattern, html)
+
+    assert sections(shown, 3) == sections(exported, 2)
+    assert [title for _, title in sections(shown, 3)][:8] == [
+        "Summary", "Model overview", "Intended uses", "Business details", "Training details",
+        "Evaluation details", "Additional information", "Status history"]
+    for html in (shown, exported):
+        assert "Looks innocent. &lt;script&gt;" in html and "<img" not in html
