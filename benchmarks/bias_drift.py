@@ -265,7 +265,8 @@ def core(paths: Paths, day: int, clock: Callable[[str], None]) -> dict[str, Any]
     """The execution's work without Prefect (the flow's task functions called directly)."""
     from modelwatch.flows.bias import PREDICTED, bias_settings, load_bias_baseline, window_frame
     from modelwatch.flows.quality import merged_files, read_merged_task
-    from modelwatch.tasks.bias import check_bias, compute_bias
+    from modelwatch.tasks.bias import compute_bias
+    from modelwatch.tasks.bias_constraints import check_bias
     from modelwatch.tasks.store import Store
 
     start, end = window(day)

@@ -38,7 +38,7 @@ def setup(out: Path, rows: int) -> None:
     import numpy as np
 
     from modelwatch.flows.demo_data import capture_file_name, capture_hour_dir, write_csv_capture_file
-    from modelwatch.tasks.groundtruth import ground_truth_line
+    from modelwatch.tasks.groundtruth_upload import ground_truth_line
     from modelwatch.tasks.registry import (
         EndpointRecord,
         ModelRecord,

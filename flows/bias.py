@@ -72,7 +72,7 @@ def model_features(store: Store, model: str, frame_columns: list[str], exclude: 
 
 def bias_settings(manifest: dict[str, Any]) -> dict[str, Any]:
     """compute_bias keyword arguments recorded in a baseline's manifest."""
-    from modelwatch.tasks.bias import parse_facet, parse_label_values
+    from modelwatch.tasks.bias_documents import parse_facet, parse_label_values
 
     return {
         "facets": [parse_facet(text) for text in manifest["facets"]],
@@ -101,7 +101,7 @@ def compute_bias_task(frame: pd.DataFrame, label: str, predicted: str, settings:
 @task(name="bias-noise", cache_policy=NO_CACHE)
 def noise_task(frame: pd.DataFrame, label: str, predicted: str, settings: dict[str, Any],
                features: list[str], min_members: int, window_rows: int) -> Any:
-    from modelwatch.tasks.bias import metric_noise
+    from modelwatch.tasks.bias_constraints import metric_noise
 
     return metric_noise(frame, window_rows=window_rows, label=label, predicted=predicted,
                         features=features, min_members=min_members, **settings)
@@ -128,7 +128,8 @@ def suggest_bias_baseline(
     Clarify's shape) and constraints: per facet and metric, the baseline's distance from fair plus a
     tolerance (or the metric's chance movement in a `window_rows` window, where larger), or the
     absolute bounds given (e.g. DI=0.8:1.25)."""
-    from modelwatch.tasks.bias import parse_bounds, suggest_bias_constraints
+    from modelwatch.tasks.bias_constraints import suggest_bias_constraints
+    from modelwatch.tasks.bias_documents import parse_bounds
 
     check_slug(model, "model name")
     check_slug(version, "model version")
@@ -169,7 +170,8 @@ def suggest_bias_baseline(
 def parse_bias_constraints(data: bytes, source: str) -> Any:
     """Our constraints.json, or a SageMaker bias baseline analysis.json used as constraints (a metric
     then may be no farther from fair than it was in the baseline, as SageMaker checks)."""
-    from modelwatch.tasks.bias import BiasAnalysis, BiasConstraints, constraints_from_analysis
+    from modelwatch.tasks.bias_constraints import constraints_from_analysis
+    from modelwatch.tasks.bias_documents import BiasAnalysis, BiasConstraints
 
     try:
         raw = orjson.loads(data)
@@ -197,7 +199,8 @@ def check_bias_dataset(store: Store, model: str, dataset: str,
                        version: str | None) -> tuple[str, Any, Any]:
     """(baseline version, analysis, violations) of a labelled, predicted dataset against the
     model's bias-drift baseline: the facets, label and prediction columns its baseline names."""
-    from modelwatch.tasks.bias import check_bias, compute_bias
+    from modelwatch.tasks.bias import compute_bias
+    from modelwatch.tasks.bias_constraints import check_bias
 
     version, constraints, manifest, _ = load_bias_baseline(store, model, version)
     settings = bias_settings(manifest)
@@ -238,7 +241,8 @@ def monitor_bias_drift(
     """One bias-drift execution over the merged records of [start, end): the baseline's facets and
     metrics on the window, checked against the allowed ranges. Fewer than `min_records` labelled
     records is NoData; a facet group too small for a figure is noted, not a violation."""
-    from modelwatch.tasks.bias import check_bias, facets_too_small
+    from modelwatch.tasks.bias import facets_too_small
+    from modelwatch.tasks.bias_constraints import check_bias
 
     check_slug(model, "model name")
     start, end = utc_window(start, end)

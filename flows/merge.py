@@ -28,31 +28,35 @@ from modelwatch.runtime import configure_arrow
 from modelwatch.tasks.capture import SkippedFile, UnreadableFile, list_capture_hours
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.groundtruth import (
-    CaptureRecords,
     JoinResult,
-    LabelBatch,
-    LabelFile,
     Labels,
     MergedPart,
     MergeReport,
     ReadCounts,
     WindowMerge,
     classify,
+    merge_part,
+    merge_report,
+    quarantine_lines,
+    resolve_labels,
+)
+from modelwatch.tasks.groundtruth_layout import (
+    LabelFile,
+    list_ground_truth,
+    merged_key,
+    quarantine_key,
+    report_key,
+    running_key,
+)
+from modelwatch.tasks.groundtruth_records import (
+    CaptureRecords,
+    LabelBatch,
     concat_captures,
     concat_labels,
     empty_captures,
     empty_labels,
-    list_ground_truth,
-    merge_part,
-    merge_report,
-    merged_key,
     parse_ground_truth,
-    quarantine_key,
-    quarantine_lines,
     read_capture_records,
-    report_key,
-    resolve_labels,
-    running_key,
 )
 from modelwatch.tasks.jsonl_layout import read_uri
 from modelwatch.tasks.markdown import escape_markdown

@@ -79,7 +79,7 @@ def check_merges_finished(store: Store, model: str, merged: str | list[str] | No
                           end: datetime) -> None:
     """Refuse to judge a window whose ground-truth merge began and never wrote its report (for the
     model's own merged data; merged data given by the caller is taken as it is)."""
-    from modelwatch.tasks.groundtruth import unfinished_merges
+    from modelwatch.tasks.groundtruth_layout import unfinished_merges
     from modelwatch.tasks.registry import endpoints_of
 
     if merged:

@@ -80,7 +80,7 @@ def run_demo(out: str = "demo-output") -> dict[str, Any]:
     from modelwatch.flows.retrain import retrain
     from modelwatch.flows.summary import summarize_fleet
     from modelwatch.tasks.alerts import read_alert
-    from modelwatch.tasks.groundtruth import write_ground_truth
+    from modelwatch.tasks.groundtruth_upload import write_ground_truth
 
     console = Console(width=max(Console().width, 150))
     began = time.perf_counter()

@@ -17,17 +17,23 @@ Prefect event `modelwatch.card.status-changed`; a card command never fails becau
 from __future__ import annotations
 
 import copy
-import json
-import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import Field
 
+from modelwatch.tasks.card_schema import (  # noqa: F401 - part of this module's API
+    MAX_CONTENT_CHARS,
+    RISK_RATINGS,
+    CardContentError,
+    check_version,
+    format_path,
+    validate_content,
+)
+from modelwatch.tasks.card_schema import kind_of as _kind
 from modelwatch.tasks.documents import Document
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import Store, check_slug, json_dumps
@@ -41,7 +47,6 @@ __all__ = [
 
 CardStatus = Literal["Draft", "PendingReview", "Approved", "Archived"]
 STATUSES: tuple[str, ...] = ("Draft", "PendingReview", "Approved", "Archived")
-RISK_RATINGS: tuple[str, ...] = ("High", "Medium", "Low", "Unknown")
 # Approved -> Draft is not a move a user makes: it happens when an Approved card's content changes.
 ALLOWED_MOVES: dict[str, tuple[str, ...]] = {
     "Draft": ("PendingReview", "Archived"),
@@ -50,7 +55,6 @@ ALLOWED_MOVES: dict[str, tuple[str, ...]] = {
     "Archived": (),
 }
 STATUS_EVENT = "modelwatch.card.status-changed"
-MAX_CONTENT_CHARS = 100_000  # SageMaker's limit on the Content JSON string
 SECTION_TITLES: dict[str, str] = {
     "model_overview": "Model overview",
     "intended_uses": "Intended uses",
@@ -60,280 +64,6 @@ SECTION_TITLES: dict[str, str] = {
     "additional_information": "Additional information",
 }
 _VERSION_FILE = re.compile(r"^v([1-9][0-9]*)\.json$")
-
-
-# ---- content spec: SageMaker's schema as data, so one small checker gives every error its path ----
-
-@dataclass(frozen=True, eq=False)
-class Text:
-    max_length: int | None = None
-    # The schema's name "patterns" (".{1,63}") are unanchored, so they only forbid empty names; the
-    # SDK itself writes 75-character metric group names, so no upper bound is read into them.
-    non_empty: bool = False
-
-
-@dataclass(frozen=True, eq=False)
-class Choice:
-    values: tuple[str, ...]
-
-
-@dataclass(frozen=True, eq=False)
-class Number:
-    pass
-
-
-@dataclass(frozen=True, eq=False)
-class VersionId:
-    """A model version: our registry's slug ("2"), or SageMaker's number (2), kept as a string."""
-
-
-@dataclass(frozen=True, eq=False)
-class ListOf:
-    item: Any
-    max_items: int | None = None
-    min_items: int = 0
-
-
-@dataclass(frozen=True, eq=False)
-class Fields:
-    fields: dict[str, Any]
-    required: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, eq=False)
-class MapOf:
-    """An object whose keys the user chooses (custom_details, metadata)."""
-
-    value: Any
-
-
-@dataclass(frozen=True, eq=False)
-class Metric:
-    """One of simple / linear_graph / bar_chart / matrix metric, told apart by its `type`."""
-
-
-@dataclass(frozen=True, eq=False)
-class Anything:
-    pass
-
-
-NAME = Text(non_empty=True)
-AXIS = Text(63)
-T1024, T2048 = Text(1024), Text(2048)
-IMAGES = ListOf(T1024, max_items=15)
-SIMPLE_METRIC_TYPES = ("number", "string", "boolean")
-METRIC_TYPES = (*SIMPLE_METRIC_TYPES, "linear_graph", "bar_chart", "matrix")
-_METRIC_COMMON = {"name": NAME, "notes": T1024, "type": Choice(METRIC_TYPES)}
-_METRIC_REQUIRED = ("name", "type", "value")
-METRIC_LAYOUTS: dict[str, Fields] = {
-    # The value of a simple metric is checked against its type after the layout (see _check_metric).
-    "simple": Fields({**_METRIC_COMMON, "value": Anything(), "x_axis_name": AXIS,
-                      "y_axis_name": AXIS}, _METRIC_REQUIRED),
-    "linear_graph": Fields({**_METRIC_COMMON,
-                            "value": ListOf(ListOf(Number(), 2, 2), min_items=1),
-                            "x_axis_name": AXIS, "y_axis_name": AXIS}, _METRIC_REQUIRED),
-    "bar_chart": Fields({**_METRIC_COMMON, "value": ListOf(Number(), min_items=1),
-                         "x_axis_name": ListOf(AXIS), "y_axis_name": AXIS}, _METRIC_REQUIRED),
-    "matrix": Fields({**_METRIC_COMMON,
-                      "value": ListOf(ListOf(Number(), 20, 1), 20, 1),
-                      "x_axis_name": ListOf(AXIS), "y_axis_name": ListOf(AXIS)}, _METRIC_REQUIRED),
-}
-TRAINING_METRIC = Fields({"name": NAME, "notes": T1024, "value": Number()}, ("name", "value"))
-HYPER_PARAMETER = Fields({"name": NAME, "value": Text()}, ("name",))
-CONTENT_SPEC = Fields({
-    "model_overview": Fields({
-        "model_description": T1024, "model_creator": T1024,
-        "model_artifact": ListOf(T1024, max_items=15), "algorithm_type": T1024,
-        "problem_type": Text(), "model_owner": T1024,
-        # In the 2023 variant (and written by the SDK), not in the sagemaker-core copy.
-        "model_id": T1024, "model_name": T1024, "model_version": VersionId(),
-        "inference_environment": Fields({"container_image": IMAGES}),
-    }),
-    "intended_uses": Fields({
-        "purpose_of_model": T2048, "intended_uses": T2048,
-        "factors_affecting_model_efficiency": T2048, "risk_rating": Choice(RISK_RATINGS),
-        "explanations_for_risk_rating": T2048,
-    }),
-    "business_details": Fields({
-        "business_problem": T2048, "business_stakeholders": T2048, "line_of_business": T2048,
-    }),
-    "training_details": Fields({
-        # Both schemas misplace function/notes outside "properties"; this is the SDK's shape.
-        "objective_function": Fields({
-            "function": Fields({"function": Choice(("Maximize", "Minimize")),
-                                "facet": Text(63), "condition": Text(63)}),
-            "notes": T1024,
-        }),
-        "training_observations": T1024,
-        "training_job_details": Fields({
-            "training_arn": T1024,
-            "training_datasets": ListOf(T1024, max_items=15),
-            "training_environment": Fields({"container_image": IMAGES}),
-            "training_metrics": ListOf(TRAINING_METRIC, max_items=50),
-            "user_provided_training_metrics": ListOf(TRAINING_METRIC, max_items=50),
-            "hyper_parameters": ListOf(HYPER_PARAMETER, max_items=100),
-            "user_provided_hyper_parameters": ListOf(HYPER_PARAMETER, max_items=100),
-        }),
-    }),
-    "evaluation_details": ListOf(Fields({
-        "name": NAME, "evaluation_observation": Text(2096), "evaluation_job_arn": Text(256),
-        "datasets": ListOf(T1024, max_items=10), "metadata": MapOf(T1024),
-        "metric_groups": ListOf(Fields({"name": NAME, "metric_data": ListOf(Metric())},
-                                       ("name", "metric_data"))),
-    }, ("name",))),
-    "additional_information": Fields({
-        "ethical_considerations": T2048, "caveats_and_recommendations": T2048,
-        "custom_details": MapOf(T1024),
-    }),
-})
-
-
-class CardContentError(UserError):
-    """Card content that breaks the schema; `path` locates the field (the CLI maps it to a line)."""
-
-    def __init__(self, path: tuple[str | int, ...], reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(f"{format_path(path) or 'card content'}: {reason}")
-
-
-def format_path(path: tuple[str | int, ...]) -> str:
-    """("evaluation_details", 0, "name") -> "evaluation_details[0].name"."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    if hasattr(value, "isoformat"):  # YAML reads 2024-01-31 as a date
-        return "a date or time (quote it to make it a string)"
-    return type(value).__name__
-
-
-def _check(spec: Any, value: Any, path: tuple[str | int, ...]) -> Any:
-    """Checked (and normalised) value, or CardContentError naming the path."""
-    if isinstance(spec, Anything):
-        return value
-    if isinstance(spec, Text):
-        if not isinstance(value, str):
-            raise CardContentError(path, f"expected a string, got {_kind(value)}")
-        if spec.non_empty and not value.strip():
-            raise CardContentError(path, "must not be empty")
-        if spec.max_length is not None and len(value) > spec.max_length:
-            raise CardContentError(path, f"is {len(value)} characters long; at most "
-                                         f"{spec.max_length} are allowed")
-        return value
-    if isinstance(spec, Choice):
-        if value not in spec.values:
-            raise CardContentError(path, f"{value!r} is not one of {', '.join(spec.values)}")
-        return value
-    if isinstance(spec, Number):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise CardContentError(path, f"expected a number, got {_kind(value)}")
-        if not math.isfinite(value):
-            raise CardContentError(path, f"expected a finite number, got {value}")
-        return value
-    if isinstance(spec, VersionId):
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            return str(value)
-        if isinstance(value, float) and value.is_integer() and value >= 1:
-            return str(int(value))
-        if isinstance(value, str) and value.strip():
-            return value
-        raise CardContentError(path, f"expected a model version (a registered version such as "
-                                     f"'2'), got {_kind(value)} {value!r}")
-    if isinstance(spec, ListOf):
-        if not isinstance(value, list | tuple):
-            raise CardContentError(path, f"expected a list, got {_kind(value)}")
-        if spec.min_items == spec.max_items and len(value) != spec.min_items:
-            raise CardContentError(path, f"needs exactly {spec.min_items} items, has {len(value)}")
-        if len(value) < spec.min_items:
-            raise CardContentError(path, f"needs at least {spec.min_items} item(s), has "
-                                         f"{len(value)}")
-        if spec.max_items is not None and len(value) > spec.max_items:
-            raise CardContentError(path, f"has {len(value)} items; at most {spec.max_items} "
-                                         "are allowed")
-        return [_check(spec.item, item, (*path, i)) for i, item in enumerate(value)]
-    if isinstance(spec, MapOf):
-        if not isinstance(value, dict):
-            raise CardContentError(path, f"expected an object of named values, got {_kind(value)}")
-        checked = {}
-        for key, item in value.items():
-            if not isinstance(key, str) or not key:
-                raise CardContentError(path, f"names must be non-empty strings, got {key!r}")
-            checked[key] = _check(spec.value, item, (*path, key))
-        return checked
-    if isinstance(spec, Metric):
-        return _check_metric(value, path)
-    if isinstance(spec, Fields):
-        return _check_fields(spec, value, path)
-    raise TypeError(f"unknown spec {spec!r}")
-
-
-def _check_fields(spec: Fields, value: Any, path: tuple[str | int, ...]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise CardContentError(path, f"expected an object with fields "
-                                     f"({', '.join(spec.fields)}), got {_kind(value)}")
-    checked: dict[str, Any] = {}
-    for key, item in value.items():
-        if key not in spec.fields:
-            raise CardContentError((*path, str(key)), "unknown field; expected one of: "
-                                                      f"{', '.join(spec.fields)}")
-        if item is None:  # an empty YAML field ("model_owner:") means "not given"
-            continue
-        checked[key] = _check(spec.fields[key], item, (*path, key))
-    for name in spec.required:
-        if name not in checked:
-            raise CardContentError(path, f"missing required field {name!r}")
-    return checked
-
-
-def _check_metric(value: Any, path: tuple[str | int, ...]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise CardContentError(path, f"expected a metric object, got {_kind(value)}")
-    kind = value.get("type")
-    if kind is None:
-        raise CardContentError(path, f"missing required field 'type' (one of "
-                                     f"{', '.join(METRIC_TYPES)})")
-    _check(Choice(METRIC_TYPES), kind, (*path, "type"))
-    checked = _check_fields(METRIC_LAYOUTS["simple" if kind in SIMPLE_METRIC_TYPES else kind],
-                            value, path)
-    if kind in SIMPLE_METRIC_TYPES:
-        # The schema's anyOf lets any simple value pass; a value that contradicts its declared type
-        # would render wrongly everywhere, so it is refused.
-        where = (*path, "value")
-        if kind == "number":
-            _check(Number(), checked["value"], where)
-        elif kind == "string":
-            _check(Text(63), checked["value"], where)
-        elif not isinstance(checked["value"], bool):
-            raise CardContentError(where, f"expected true or false for a boolean metric, got "
-                                          f"{_kind(checked['value'])}")
-    return checked
-
-
-def validate_content(content: Any) -> dict[str, Any]:
-    """Check card content against SageMaker's schema; return it normalised (empty fields dropped,
-    numeric model versions as strings). Raises CardContentError naming the field."""
-    checked = _check(CONTENT_SPEC, content, ())
-    size = len(json.dumps(checked, ensure_ascii=False))
-    if size > MAX_CONTENT_CHARS:
-        raise CardContentError((), f"is {size} characters as JSON; SageMaker allows at most "
-                                   f"{MAX_CONTENT_CHARS}")
-    return checked
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -539,8 +269,7 @@ def create_card(store: Store, model: str, content: dict[str, Any] | None, by: st
     # An explicit model_version wins over the content's: the retrain flow copies the previous card's
     # content (naming the previous version) into the new version's card.
     if model_version is None and overview.get("model_version") is not None:
-        model_version = _check(VersionId(), overview["model_version"],
-                               ("model_overview", "model_version"))
+        model_version = check_version(overview["model_version"], ("model_overview", "model_version"))
     if model_version is None and record.latest is not None:
         model_version = record.latest.version
     if model_version is not None:

@@ -24,22 +24,23 @@ from sklearn.metrics import accuracy_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from modelwatch.errors import UserError
-from modelwatch.tasks.bias import (
+from modelwatch.tasks.bias import compute_bias, facets_too_small
+from modelwatch.tasks.bias_constraints import (
+    check_bias,
+    constraints_from_analysis,
+    metric_noise,
+    suggest_bias_constraints,
+)
+from modelwatch.tasks.bias_documents import (
     POST_TRAINING_METRICS,
     BiasAnalysis,
     BiasConstraints,
     BiasViolations,
     FacetSpec,
     MetricRange,
-    check_bias,
-    compute_bias,
-    constraints_from_analysis,
-    facets_too_small,
-    metric_noise,
     parse_bounds,
     parse_facet,
     parse_label_values,
-    suggest_bias_constraints,
 )
 from modelwatch.tasks.store import json_dumps
 from tests.sagemaker_samples import sample

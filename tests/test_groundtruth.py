@@ -20,20 +20,21 @@ import pytest
 from modelwatch.errors import UserError
 from modelwatch.flows.demo_data import capture_line, capture_record
 from modelwatch.tasks.groundtruth import (
-    HOUR,
     WindowMerge,
-    concat_labels,
-    ground_truth_line,
     join_ground_truth,
     merge_outputs,
     merge_part,
     merge_window,
-    parse_ground_truth,
     quarantine_lines,
-    read_capture_records,
     resolve_labels,
-    write_ground_truth,
 )
+from modelwatch.tasks.groundtruth_records import (
+    HOUR,
+    concat_labels,
+    parse_ground_truth,
+    read_capture_records,
+)
+from modelwatch.tasks.groundtruth_upload import ground_truth_line, write_ground_truth
 from modelwatch.tasks.store import Store
 from modelwatch.tasks.windows import check_window, parse_duration
 from tests.sagemaker_samples import sample
@@ -234,7 +235,8 @@ def test_the_layout_and_the_json_parser_read_the_same_records(monkeypatch: pytes
     data = _varied_captures()
     # A carriage return leaves a file to the full parser (its line numbering is bytes.splitlines').
     parsed = read_capture_records(data.replace(b"\n", b"\r\n"), "f", hours(0))
-    monkeypatch.setattr("modelwatch.tasks.groundtruth._capture_fields", lambda raw: pytest.fail(raw.decode()))
+    monkeypatch.setattr("modelwatch.tasks.groundtruth_records._capture_fields",
+                        lambda raw: pytest.fail(raw.decode()))
     by_layout = read_capture_records(data, "f", hours(0))
     assert by_layout.table.to_pylist() == parsed.table.to_pylist()
     assert by_layout.table["inference_id"].null_count == 9 and by_layout.lines_read == 12

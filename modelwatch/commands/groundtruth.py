@@ -41,7 +41,7 @@ def groundtruth_upload(
 ) -> None:
     """Write a dataset's labels as ground truth, groundtruth/<endpoint>/YYYY/MM/DD/HH/, by the hour
     they were labelled. Prints what was written and the rows skipped (no id or no label)."""
-    from modelwatch.tasks.groundtruth import parse_labelled_at, write_ground_truth
+    from modelwatch.tasks.groundtruth_upload import parse_labelled_at, write_ground_truth
     from modelwatch.tasks.registry import get_endpoint
     from modelwatch.tasks.store import check_slug
 

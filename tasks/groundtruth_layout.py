@@ -1,0 +1,102 @@
+"""Where ground truth and merges live in the store, and reading that layout: the keys of label files,
+merged hour files, merge reports and running markers; which label files a window's merge reads; which
+merges of a window began and never finished.
+
+    groundtruth/<endpoint>/YYYY/MM/DD/HH/<name>.jsonl       labels, by the UTC hour they were labelled
+    merged/<endpoint>/YYYY/MM/DD/HH/part-00000.jsonl        capture record + groundTruthData, by the
+                                                            hour folder the capture was written to
+    merged/<endpoint>/reports/<window>.json                 the MergeReport, written last
+    merged/<endpoint>/reports/<window>.quarantine.jsonl     malformed lines, unknown and superseded labels
+    merged/<endpoint>/reports/<window>.running.json         while a merge of the window runs
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from modelwatch.tasks.store import Store, check_slug
+from modelwatch.tasks.windows import iso_z
+
+GROUNDTRUTH = "groundtruth"
+MERGED = "merged"
+PART_NAME = "part-00000.jsonl"
+STAMP = "%Y%m%dT%H%M%SZ"
+ENCODINGS = ("CSV", "JSON")
+
+# ---- small helpers ----
+
+def window_stamp(start: datetime, end: datetime) -> str:
+    return f"{start.astimezone(UTC).strftime(STAMP)}_{end.astimezone(UTC).strftime(STAMP)}"
+
+
+def groundtruth_prefix(endpoint: str) -> str:
+    return f"{GROUNDTRUTH}/{check_slug(endpoint, 'endpoint name')}"
+
+
+def merged_prefix(endpoint: str) -> str:
+    return f"{MERGED}/{check_slug(endpoint, 'endpoint name')}"
+
+
+def merged_key(endpoint: str, hour: datetime) -> str:
+    return f"{merged_prefix(endpoint)}/{hour:%Y/%m/%d/%H}/{PART_NAME}"
+
+
+def report_key(endpoint: str, start: datetime, end: datetime) -> str:
+    return f"{merged_prefix(endpoint)}/reports/{window_stamp(start, end)}.json"
+
+
+def quarantine_key(endpoint: str, start: datetime, end: datetime) -> str:
+    return f"{merged_prefix(endpoint)}/reports/{window_stamp(start, end)}.quarantine.jsonl"
+
+
+def running_key(endpoint: str, start: datetime, end: datetime) -> str:
+    """Present while a merge of the window runs (or after one died midway)."""
+    return f"{merged_prefix(endpoint)}/reports/{window_stamp(start, end)}.running.json"
+
+
+def unfinished_merges(store: Store, endpoint: str, start: datetime, end: datetime) -> list[str]:
+    """Merges of windows overlapping [start, end) that began and have not written their report
+    (running now, or killed midway): their hours may hold a mix of old and new merged records."""
+    prefix = f"{merged_prefix(endpoint)}/reports"
+    found = []
+    for key in store.list(prefix):
+        name = key.rsplit("/", 1)[-1]
+        if not name.endswith(".running.json"):
+            continue
+        stamp = name[: -len(".running.json")]
+        try:
+            lo, hi = (datetime.strptime(t, STAMP).replace(tzinfo=UTC) for t in stamp.split("_"))
+        except ValueError:
+            continue
+        if lo < end and start < hi and not store.exists(f"{prefix}/{stamp}.json"):
+            found.append(f"{endpoint} {iso_z(lo)} to {iso_z(hi)}")
+    return found
+
+
+# ---- listing what a merge reads (store I/O) ----
+
+LabelFile = tuple[str, datetime, datetime | None]  # key, labelled hour, when it was written
+
+
+def list_ground_truth(store: Store, endpoint: str, start: datetime, end: datetime) -> list[LabelFile]:
+    """(key, labelled hour, modification time) of the ground-truth files labelled in the hours
+    overlapping [start, end): the day folders that exist, then their hours in the range."""
+    from modelwatch.tasks.capture import existing_days
+
+    prefix = groundtruth_prefix(endpoint)
+    first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    files: list[LabelFile] = []
+    for day in existing_days(store.fs, store.path(prefix), start, end):
+        for hh in store.list_dirs(f"{prefix}/{day}"):
+            try:
+                hour = datetime.strptime(f"{day}/{hh}", "%Y/%m/%d/%H").replace(tzinfo=UTC)
+            except ValueError:
+                continue
+            if not first <= hour < end:
+                continue
+            files.extend((key, hour, modified)
+                         for key, modified in store.list_modified(f"{prefix}/{day}/{hh}")
+                         if key.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")))
+    return files
+
+
