@@ -55,6 +55,7 @@ from benchmarks.measure import (
     ROOT,
     log,
     machine,
+    machine_section,
     mb,
     measure_flow,
     other_work_note,
@@ -63,6 +64,7 @@ from benchmarks.measure import (
     spawn_step,
     start_prefect,
     stop_prefect,
+    write_results,
     yes,
 )
 
@@ -460,10 +462,7 @@ def render(cases: list[tuple[str, dict[str, Any]]], profiles: list[dict[str, Any
         *notes,
         *profile_lines,
         "",
-        "Machine:",
-        "",
-        *[f"- {key}: {value}" for key, value in info.items()],
-        "",
+        *machine_section(info),
     ])
 
 
@@ -519,10 +518,7 @@ def main(argv: list[str] | None = None) -> None:
                     if r["seconds"] > PROFILE_OVER_S or (args.profile and day == 0)]
         total = time.perf_counter() - started
         text = render(cases, profiles, startup, baselines, setup, total, args)
-        print(text)
-        RESULTS_MD.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS_MD.write_text(text)
-        log(f"wrote {RESULTS_MD} (total {total:.0f} s)")
+        write_results(RESULTS_MD, text, total)
     finally:
         stop_prefect(home)
 

@@ -55,6 +55,7 @@ from benchmarks.measure import (
     cpu_seconds,
     log,
     machine,
+    machine_section,
     mb,
     measure_flow,
     other_work_note,
@@ -65,6 +66,7 @@ from benchmarks.measure import (
     start_prefect,
     status_kib,
     stop_prefect,
+    write_results,
     yes,
 )
 
@@ -431,10 +433,7 @@ def render(results: dict[str, Any], startup_s: float, baseline_s: float, setup: 
         *notes,
         *profile_lines,
         "",
-        "Machine:",
-        "",
-        *[f"- {key}: {value}" for key, value in info.items()],
-        "",
+        *machine_section(info),
     ])
 
 
@@ -480,10 +479,7 @@ def main(argv: list[str] | None = None) -> None:
             results["profile"] = spawn_step(module, paths.out, "profile", ["--day", "0"], env)
         total = time.perf_counter() - started
         text = render(results, startup, baseline_s, setup, total, args)
-        print(text)
-        RESULTS_MD.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS_MD.write_text(text)
-        log(f"wrote {RESULTS_MD} (total {total:.0f} s)")
+        write_results(RESULTS_MD, text, total)
     finally:
         stop_prefect(home)
 

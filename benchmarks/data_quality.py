@@ -55,13 +55,16 @@ from benchmarks.measure import (
     cpu_seconds,
     log,
     machine,
+    machine_section,
     mb,
     prefect_warmup,
     process_cpu_seconds,
     reset_peak_rss,
     run_child_step,
+    start_ephemeral_api,
     status_kib,
     stop_ephemeral_api,
+    write_results,
     yes,
 )
 
@@ -490,7 +493,6 @@ def render(results: dict[str, Any], startup_s: float, baseline_s: float, setup: 
         f"{setup['files']} files, {setup['capture_bytes'] / 1e6:,.0f} MB.",
         f"- Total benchmark wall time: {total_s:.0f} s.",
     ]
-    machine_lines = [f"- {key}: {value}" for key, value in info.items()]
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
         f"# Data-quality benchmark ({stamp})",
@@ -505,10 +507,7 @@ def render(results: dict[str, Any], startup_s: float, baseline_s: float, setup: 
         "",
         *notes,
         "",
-        "Machine:",
-        "",
-        *machine_lines,
-        "",
+        *machine_section(info),
     ])
 
 
@@ -549,15 +548,7 @@ def main(argv: list[str] | None = None) -> None:
         if paths.store.exists():
             shutil.rmtree(paths.store)
 
-        log("prefect: first flow run (starts the ephemeral API)")
-        startup = prefect_warmup()
-        from prefect.server.api.server import SubprocessASGIServer
-
-        server = SubprocessASGIServer()
-        api_url = server.api_url
-        if server.server_process is not None:
-            os.environ[SERVER_PID_ENV] = str(server.server_process.pid)
-        log(f"prefect: ephemeral API at {api_url} up, first flow run took {startup:.1f} s")
+        startup, api_url = start_ephemeral_api()
 
         from modelwatch.flows.baseline import suggest_baseline
 
@@ -577,10 +568,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         total = time.perf_counter() - started
         text = render(results, startup, baseline_s, setup, total, args)
-        print(text)
-        RESULTS_MD.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS_MD.write_text(text)
-        log(f"wrote {RESULTS_MD} (total {total:.0f} s)")
+        write_results(RESULTS_MD, text, total)
     finally:
         stop_ephemeral_api()
         shutil.rmtree(prefect_home, ignore_errors=True)

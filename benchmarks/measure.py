@@ -95,6 +95,13 @@ def start_prefect(prefix: str) -> tuple[str, float, dict[str, str]]:
     from modelwatch.runtime import configure_prefect
 
     configure_prefect()
+    startup, api_url = start_ephemeral_api()
+    return home, startup, {**os.environ, "PREFECT_API_URL": api_url}
+
+
+def start_ephemeral_api() -> tuple[float, str]:
+    """(seconds, API URL): a first flow run starts Prefect's ephemeral API in this process; its
+    server's pid is exported for the CPU accounting of child steps."""
     log("prefect: first flow run (starts the ephemeral API)")
     startup = prefect_warmup()
     from prefect.server.api.server import SubprocessASGIServer
@@ -103,7 +110,7 @@ def start_prefect(prefix: str) -> tuple[str, float, dict[str, str]]:
     if server.server_process is not None:
         os.environ[SERVER_PID_ENV] = str(server.server_process.pid)
     log(f"prefect: ephemeral API at {server.api_url} up, first flow run took {startup:.1f} s")
-    return home, startup, {**os.environ, "PREFECT_API_URL": server.api_url}
+    return startup, server.api_url
 
 
 def stop_ephemeral_api() -> None:
@@ -281,3 +288,16 @@ def other_work_note(labelled: list[tuple[str, dict[str, Any]]]) -> str:
             + ", ".join(f"{label} {r['other_cpu_s']:.1f}/{r['child_wall_s']:.1f}" for label, r in labelled)
             + (" - other work competed for the cores: timings are pessimistic." if busy
                else " (a quiet machine)."))
+
+
+def machine_section(info: dict[str, str]) -> list[str]:
+    """The "Machine:" section every results table ends with."""
+    return ["Machine:", "", *[f"- {key}: {value}" for key, value in info.items()], ""]
+
+
+def write_results(path: Path, text: str, total: float | None = None) -> None:
+    """Print a benchmark's results and write them to its results file."""
+    print(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    log(f"wrote {path}" + (f" (total {total:.0f} s)" if total is not None else ""))

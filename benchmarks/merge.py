@@ -21,12 +21,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from benchmarks.measure import log, write_results
+
 START = datetime(2026, 11, 23, tzinfo=UTC)
 RESULTS_MD = Path(__file__).resolve().parent / "results" / "merge.md"
-
-
-def log(message: str) -> None:
-    print(f"[bench {datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
 def event_id(i: int) -> str:
@@ -159,9 +157,7 @@ def main() -> None:
               f"- machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
               f"python {platform.python_version()}"]
     text = "\n".join(lines) + "\n"
-    print(text)
-    RESULTS_MD.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_MD.write_text(text)
+    write_results(RESULTS_MD, text)
 
 
 if __name__ == "__main__":

@@ -64,13 +64,16 @@ from benchmarks.measure import (
     cpu_seconds,
     log,
     machine,
+    machine_section,
     prefect_warmup,
     process_cpu_seconds,
     reset_peak_rss,
     run_child_step,
+    start_ephemeral_api,
     status_kib,
     stop_ephemeral_api,
     task_durations,
+    write_results,
     yes,
 )
 
@@ -679,7 +682,6 @@ def render(main_case: dict[str, Any], scaling: list[dict[str, Any]], setup: dict
             f"- cProfile of one serial run ({profile['seconds']:.1f} s under the profiler), "
             "cumulative seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in
                                                list(profile["functions"].items())[:16]) + ".")
-    machine_lines = [f"- {key}: {value}" for key, value in info.items()]
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
         f"# Summary (model dashboard) benchmark ({stamp})",
@@ -693,10 +695,7 @@ def render(main_case: dict[str, Any], scaling: list[dict[str, Any]], setup: dict
         "",
         *notes,
         "",
-        "Machine:",
-        "",
-        *machine_lines,
-        "",
+        *machine_section(info),
     ])
 
 
@@ -751,15 +750,7 @@ def main(argv: list[str] | None = None) -> None:
         stores = {f"m{m}-d{d}": setup_store(out, m, d, args.fresh, max(1, args.workers))
                   for m, d in wanted}
 
-        log("prefect: first flow run (starts the ephemeral API)")
-        startup = prefect_warmup()
-        from prefect.server.api.server import SubprocessASGIServer
-
-        server = SubprocessASGIServer()
-        api_url = server.api_url
-        if server.server_process is not None:
-            os.environ[SERVER_PID_ENV] = str(server.server_process.pid)
-        log(f"prefect: ephemeral API at {api_url} up, first flow run took {startup:.1f} s")
+        startup, api_url = start_ephemeral_api()
         largest = max(m for m, _ in wanted)
         schedules = create_schedules(largest, str(store_path(out, args.models, args.days)))
 
@@ -769,10 +760,7 @@ def main(argv: list[str] | None = None) -> None:
         total = time.perf_counter() - started
         text = render(main_case, scaling, {"stores": stores, "schedules": schedules}, startup,
                       total, args)
-        print(text)
-        RESULTS_MD.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS_MD.write_text(text)
-        log(f"wrote {RESULTS_MD} (total {total:.0f} s)")
+        write_results(RESULTS_MD, text, total)
     finally:
         stop_ephemeral_api()
         shutil.rmtree(prefect_home, ignore_errors=True)

@@ -30,6 +30,7 @@ from modelwatch.runtime import configure_arrow
 from modelwatch.tasks.baselines import Baseline, load_baseline
 from modelwatch.tasks.capture import (
     PREDICTION,
+    CaptureCounts,
     SkippedFile,
     UnreadableFile,
     parse_capture,
@@ -50,17 +51,11 @@ from modelwatch.tasks.windows import utc_window
 
 REPORT_ROWS = 5000
 @dataclass
-class ChunkResult:
+class ChunkResult(CaptureCounts):
     """A chunk of capture files: its merged profile, counts, quarantined lines and a row sample."""
 
-    profile: DatasetProfile
-    records_read: int = 0
-    records_outside_window: int = 0
-    records_without_time: int = 0
-    blank_lines: int = 0
+    profile: DatasetProfile = field(default_factory=DatasetProfile)
     files: int = 0
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[SkippedFile] = field(default_factory=list)
     sample: pd.DataFrame | None = None
     sample_keys: np.ndarray | None = None
 
@@ -96,11 +91,7 @@ def profile_capture_files(files: list[str], features: list[str], categorical: se
             result.skipped.append(SkippedFile(uri, str(problem)))
             continue
         result.files += 1
-        result.records_read += batch.records_read
-        result.records_outside_window += batch.records_outside_window
-        result.records_without_time += batch.records_without_time
-        result.blank_lines += batch.blank_lines
-        result.quarantine.extend(batch.quarantine)
+        result.add(batch)
         for j, table in enumerate(batch.tables):
             result.profile.merge(profile_table(table, categorical=categorical,
                                                seed=seed * 7919 + i * 7 + j))

@@ -4,7 +4,7 @@ as a frame, and the merged records (capture joined with ground truth) of a model
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -12,10 +12,15 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from modelwatch.flows.retries import STORE_RETRY
-from modelwatch.tasks.capture import SkippedFile, UnreadableFile, list_capture_files, parse_capture
+from modelwatch.tasks.capture import (
+    CaptureCounts,
+    SkippedFile,
+    UnreadableFile,
+    list_capture_files,
+    parse_capture,
+)
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import Store, filesystem_for, read_uri_bytes
-from modelwatch.tasks.windows import hour_of_path
 
 
 @task(name="list-capture-files", cache_policy=NO_CACHE, **STORE_RETRY)
@@ -28,34 +33,24 @@ def list_files_task(captures: list[str], start: datetime,
 
 
 @dataclass
-class CapturedInputs:
+class CapturedInputs(CaptureCounts):
     """The window's captured inputs (text columns) and what reading them found."""
 
-    frame: pd.DataFrame
-    records_read: int = 0
-    records_outside_window: int = 0
-    records_without_time: int = 0
-    blank_lines: int = 0
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[SkippedFile] = field(default_factory=list)
+    frame: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @task(name="read-capture-inputs", cache_policy=NO_CACHE, **STORE_RETRY)
 def read_inputs_task(files: list[str], features: list[str], window: tuple[datetime, datetime],
                      untimed: str = "quarantine") -> CapturedInputs:
     frames: list[pd.DataFrame] = []
-    found = CapturedInputs(pd.DataFrame(columns=features))
+    found = CapturedInputs(frame=pd.DataFrame(columns=features))
     for uri in files:
         try:
             batch = parse_capture(read_uri_bytes(uri), uri, features, window, untimed)
         except UnreadableFile as problem:
             found.skipped.append(SkippedFile(uri, str(problem)))
             continue
-        found.records_read += batch.records_read
-        found.records_outside_window += batch.records_outside_window
-        found.records_without_time += batch.records_without_time
-        found.blank_lines += batch.blank_lines
-        found.quarantine += batch.quarantine
+        found.add(batch)
         if batch.num_rows:
             frames.append(pd.DataFrame({k: v.to_pylist() for k, v in batch.columns.items()}))
     if frames:
@@ -96,24 +91,14 @@ def check_merges_finished(store: Store, model: str, merged: str | list[str] | No
 def merged_files(roots: list[str], start: datetime, end: datetime) -> list[str]:
     """Merged JSONL files of the window's hours (merged data is keyed by the capture hour); the
     day folders that exist are listed, not every hour of the window."""
-    from modelwatch.tasks.capture import existing_days
+    from modelwatch.tasks.capture import files_in_hours
 
-    first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     files: list[str] = []
     for root in roots:
         fs, base = filesystem_for(root)
-        base = base.rstrip("/")
         protocol = "s3://" if root.startswith("s3://") else ""
-        for day in existing_days(fs, base, start, end):
-            try:
-                found = fs.find(f"{base}/{day}", detail=False)
-            except FileNotFoundError:
-                continue
-            for path in found:
-                hour = hour_of_path(path)
-                if (hour is not None and first <= hour < end and path.endswith(".jsonl")
-                        and path[len(base) + 1:].count("/") == 4):
-                    files.append(protocol + path)
+        files += [protocol + path for path, _ in files_in_hours(fs, base.rstrip("/"), start, end)
+                  if path.endswith(".jsonl")]
     return sorted(files)
 
 

@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import re
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -81,6 +82,27 @@ class SkippedFile:
     reason: str
 
 
+@dataclass
+class CaptureCounts:
+    """What reading a window's capture files found, summed over files: records read, outside the
+    window, without a usable time, blank lines, quarantined lines and files not read."""
+
+    records_read: int = 0
+    records_outside_window: int = 0
+    records_without_time: int = 0
+    blank_lines: int = 0
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    def add(self, batch: CaptureBatch) -> None:
+        """Count one parsed file in."""
+        self.records_read += batch.records_read
+        self.records_outside_window += batch.records_outside_window
+        self.records_without_time += batch.records_without_time
+        self.blank_lines += batch.blank_lines
+        self.quarantine.extend(batch.quarantine)
+
+
 def list_capture_hours(capture_uri: str, start: datetime, end: datetime,
                        skipped: list[SkippedFile] | None = None) -> list[tuple[str, datetime]]:
     """(URI, hour folder) of the capture files of every variant in the hours overlapping [start, end).
@@ -99,26 +121,30 @@ def list_capture_hours(capture_uri: str, start: datetime, end: datetime,
         raise UserError(f"capture location {capture_uri} does not exist") from None
     years = [c for c in children if _YEAR.match(c)]
     roots = [base] if years else [f"{base}/{c}" for c in sorted(children)]
-    first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     files: list[tuple[str, datetime]] = []
     for root in roots:
-        for day in existing_days(fs, root, start, end):
-            try:
-                found = fs.find(f"{root}/{day}", detail=False)
-            except FileNotFoundError:
-                continue
-            for path in found:
-                hour = hour_of_path(path)
-                # Only files right in an hour folder of the day (YYYY/MM/DD/HH/<file>).
-                if hour is None or not first <= hour < end or \
-                        path[len(root) + 1:].count("/") != 4:
-                    continue
-                if path.endswith(CAPTURE_SUFFIXES):
-                    files.append((protocol + path, hour))
-                elif skipped is not None and not TEMP_NAME.search(path):
-                    skipped.append(SkippedFile(protocol + path, "not a capture file (expected "
-                                               + ", ".join(CAPTURE_SUFFIXES) + ")"))
+        for path, hour in files_in_hours(fs, root, start, end):
+            if path.endswith(CAPTURE_SUFFIXES):
+                files.append((protocol + path, hour))
+            elif skipped is not None and not TEMP_NAME.search(path):
+                skipped.append(SkippedFile(protocol + path, "not a capture file (expected "
+                                           + ", ".join(CAPTURE_SUFFIXES) + ")"))
     return sorted(files)
+
+
+def files_in_hours(fs: Any, root: str, start: datetime, end: datetime) -> Iterator[tuple[str, datetime]]:
+    """(path, hour) of the files right in the hour folders (<root>/YYYY/MM/DD/HH/<file>) of the hours
+    overlapping [start, end): the day folders that exist, one recursive listing each."""
+    first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    for day in existing_days(fs, root, start, end):
+        try:
+            found = fs.find(f"{root}/{day}", detail=False)
+        except FileNotFoundError:
+            continue
+        for path in found:
+            hour = hour_of_path(path)
+            if hour is not None and first <= hour < end and path[len(root) + 1:].count("/") == 4:
+                yield path, hour
 
 
 def _names(fs: Any, path: str) -> list[str]:
