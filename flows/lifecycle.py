@@ -240,10 +240,12 @@ def record_outcome(store_uri: str, execution: Execution, metric: float | None,
 
 
 def finish_execution(run: ExecutionRun, metric: float | None, markdown: str,
-                     metric_name: str | None = None) -> dict[str, Any]:
+                     metric_name: str | None = None) -> Any:
     """Write execution.json last, index it and re-evaluate the alert, publish the summary artifact;
-    a Failed execution then fails the flow run, with everything about it recorded. When execution.json
-    cannot be written, the index says Failed (never the old outcome), and the run fails."""
+    a Failed execution then fails the flow run, with everything about it recorded; any other ends it
+    in a Completed state named by its status (`verdict_state`), whose result is execution.json.
+    When execution.json cannot be written, the index says Failed (never the old outcome), and the
+    run fails."""
     store = Store(run.store_uri)
     execution = run.execution
     execution.finished_at = datetime.now(UTC)
@@ -272,7 +274,23 @@ def finish_execution(run: ExecutionRun, metric: float | None, markdown: str,
     )
     if execution.status == "Failed":
         raise RuntimeError(f"{execution.monitor_type} execution failed: {execution.failure_reason}")
-    return execution.dump()
+    return verdict_state(execution)
+
+
+def verdict_state(execution: Execution) -> Any:
+    """The flow run's final state, named as SageMaker names the execution's status (Completed,
+    CompletedWithViolations, NoData), so Prefect's run list shows which windows drifted; its result
+    is execution.json's document."""
+    from prefect.states import Completed
+
+    if execution.status == "CompletedWithViolations":
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(execution.violation_types.items()))
+        message = f"{execution.violation_count} violation(s): {kinds}"
+    elif execution.status == "NoData":
+        message = "; ".join(execution.notes) or "no usable records in the window"
+    else:
+        message = f"no violation in {execution.rows_profiled} rows"
+    return Completed(name=execution.status, message=message[:500], data=execution.dump())
 
 
 def settle_interrupted(store_uri: str, model: str, monitor_type: str) -> list[str]:

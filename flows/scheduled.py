@@ -89,7 +89,8 @@ def scheduled_monitor(
         from modelwatch.flows.summary import summarize_fleet
 
         summarize_fleet(store=store_uri)
-    return state.result()
+    # The execution's own state (CompletedWithViolations, NoData, Failed ...) is this run's too.
+    return state
 
 
 @flow(name="scheduled-merge", log_prints=True)

@@ -261,3 +261,44 @@ def test_with_chi_squared_the_headline_is_still_a_distance(tmp_path: Path) -> No
                     "--store", store_uri)
     assert execution["metric_name"] == "max drift distance"
     assert execution["metric"] == pytest.approx(max(expected, 0.0), abs=0.01)
+
+
+def test_prefect_run_states_carry_the_execution_status(case, tmp_path: Path) -> None:
+    """Prefect's run list tells drifted and empty windows from clean ones: each monitor flow run ends
+    in a Completed state named as its execution's status (it was "Completed" whatever happened)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateName,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    store_uri = str(tmp_path / "store")
+    suggest(case, store_uri)
+    clean, drifted = monitor(case, store_uri, 0), monitor(case, store_uri, 1)
+    start = case.days[1][1] + timedelta(days=3)
+    empty = run("monitor", "run", "--model", MODEL, "--capture", str(case.capture_root),
+                "--start", iso_z(start), "--end", iso_z(start + timedelta(hours=1)),
+                "--store", store_uri)
+    assert [e["status"] for e in (clean, drifted, empty)] == ["Completed", "CompletedWithViolations",
+                                                              "NoData"]
+    with get_client(sync_client=True) as client:
+        for execution in (clean, drifted, empty):
+            state = client.read_flow_run(execution["flow_run_id"]).state
+            assert state.type.value == "COMPLETED" and state.name == execution["status"]
+        # limit and sort given: prefect 3.8.8's sync client sends nulls its server rejects.
+        named = client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+            name=FlowRunFilterStateName(any_=["CompletedWithViolations", "NoData"]))),
+            limit=200, sort=FlowRunSort.START_TIME_DESC)
+    found = {str(r.id): r.state.name for r in named}
+    assert found[drifted["flow_run_id"]] == "CompletedWithViolations"
+    assert found[empty["flow_run_id"]] == "NoData"
+    assert f"{drifted['violation_count']} violation(s)" in client_message(drifted["flow_run_id"])
+
+
+def client_message(flow_run_id: str) -> str:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id).state.message or ""
