@@ -89,8 +89,12 @@ def scheduled_monitor(
         from modelwatch.flows.summary import summarize_fleet
 
         summarize_fleet(store=store_uri)
-    # The execution's own state (CompletedWithViolations, NoData, Failed ...) is this run's too.
-    return state
+    from prefect.states import Completed
+
+    # A failed execution fails this run; otherwise its state's name (CompletedWithViolations,
+    # NoData ...) is this run's too. A fresh state: a child run's own state would be the result.
+    execution = state.result()
+    return Completed(name=state.name, message=state.message, data=execution)
 
 
 @flow(name="scheduled-merge", log_prints=True)

@@ -58,14 +58,14 @@ def monitor_cell(schedule: Any | None, alert: Alert) -> MonitorCell:
         last_violation_count=last.violation_count if last else None,
         schedule=schedule.cron if schedule else None,
     )
+    if alert.state == "ALARM":
+        cell.alarm, cell.alert_raised_at = True, alert.raised_at
     if schedule is None:
         cell.status = "None"
     elif not schedule.active:
         cell.status = "Inactive"
-    elif alert.state == "ALARM":
-        cell.status, cell.alert_raised_at = "Alarm", alert.raised_at
     else:
-        cell.status = "OK"
+        cell.status = "Alarm" if alert.state == "ALARM" else "OK"
     return cell
 
 
@@ -242,9 +242,10 @@ def alarm_markdown(rows: list[DashboardRow]) -> str:
         lines += ["| model | version | risk | monitor | alert raised |", "| --- | --- | --- | --- | --- |"]
     for row in alarmed:
         for monitor_type in row.in_alarm:
+            cell = row.monitors[monitor_type]
             lines.append(f"| {escape_markdown(row.model)} | {escape_markdown(row.latest_version)} | "
                          f"{row.risk_rating} | {monitor_type} | "
-                         f"{escape_markdown(row.monitors[monitor_type].display)} |")
+                         f"{escape_markdown(cell.alarm_note or cell.display)} |")
     broken = [r for r in rows if r.problems]
     if broken:
         lines += ["", "### Models that could not be fully summarised", ""]

@@ -38,8 +38,13 @@ def latest_version(store: Store, model: str) -> str:
     """The highest baseline version of a model (numeric order where versions are numbers)."""
     versions = store.list_dirs(f"baselines/{check_slug(model, 'model name')}")
     if not versions:
+        registered = sorted(k.rsplit("/", 1)[-1].removesuffix(".json")
+                            for k in store.list("registry/models") if k.endswith(".json"))
+        unknown = "" if model in registered else (
+            f"; it is not a registered model either (registered: {', '.join(registered)})"
+            if registered else "; no model is registered there")
         raise UserError(
-            f"model {model!r} has no baseline in {store.root}: run "
+            f"model {model!r} has no baseline in {store.root}{unknown}: run "
             f"`modelwatch baseline suggest --model {model} ...` first"
         )
     return max(versions, key=lambda v: (0, int(v)) if v.isdigit() else (1, v))

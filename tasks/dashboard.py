@@ -41,10 +41,17 @@ class MonitorCell(OwnDocument):
 
     status: MonitorState = "None"  # None: no schedule; Inactive: paused; OK; Alarm (see raised_at)
     alert_raised_at: datetime | None = None
+    # The alert is in ALARM whatever the schedule: on-demand executions of an unscheduled (or paused)
+    # monitor raise it too, and the cell then keeps None/Inactive for the schedule.
+    alarm: bool = False
     last_execution_at: datetime | None = None  # window end of the latest execution
     last_status: str | None = None  # Completed, CompletedWithViolations, NoData, Failed
     last_violation_count: int | None = None
     schedule: str | None = None  # the cron expression, when scheduled
+
+    @property
+    def in_alarm(self) -> bool:
+        return self.status == "Alarm" or self.alarm
 
     @property
     def display(self) -> str:
@@ -52,6 +59,14 @@ class MonitorCell(OwnDocument):
         if self.status == "Alarm" and self.alert_raised_at is not None:
             return self.alert_raised_at.strftime("%Y-%m-%d %H:%M UTC")
         return self.status
+
+    @property
+    def alarm_note(self) -> str:
+        """The alarm of an unscheduled or paused monitor, said beside its schedule state."""
+        if not self.alarm or self.status == "Alarm":
+            return ""
+        since = f" since {self.alert_raised_at:%Y-%m-%d %H:%M} UTC" if self.alert_raised_at else ""
+        return f"ALARM{since}"
 
 
 class BatchJobCell(OwnDocument):
@@ -73,7 +88,7 @@ class DashboardRow(OwnDocument):
 
     @property
     def in_alarm(self) -> list[str]:
-        return [t for t, cell in self.monitors.items() if cell.status == "Alarm"]
+        return [t for t, cell in self.monitors.items() if cell.in_alarm]
 
     def flat(self, monitor_types: list[str]) -> dict[str, Any]:
         """One flat record (for Parquet and the Prefect table artifact), with the columns of each

@@ -88,7 +88,7 @@ def _cell(row: DashboardRow, monitor_type: str) -> MonitorCell:
 def _monitor_details(cell: MonitorCell) -> tuple[str, str]:
     """(tooltip, secondary line) of a monitor cell: schedule, last execution, violations."""
     parts = [f"Status: {cell.status}"]
-    if cell.status == "Alarm" and cell.alert_raised_at:
+    if cell.in_alarm and cell.alert_raised_at:
         parts.append(f"alert raised {fmt_time(cell.alert_raised_at)}")
     if cell.schedule:
         parts.append(f"schedule {cell.schedule}")
@@ -111,9 +111,10 @@ def _monitor(row: DashboardRow, column: MonitorColumn) -> dict[str, Any]:
     cell = _cell(row, column.name)
     title, secondary = _monitor_details(cell)
     # Sorts by severity, then by when the alarm was raised (or when the monitor last ran).
-    when = iso(cell.alert_raised_at) if cell.status == "Alarm" else iso(cell.last_execution_at)
+    when = iso(cell.alert_raised_at) if cell.in_alarm else iso(cell.last_execution_at)
+    rank = STATE_RANK["Alarm"] if cell.in_alarm else STATE_RANK.get(cell.status, 0)
     return {"type": column.name, "label": column.label, "cell": cell, "title": title,
-            "secondary": secondary, "sort": f"{STATE_RANK.get(cell.status, 0)}|{when}",
+            "secondary": secondary, "sort": f"{rank}|{when}", "alarm_note": cell.alarm_note,
             "raised": cell.status == "Alarm" and cell.alert_raised_at is not None}
 
 
@@ -123,7 +124,9 @@ def _version_sort(version: str | None) -> str:
 
 
 def _states(row: DashboardRow, types: list[str]) -> list[str]:
-    present = {_cell(row, t).status for t in types}
+    """The monitor states of a row, for the status filter (an alarm counts whatever the schedule)."""
+    cells = [_cell(row, t) for t in types]
+    present = {c.status for c in cells} | ({"Alarm"} if any(c.in_alarm for c in cells) else set())
     return [s for s in STATES if s in present]
 
 
@@ -154,8 +157,8 @@ def render_index(
         "index.html", **_page_context("modelwatch — model dashboard"), rows=shown,
         generated_at=generated_at, columns=columns, states=STATES, risks=RISKS,
         noun="model" if len(rows) == 1 else "models",
-        in_alarm=sum(1 for r in rows if any(_cell(r, t).status == "Alarm" for t in types)),
-        alarm_cells=sum(1 for r in rows for t in types if _cell(r, t).status == "Alarm"))
+        in_alarm=sum(1 for r in rows if any(_cell(r, t).in_alarm for t in types)),
+        alarm_cells=sum(1 for r in rows for t in types if _cell(r, t).in_alarm))
 
 
 # ---- lineage graph ---------------------------------------------------------------------------------

@@ -163,12 +163,13 @@ def test_a_registered_type_is_baselined_run_and_alerted_through_the_cli(plugin: 
     assert code == 2  # text-drift reads capture
 
 
-def _flow_run_state(flow_run_id: str) -> str | None:
+def _flow_run_state(flow_run_id: str) -> tuple[str | None, str | None]:
+    """(state type, state name) of a flow run."""
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
         state = client.read_flow_run(flow_run_id).state
-    return state.type.value if state else None
+    return (state.type.value, state.name) if state else (None, None)
 
 
 def test_a_registered_type_is_scheduled_served_and_shown_as_its_own_column(
@@ -193,13 +194,14 @@ def test_a_registered_type_is_scheduled_served_and_shown_as_its_own_column(
         flow_run = run_deployment(f"scheduled-monitor/{created['deployment'].split('/')[1]}",
                                   parameters={"window_end": case["days"][1][1].isoformat()},
                                   timeout=0)
-        deadline, state = time.monotonic() + 300, None
+        deadline, state, name = time.monotonic() + 300, None, None
         while time.monotonic() < deadline:
-            state = _flow_run_state(str(flow_run.id))
+            state, name = _flow_run_state(str(flow_run.id))
             if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") or serve.poll() is not None:
                 break
             time.sleep(1)
         assert state == "COMPLETED", f"{state}: {log.read_text()[-4000:]}"
+        assert name == "CompletedWithViolations"  # the scheduled run carries its execution's verdict
     finally:
         stop_group(serve)
         with contextlib.suppress(Exception):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import re
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -167,3 +168,26 @@ def test_a_running_entry_without_heartbeat_is_settled_as_failed(tmp_path: Path) 
     # No entry links a document that is not there.
     for entry in index.executions:
         assert entry.execution_uri is None or Path(entry.execution_uri).exists()
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_an_alarm_of_an_unscheduled_monitor_shows_on_the_dashboard(case, tmp_path: Path) -> None:
+    """On-demand executions raise alarms too: the cell keeps None for the schedule, says ALARM with its
+    time, and the model counts as in alarm (the dashboard said None and "0 models in alarm")."""
+    store = str(tmp_path / "store")
+    model = f"od-{uuid.uuid4().hex[:8]}"
+    _register(store, model, case.training_csv)
+    run("baseline", "suggest", "--model", model, "--dataset", str(case.training_csv), "--label", LABEL,
+        "--store", store)
+    code, drifted = _monitor(model, store, case.days[1], case.capture_root)
+    assert code == 0 and drifted["status"] == "CompletedWithViolations"
+    alert = read_alert(Store(store), model, "data-quality")
+    document = run("dashboard", "--refresh", "--json", "--store", store)
+    [row] = [r for r in document["models"] if r["model"] == model]
+    cell = row["monitors"]["data-quality"]
+    assert cell["status"] == "None" and cell["alarm"] is True
+    assert cell["alert_raised_at"].startswith(alert.raised_at.strftime("%Y-%m-%dT%H:%M"))
+    index = Store(store).read_bytes("dashboard/index.html").decode()
+    assert '<span class="n">1</span>models in alarm' in index
+    assert f"ALARM since {alert.raised_at:%Y-%m-%d %H:%M} UTC" in index
+    assert re.search(rf'data-model="{model}"[^>]*data-statuses="[^"]*Alarm', index)

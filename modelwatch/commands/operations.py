@@ -221,6 +221,14 @@ def dashboard_command(
         raise typer.Exit(1)
 
 
+def _terminal_cell(cell: Any, colours: dict[str, str]) -> str:
+    """A monitor cell in the terminal: an alarm says ALARM, whether or not a schedule runs it."""
+    if cell.status == "Alarm":
+        return f"[bold red]ALARM {cell.display}[/]"
+    text = f"[{colours[cell.status]}]{cell.display}[/]"
+    return f"{text} [bold red]{cell.alarm_note}[/]" if cell.alarm_note else text
+
+
 def print_dashboard(document: dict, index_uri: str, console: Console | None = None) -> None:
     from modelwatch.tasks.dashboard import DashboardRow
 
@@ -234,7 +242,7 @@ def print_dashboard(document: dict, index_uri: str, console: Console | None = No
     colours = {"None": "dim", "Inactive": "yellow", "OK": "green", "Alarm": "bold red"}
     for raw in document["models"]:
         row = DashboardRow.model_validate(raw)
-        cells = [f"[{colours[cell.status]}]{cell.display}[/]"
+        cells = [_terminal_cell(cell, colours)
                  for cell in (row.monitors.get(t, MonitorCell()) for t in types)]
         job = row.latest_batch_job
         table.add_row(row.model, row.latest_version or "-", row.risk_rating, row.card_status or "-",
