@@ -311,6 +311,10 @@ def _trend(column: MonitorColumn, executions: list[ExecutionSummary]) -> dict[st
     t0, t1 = min(times), max(times)
     v0 = min(values) if use_metric else 0.0
     v1 = max(values)
+    # The headline's threshold is drawn too: the axis reaches it, so a point's side of it shows.
+    limit = column.threshold if use_metric and column.threshold is not None else None
+    if limit is not None:
+        v0, v1 = min(v0, limit), max(v1, limit)
     if v1 == v0:
         v0, v1 = v0 - (abs(v0) * 0.1 or 1), v1 + (abs(v1) * 0.1 or 1)
         if not use_metric:
@@ -341,6 +345,8 @@ def _trend(column: MonitorColumn, executions: list[ExecutionSummary]) -> dict[st
                   "label": fmt_number(round(v, 6))} for v in (v0, (v0 + v1) / 2, v1)],
         "first": f"{first:%Y-%m-%d %H:%M}", "last": f"{last:%Y-%m-%d %H:%M}" if last != first else "",
         "polyline": " ".join(f"{x:.1f},{y:.1f}" for x, y in coords) if len(coords) > 1 else "",
+        "threshold": None if limit is None else {"y": f"{y_of(limit):.1f}",
+                                                 "label": f"threshold {fmt_number(limit)}"},
         "points": drawn,
     }
 

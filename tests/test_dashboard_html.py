@@ -470,3 +470,29 @@ def test_the_model_page_and_the_card_export_render_a_card_alike() -> None:
         "Evaluation details", "Additional information", "Status history"]
     for html in (shown, exported):
         assert "Looks innocent. &lt;script&gt;" in html and "<img" not in html
+
+
+def test_a_trend_chart_draws_its_threshold() -> None:
+    """The headline metric's threshold is a line on the chart, with the axis stretched to reach it."""
+    from modelwatch.tasks.dashboard import MonitorColumn
+
+    column = MonitorColumn(name="data-quality", label="Data quality", metric="max drift distance",
+                           direction="higher-is-worse", threshold=0.1)
+    runs = [ExecutionSummary(monitor_type="data-quality", window_start=T0 + timedelta(days=i),
+                             window_end=T0 + timedelta(days=i + 1), status=status, metric=value,
+                             violation_count=int(value > 0.1))
+            for i, (value, status) in enumerate([(0.02, "Completed"), (0.05, "Completed"),
+                                                 (0.3, "CompletedWithViolations")])]
+    page = parse(render_model_page(ModelPage(row=DashboardRow(model="m"), executions=runs,
+                                             columns=[column])))
+    svg = page.find("svg", "trend", data_monitor="data-quality")
+    [line] = svg.find_all("line", "threshold")
+    ys = [float(c.attrs["cy"]) for c in svg.find_all("circle")]
+    assert ys[1] > float(line.attrs["y1"]) > ys[2]  # below the line 0.05, above it 0.3 (SVG y grows down)
+    assert "threshold 0.1" in line.text
+    # Only the threshold line reaches below the lowest point when every value is above it.
+    high = [r.model_copy(update={"metric": r.metric + 1}) for r in runs]
+    svg = parse(render_model_page(ModelPage(row=DashboardRow(model="m"), executions=high,
+                                            columns=[column]))).find("svg", "trend")
+    assert float(svg.find("line", "threshold").attrs["y1"]) >= max(
+        float(c.attrs["cy"]) for c in svg.find_all("circle"))
