@@ -137,7 +137,6 @@ class ModelQuality(Monitor):
     headline = Headline(name="accuracy (rmse for regression)", direction="lower-is-worse")
     baseline_options = ModelQualityBaselineOptions
     run_options = MinRecordsOptions
-    label_required = True
 
     def check_baseline_options(self, options: Any, label: str | None, dataset: str,
                                columns: list[str]) -> None:
@@ -195,7 +194,6 @@ class BiasDrift(Monitor):
     headline = Headline(name="DPPL", direction="away-from-zero-is-worse")
     baseline_options = BiasBaselineOptions
     run_options = MinRecordsOptions
-    label_required = True
 
     def check_baseline_options(self, options: Any, label: str | None, dataset: str,
                                columns: list[str]) -> None:

@@ -87,8 +87,6 @@ class Monitor(ABC):
         The number each execution reports for the trend chart.
     baseline_options, run_options : type[Options]
         The type's own options of ``suggest_baseline`` and of ``run``.
-    label_required : bool
-        Whether a baseline needs the dataset's label column.
 
     Examples
     --------
@@ -104,7 +102,6 @@ class Monitor(ABC):
     headline: ClassVar[Headline]
     baseline_options: ClassVar[type[Options]] = Options
     run_options: ClassVar[type[Options]] = Options
-    label_required: ClassVar[bool] = False
 
     def check_baseline_options(self, options: Any, label: str | None, dataset: str,
                                columns: list[str]) -> None:
@@ -250,15 +247,6 @@ def get_monitor(name: str) -> Monitor:
         hint = f" ({'; '.join(_load_problems)})" if _load_problems else ""
         raise UserError(f"monitor type {name!r} is not supported: expected one of {known}{hint}")
     return _registry[name]
-
-
-def labels() -> dict[str, str]:
-    """Type name -> dashboard column title, in registry order."""
-    return {m.name: m.label for m in monitors()}
-
-
-def headlines() -> dict[str, Headline]:
-    return {m.name: m.headline for m in monitors()}
 
 
 def parse_options(options_class: type[Options], values: dict[str, Any], monitor_type: str,

@@ -99,8 +99,13 @@ class _WithTypeOptions:
 
     @property
     def __signature__(self) -> inspect.Signature:
-        extra = type_option_parameters(self.kind, {p.name for p in self.common})
-        return inspect.Signature(self.common + extra)
+        from modelwatch.flows.monitor_types import monitor_types
+
+        types = monitor_types()
+        if getattr(self, "_built_for", None) != types:  # built once per set of registered types
+            extra = type_option_parameters(self.kind, {p.name for p in self.common})
+            self._signature, self._built_for = inspect.Signature(self.common + extra), types
+        return self._signature
 
     @property
     def __annotations__(self) -> dict[str, Any]:  # typing.get_type_hints reads them
