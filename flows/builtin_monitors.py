@@ -59,7 +59,11 @@ class DataQualityRunOptions(CaptureRunOptions):
     max_malformed_share: float = Field(
         default=0.05, ge=0, le=1,
         description="share of malformed capture records above which the window is a violation")
-    report: bool = Field(default=True, description="render the Evidently HTML report")
+    report: bool = Field(default=True, description=(
+        "write report.html: the verdict, every check and each feature's distribution"))
+    evidently: bool = Field(default=False, description=(
+        "also write evidently.html, Evidently's DataDriftPreset on samples of both sides, labelled "
+        "a second opinion (slow: ~10 s)"))
 
 
 class DataQuality(Monitor):
@@ -113,6 +117,7 @@ class DataQuality(Monitor):
         return monitor_data_quality(
             model=model, capture=captures, start=start, end=end, store=store, version=version,
             max_malformed_share=options.max_malformed_share, report=options.report,
+            evidently=options.evidently,
             untimed=options.untimed, return_state=return_state)
 
 

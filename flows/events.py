@@ -55,22 +55,18 @@ def _events_unavailable() -> str | None:
     """Why an event cannot be sent now, or None.
 
     emit_event itself never says: with an unreachable PREFECT_API_URL it still returns the Event
-    and the send fails later on Prefect's worker thread; without any PREFECT_API_URL it starts a
-    temporary local Prefect server (~20 s) and records the event in PREFECT_HOME's database.
+    and the send fails later on Prefect's worker thread. Without any PREFECT_API_URL the event goes
+    to the local background server (started on first need), never to a temporary one that would
+    forget it.
     """
     from prefect.settings import get_current_settings
 
+    from modelwatch.flows.local_server import ensure_api
+
     settings = get_current_settings()
-    url = settings.api.url
-    if not url:
-        if settings.api.key:
-            return "PREFECT_API_KEY is set but PREFECT_API_URL is not"
-        if not settings.server.ephemeral.enabled:
-            return "no Prefect API is configured (PREFECT_API_URL) and ephemeral mode is off"
-        print(f"note: no Prefect API is configured (PREFECT_API_URL); {STATUS_EVENT} goes to a "
-              "temporary local Prefect server (PREFECT_HOME's database), which takes a while to "
-              "start", file=sys.stderr, flush=True)
-        return None
+    if not settings.api.url and settings.api.key:
+        return "PREFECT_API_KEY is set but PREFECT_API_URL is not"
+    url = ensure_api()
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True, httpx_settings={"timeout": 10}) as client:

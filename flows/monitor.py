@@ -36,8 +36,9 @@ from modelwatch.tasks.capture import (
     parse_capture,
     read_dataset,
 )
-from modelwatch.tasks.constraints import MAX_MALFORMED_SHARE, check_data_quality, drift_scores
-from modelwatch.tasks.documents import ConstraintViolations, Execution
+from modelwatch.tasks.constraints import MAX_MALFORMED_SHARE, drift_scores, evaluate_data_quality
+from modelwatch.tasks.documents import Check, ConstraintViolations, Execution, Statistics
+from modelwatch.tasks.execution_report import window_facts
 from modelwatch.tasks.markdown import escape_markdown
 from modelwatch.tasks.profile import (
     DatasetProfile,
@@ -129,8 +130,8 @@ def profile_dataset_task(uri: str, categorical: set[str], sample_rows: int) -> C
 
 @task(name="check-constraints", cache_policy=NO_CACHE)
 def check_task(baseline: Baseline, profile: DatasetProfile, records_read: int,
-               records_malformed: int, max_malformed_share: float) -> ConstraintViolations:
-    return check_data_quality(
+               records_malformed: int, max_malformed_share: float) -> list[Check]:
+    return evaluate_data_quality(
         baseline.constraints, baseline.statistics, profile,
         records_read=records_read, records_malformed=records_malformed,
         max_malformed_share=max_malformed_share,
@@ -139,8 +140,25 @@ def check_task(baseline: Baseline, profile: DatasetProfile, records_read: int,
 
 
 @task(name="render-report", cache_policy=NO_CACHE)
-def report_task(baseline: Baseline, sample: pd.DataFrame | None, title: str, status: str,
-                violations: ConstraintViolations) -> str:
+def report_task(execution: Execution, checks: list[Check], baseline: Baseline,
+                statistics: Statistics, title: str) -> str:
+    """report.html: the execution's verdict and checks, then each feature's distribution."""
+    from modelwatch.tasks.execution_report import (
+        ExecutionReport,
+        data_quality_sections,
+        render_report,
+    )
+
+    return render_report(ExecutionReport(
+        title=title, monitor_type="data-quality", status=execution.status,
+        facts=window_facts(execution), checks=checks, notes=list(execution.notes),
+        sections=data_quality_sections(checks, baseline.statistics, statistics)))
+
+
+@task(name="render-evidently-report", cache_policy=NO_CACHE)
+def evidently_task(baseline: Baseline, sample: pd.DataFrame | None, title: str, status: str,
+                   violations: ConstraintViolations) -> str:
+    """evidently.html: Evidently's DataDriftPreset on the samples, labelled a second opinion."""
     from modelwatch.tasks.reports import drift_report_html
 
     reference = baseline.sample if baseline.sample is not None else pd.DataFrame()
@@ -175,6 +193,17 @@ def _markdown_summary(execution: Execution, violations: ConstraintViolations) ->
     return "\n".join(lines)
 
 
+def _write_page(execution: Execution, store_uri: str, prefix: str, name: str,
+                make: Any) -> None:
+    """Render and write one HTML output; a page that could not be rendered is noted, not fatal."""
+    try:
+        page = make()
+        execution.outputs |= write_outputs_task(store_uri, prefix, {name: page.encode("utf-8")})
+    except Exception as problem:  # noqa: BLE001 - noted on the execution
+        execution.notes.append(f"{name} not rendered: {type(problem).__name__}: "
+                               f"{str(problem)[:300]}")
+
+
 def _quarantine_jsonl(entries: list[dict[str, Any]]) -> bytes:
     return b"".join(orjson.dumps(e) + b"\n" for e in entries)
 
@@ -190,6 +219,7 @@ def monitor_data_quality(
     max_malformed_share: float = MAX_MALFORMED_SHARE,
     report: bool = True,
     chunks: int = MAX_CHUNKS,
+    evidently: bool = False,
     untimed: str = "quarantine",
 ) -> dict[str, Any]:
     """Run one data-quality execution over capture records in [start, end) and return execution.json.
@@ -204,7 +234,7 @@ def monitor_data_quality(
     check_slug(model, "model name")
     start, end = utc_window(start, end)
     store_uri = store or default_store_uri()
-    baseline = load_baseline(Store(store_uri), model, "data-quality", version)
+    baseline = load_baseline(Store(store_uri), model, "data-quality", version, with_sample=False)
     captures = [capture] if isinstance(capture, str) else list(capture)
     run = begin_execution(store_uri, model, "data-quality", baseline.version, start, end,
                           ", ".join(captures), baseline.sources)
@@ -221,7 +251,7 @@ def monitor_data_quality(
             files, skipped = list_files_task(captures, start, end)
             futures = profile_chunk_task.map(
                 chunked(files, chunks), unmapped(input_features), unmapped(categorical),
-                unmapped((start, end)), unmapped(REPORT_ROWS if report else 0),
+                unmapped((start, end)), unmapped(REPORT_ROWS if evidently else 0),
                 list(range(len(chunked(files, chunks)))), unmapped(untimed),
             )
             results = [f.result() for f in futures]
@@ -235,8 +265,10 @@ def monitor_data_quality(
         execution.blank_lines = sum(r.blank_lines for r in results)
         execution.records_malformed = len(quarantine)
         execution.rows_profiled = profile.item_count
-        violations = check_task(baseline, profile, execution.records_read,
-                                execution.records_malformed, max_malformed_share)
+        checks = check_task(baseline, profile, execution.records_read,
+                            execution.records_malformed, max_malformed_share)
+        violations = ConstraintViolations(violations=[c.violation() for c in checks
+                                                      if not c.passed])
         statistics = to_statistics(profile, order=baseline.features)
         distances = [v for name, v in drift_scores(baseline.constraints, baseline.statistics,
                                                     profile).items() if np.isfinite(v)]
@@ -252,16 +284,16 @@ def monitor_data_quality(
             execution.notes.append("the window held no usable capture records")
         if baseline.statistics is None:
             execution.notes.append("no baseline statistics: baseline_drift_check was skipped")
+        title = f"{model} data quality, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+        # The reports are optional, the verdict is not: the documents above are already written.
         if report:
-            # The report is optional, the verdict is not: the documents above are already written.
+            _write_page(execution, store_uri, run.prefix, "report.html", lambda: report_task(
+                execution, checks, baseline, statistics, title))
+        if evidently:
             sample, _ = merge_samples([(r.sample, r.sample_keys) for r in results], REPORT_ROWS)
-            title = f"{model} data quality, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
-            try:
-                page = report_task(baseline, sample, title, execution.status, violations)
-                execution.outputs |= write_outputs_task(store_uri, run.prefix,
-                                                        {"report.html": page.encode("utf-8")})
-            except Exception as problem:  # noqa: BLE001 - noted on the execution
-                execution.notes.append(f"report.html not rendered: {type(problem).__name__}: "
-                                       f"{str(problem)[:300]}")
+            with_sample = load_baseline(Store(store_uri), model, "data-quality", baseline.version)
+            _write_page(execution, store_uri, run.prefix, "evidently.html", lambda: evidently_task(
+                with_sample, sample, f"{title} (Evidently, a second opinion)", execution.status,
+                violations))
     return finish_execution(run, metric, _markdown_summary(execution, violations),
                             metric_name="max drift distance")

@@ -45,6 +45,9 @@ class ScheduleInfo:
 def _client():
     from prefect.client.orchestration import get_client
 
+    from modelwatch.flows.local_server import ensure_api
+
+    ensure_api()
     return get_client(sync_client=True)
 
 

@@ -1,6 +1,7 @@
 """The public Python API: what the CLI does, as functions (importable from ``modelwatch``). Each one
 checks its inputs before any Prefect work starts and raises UserError for what the caller got wrong.
-Flows run against ``PREFECT_API_URL`` when set, else Prefect's temporary local API."""
+Flows run against ``PREFECT_API_URL`` when set, else the local background Prefect server
+(:mod:`modelwatch.flows.local_server`), started on first need."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ def _store(store: str | None, writable: bool = False) -> Any:
     from modelwatch.tasks.store import Store, default_store_uri
 
     return Store(store or default_store_uri()).check(writable=writable)
+
+
+def _api() -> None:
+    """Before the first flow: the configured Prefect API, else the local background server (checks of
+    the user's input come first, so a mistake is reported without waiting for a server)."""
+    from modelwatch.flows.local_server import ensure_api
+
+    ensure_api()
 
 
 def _moment(value: datetime | str, what: str) -> datetime:
@@ -104,6 +113,7 @@ def suggest_baseline(model: str, dataset: str, *, monitor_type: str = "data-qual
         raise UserError(f"--label {label!r} is not a column of {dataset}; columns are "
                         f"{', '.join(columns)}")
     monitor.check_baseline_options(parsed, label, dataset, columns)
+    _api()
     return monitor.suggest_baseline(model=model, dataset=dataset, version=version, label=label,
                                     store=store, options=parsed)
 
@@ -163,6 +173,7 @@ def run_monitor(model: str, start: datetime | str, end: datetime | str, *,
     the_store = _store(store, writable=True)
     monitor.load_baseline(the_store, model, version)  # a missing or broken baseline, before Prefect
     sources = [source] if isinstance(source, str) else list(source) if source else None
+    _api()
     state = monitor.run(model=model, start=begin, end=finish, source=sources, store=store,
                         version=version, options=parsed, return_state=True)
     document, failure = execution_of(state, model, monitor_type, begin, finish, store)
@@ -236,6 +247,7 @@ def merge_ground_truth(endpoint: str, start: datetime | str, end: datetime | str
 
     begin, finish = window(start, end)
     _store(store, writable=True)
+    _api()
     return merge(endpoint=endpoint, start=begin, end=finish, lookback=lookback, store=store)
 
 
@@ -258,6 +270,7 @@ def summarize_fleet(store: str | None = None) -> dict[str, Any]:
     from modelwatch.flows.summary import summarize_fleet as summarize
 
     _store(store, writable=True)
+    _api()
     return summarize(store=store)
 
 

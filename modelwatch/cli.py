@@ -32,7 +32,7 @@ def _add_command_groups() -> None:
     """Command groups that live in modelwatch/commands/, one module per concern."""
     import importlib
 
-    for module_name in ("registry", "cards", "operations", "groundtruth"):
+    for module_name in ("registry", "cards", "operations", "groundtruth", "server"):
         try:
             module = importlib.import_module(f"modelwatch.commands.{module_name}")
         except ModuleNotFoundError as missing:
@@ -118,6 +118,7 @@ def demo(
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 done, 1 an execution failed (or the store kept failing
     after its bounded retries), 2 a user error."""
+    from modelwatch.flows.local_server import LocalServerFailed
     from modelwatch.tasks.store import StoreConflict, StoreUnavailable
 
     try:
@@ -125,7 +126,7 @@ def run(argv: list[str] | None = None) -> int:
     except UserError as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    except (StoreUnavailable, StoreConflict) as problem:
+    except (StoreUnavailable, StoreConflict, LocalServerFailed) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     except typer.Exit as done:

@@ -42,6 +42,14 @@ def stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+def needs_api() -> str:
+    """Call first in a command that runs a flow or talks to Prefect: the configured API, else the
+    local server (started in the background on first need, reused after)."""
+    from modelwatch.flows.local_server import ensure_api
+
+    return ensure_api()
+
+
 def emit_json(document: Any) -> None:
     """Print one JSON document on stdout (the only thing a JSON-printing command writes there)."""
     from modelwatch.tasks.store import json_dumps

@@ -1,9 +1,9 @@
-"""The demo (`modelwatch demo`), on the embedded defaults (a local folder store and Prefect's ephemeral
-API): a fleet of
-four models. credit-default drifts on day two and its labels, arriving a day late, show its quality
-dropping: both alerts are raised and it is retrained; loan-approval runs all four monitors and an
-upstream change on day two moves its bias and attributions; credit-default-canary has a paused
-schedule; income-estimator is registered but never monitored."""
+"""The demo (`modelwatch demo`), on the embedded defaults (a local folder store and the local
+background Prefect server): a fleet of four models. credit-default drifts on day two and its labels,
+arriving a day late, show its quality dropping: both alerts are raised and it is retrained;
+loan-approval runs all four monitors and an upstream change on day two moves its bias and
+attributions; credit-default-canary has a paused schedule; income-estimator is registered but never
+monitored."""
 
 from __future__ import annotations
 
@@ -76,6 +76,7 @@ def run_demo(out: str = "demo-output") -> dict[str, Any]:
     from modelwatch.commands.operations import print_dashboard
     from modelwatch.deployments.schedules import monitor_deployment
     from modelwatch.flows.batch import batch_transform
+    from modelwatch.flows.local_server import ensure_api
     from modelwatch.flows.prefect_api import monitor_schedules, set_schedules_active
     from modelwatch.flows.retrain import retrain
     from modelwatch.flows.summary import summarize_fleet
@@ -84,6 +85,7 @@ def run_demo(out: str = "demo-output") -> dict[str, Any]:
 
     console = Console(width=max(Console().width, 150))
     began = time.perf_counter()
+    ensure_api()
     root = Path(out).resolve()
     if (root / "store").exists():
         shutil.rmtree(root / "store")  # a re-run starts a fresh fleet

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from modelwatch.tasks.documents import (
+    Check,
     Constraints,
     ConstraintViolations,
     DistributionConstraints,
@@ -20,7 +21,6 @@ from modelwatch.tasks.documents import (
     NumConstraints,
     Statistics,
     StringConstraints,
-    Violation,
 )
 from modelwatch.tasks.drift import DriftMethod, drift_method
 from modelwatch.tasks.errors import UserError
@@ -138,29 +138,54 @@ def check_data_quality(
     completeness_z: float = COMPLETENESS_Z,
     ignore_columns: frozenset[str] | set[str] = frozenset(),
 ) -> ConstraintViolations:
-    """Violations of a window's profile against constraints (and baseline statistics for drift)."""
-    violations: list[Violation] = []
+    """Violations of a window's profile against constraints (and baseline statistics for drift): the
+    failed checks of `evaluate_data_quality`."""
+    checks = evaluate_data_quality(
+        constraints, baseline, current, records_read=records_read,
+        records_malformed=records_malformed, max_malformed_share=max_malformed_share,
+        completeness_z=completeness_z, ignore_columns=ignore_columns)
+    return ConstraintViolations(violations=[c.violation() for c in checks if not c.passed])
+
+
+def evaluate_data_quality(
+    constraints: Constraints,
+    baseline: Statistics | None,
+    current: DatasetProfile,
+    *,
+    records_read: int,
+    records_malformed: int,
+    max_malformed_share: float = MAX_MALFORMED_SHARE,
+    completeness_z: float = COMPLETENESS_Z,
+    ignore_columns: frozenset[str] | set[str] = frozenset(),
+) -> list[Check]:
+    """Every check a window's profile gets against the constraints, passed or failed, in the order
+    the violations are listed: value, threshold and verdict each (what the report shows)."""
+    checks: list[Check] = []
     config = constraints.monitoring_config
-    if records_read and records_malformed / records_read > max_malformed_share:
-        violations.append(Violation(
-            feature_name="", constraint_check_type="malformed_records_check",
+    if records_read:
+        share = records_malformed / records_read
+        checks.append(Check(
+            subject="", check="malformed_records_check", value=share,
+            threshold=max_malformed_share, passes="at most", passed=share <= max_malformed_share,
             description=(
                 f"Malformed records requirement is not met. Expected at most "
                 f"{_pct(max_malformed_share)} malformed capture records. Observed: "
-                f"{records_malformed} of {records_read} ({_pct(records_malformed / records_read)}) "
+                f"{records_malformed} of {records_read} ({_pct(share)}) "
                 "could not be parsed; see quarantine.jsonl."
             ),
         ))
     if config.evaluate_constraints == "Disabled" or current.item_count == 0:
-        return ConstraintViolations(violations=violations)
+        return checks
     known = {f.name for f in constraints.features}
     for feature in constraints.features:
         if _setting(feature, config, "evaluate_constraints") == "Disabled":
             continue
         column = current.columns.get(feature.name)
-        if column is None or column.absent >= current.item_count:
-            violations.append(Violation(
-                feature_name=feature.name, constraint_check_type="missing_column_check",
+        present = 0 if column is None else current.item_count - column.absent
+        if present <= 0:
+            checks.append(Check(
+                subject=feature.name, check="missing_column_check", value=0.0, threshold=0.0,
+                passes="above", passed=False,
                 description=(
                     f"Missing column requirement is not met. Baseline column '{feature.name}' "
                     f"was absent from all {current.item_count} records of the window."
@@ -168,33 +193,35 @@ def check_data_quality(
             ))
             continue
         base_stats = baseline.feature(feature.name) if baseline else None
-        violations.extend(_check_feature(feature, config, column, base_stats, baseline,
-                                         completeness_z))
+        checks.extend(_check_feature(feature, config, column, base_stats, baseline,
+                                     completeness_z))
     for name in sorted(set(current.columns) - known - set(ignore_columns)):
         column = current.columns[name]
         rows = current.item_count - column.absent
         if rows <= 0:
             continue
-        violations.append(Violation(
-            feature_name=name, constraint_check_type="extra_column_check",
+        checks.append(Check(
+            subject=name, check="extra_column_check", value=rows / current.item_count,
+            threshold=0.0, passes="at most", passed=False,
             description=(
                 f"Extra column requirement is not met. Column '{name}' is not in the baseline; "
                 f"it was present in {rows} of {current.item_count} records."
             ),
         ))
-    return ConstraintViolations(violations=violations)
+    return checks
 
 
 def _check_feature(feature: FeatureConstraints, config: MonitoringConfig, column: ColumnProfile,
                    base_stats: Any, baseline: Statistics | None,
-                   completeness_z: float) -> list[Violation]:
-    out: list[Violation] = []
+                   completeness_z: float) -> list[Check]:
+    out: list[Check] = []
     expected = feature.inferred_type
     share = _type_share(expected, column, _numbers_are_strings(feature, base_stats))
     threshold = float(_setting(feature, config, "datatype_check_threshold"))
-    if share is not None and share < threshold:
-        out.append(Violation(
-            feature_name=feature.name, constraint_check_type="data_type_check",
+    if share is not None:
+        out.append(Check(
+            subject=feature.name, check="data_type_check", value=share, threshold=threshold,
+            passes="at least", passed=share >= threshold,
             description=(
                 f"Data type match requirement is not met. Expected data type: {expected}, "
                 f"Expected match: {threshold * 100}%. Observed: Only {share * 100}% of data is "
@@ -209,15 +236,15 @@ def _check_feature(feature: FeatureConstraints, config: MonitoringConfig, column
         if baseline is not None and baseline.dataset.item_count:
             inverse_n += 1.0 / baseline.dataset.item_count
         slack = completeness_z * math.sqrt(max(required * (1 - required), 0.0) * inverse_n)
-        if observed < required - slack:
-            out.append(Violation(
-                feature_name=feature.name, constraint_check_type="completeness_check",
-                description=(
-                    f"Completeness requirement is not met. Expected completeness: "
-                    f"{_pct(required)} (sampling allowance {_pct(slack)}). Observed: "
-                    f"{_pct(observed)} of {column.rows} values present."
-                ),
-            ))
+        out.append(Check(
+            subject=feature.name, check="completeness_check", value=observed,
+            threshold=required - slack, passes="at least", passed=observed >= required - slack,
+            description=(
+                f"Completeness requirement is not met. Expected completeness: "
+                f"{_pct(required)} (sampling allowance {_pct(slack)}). Observed: "
+                f"{_pct(observed)} of {column.rows} values present."
+            ),
+        ))
     domains = feature.string_constraints.domains if feature.string_constraints else None
     if domains and column.present:
         counts = column.counts or {}
@@ -226,17 +253,17 @@ def _check_feature(feature: FeatureConstraints, config: MonitoringConfig, column
         in_domain = column.present - sum(outside.values()) - column.overflow
         share_in = in_domain / column.present
         content = float(_setting(feature, config, "domain_content_threshold"))
-        if share_in < content:
-            top = sorted(outside.items(), key=lambda kv: -kv[1])[:5]
-            shown = ", ".join(f"'{v}' ({_pct(c / column.present)})" for v, c in top)
-            out.append(Violation(
-                feature_name=feature.name, constraint_check_type="categorical_values_check",
-                description=(
-                    f"Categorical values requirement is not met. Expected: at least "
-                    f"{_pct(content)} of values in the baseline domain. Observed: "
-                    f"{_pct(share_in)}; values outside it: {shown or 'unlisted'}."
-                ),
-            ))
+        top = sorted(outside.items(), key=lambda kv: -kv[1])[:5]
+        shown = ", ".join(f"'{v}' ({_pct(c / column.present)})" for v, c in top)
+        out.append(Check(
+            subject=feature.name, check="categorical_values_check", value=share_in,
+            threshold=content, passes="at least", passed=share_in >= content,
+            description=(
+                f"Categorical values requirement is not met. Expected: at least "
+                f"{_pct(content)} of values in the baseline domain. Observed: "
+                f"{_pct(share_in)}; values outside it: {shown or 'unlisted'}."
+            ),
+        ))
     drift = _drift(feature, config, column, base_stats)
     if drift is not None:
         out.append(drift)
@@ -244,7 +271,7 @@ def _check_feature(feature: FeatureConstraints, config: MonitoringConfig, column
 
 
 def _drift(feature: FeatureConstraints, config: MonitoringConfig, column: ColumnProfile,
-           base_stats: Any) -> Violation | None:
+           base_stats: Any) -> Check | None:
     dist = config.distribution_constraints
     if base_stats is None or not dist.enabled:
         return None
@@ -262,10 +289,10 @@ def _drift(feature: FeatureConstraints, config: MonitoringConfig, column: Column
                                                   dist.categorical_threshold))
     robust = str(_setting(feature, config, "comparison_method")) != "Simple"
     result = method(base, column, robust=robust, threshold=threshold)
-    if not result.drifted:
-        return None
-    return Violation(
-        feature_name=feature.name, constraint_check_type="baseline_drift_check",
+    return Check(
+        subject=feature.name, check="baseline_drift_check",
+        value=result.value if math.isfinite(result.value) else None, threshold=threshold,
+        passes="at most" if method.higher_is_drift else "at least", passed=not result.drifted,
         description=(
             f"Baseline drift distance requirement is not met. {result.describe()} "
             f"(baseline {base.present} values, window {column.present} values)."

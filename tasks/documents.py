@@ -166,6 +166,24 @@ class ConstraintViolations(Document):
     violations: list[Violation] = Field(default_factory=list)
 
 
+class Check(OwnDocument):
+    """One check as an execution decided it, passed or not: what was compared (a feature, a metric,
+    a facet), the check's name, the observed value, the threshold and which side of it passes. A
+    failed check is a violation with the same name and description."""
+
+    subject: str
+    check: str
+    value: float | None = None
+    threshold: float | None = None
+    passes: Literal["at least", "at most", "above", "below", "none"] = "none"
+    passed: bool
+    description: str = ""
+
+    def violation(self) -> Violation:
+        return Violation(feature_name=self.subject, constraint_check_type=self.check,
+                         description=self.description)
+
+
 # ---- execution.json (ours) ----
 
 class Execution(OwnDocument):

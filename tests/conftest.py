@@ -1,7 +1,9 @@
 """Shared pytest fixtures.
 
-Prefect (`prefect_api`): one prefect_test_harness for the whole session (its server takes ~25 s to
-start), under a temporary PREFECT_HOME set before Prefect is imported.
+Prefect (`prefect_api`): the local background server that commands start on first need
+(modelwatch.flows.local_server), under a temporary state folder and PREFECT_HOME set before Prefect
+is imported; one server for the whole session (it takes 15-30 s to start), stopped at the end even
+when a command in a child process was the one that started it.
 
 S3 fixtures (`s3_endpoint`, `s3_bucket`): a real S3 HTTP endpoint served by moto in a subprocess
 (see tests/s3server.py), never moto's in-process mocks, so s3fs/boto3 go through real HTTP.
@@ -11,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,8 +25,11 @@ from modelwatch.runtime import configure_prefect
 from tests.chromium import browser  # noqa: F401 - the fixture, for every test module
 from tests.s3server import running_s3_server
 
-# Before anything imports Prefect: a private Prefect home and our start-up defaults.
+# Before anything imports Prefect: a private Prefect home, state folder and our start-up defaults.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="modelwatch-prefect-home-")
+os.environ["MODELWATCH_STATE_DIR"] = tempfile.mkdtemp(prefix="modelwatch-state-")
+os.environ["MODELWATCH_SERVER_PORT"] = "0"  # never the user's 4200
+os.environ.pop("PREFECT_API_URL", None)
 configure_prefect()
 
 # --- S3 (moto server) ---------------------------------------------------------------------------
@@ -73,10 +80,24 @@ def s3_bucket(s3_endpoint: str) -> Iterator[str]:
 # --- Prefect ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def prefect_api() -> Iterator[None]:
-    """A real (temporary) Prefect API for flow tests, shared by the session."""
-    from prefect.testing.utilities import prefect_test_harness
+@pytest.fixture(scope="session", autouse=True)
+def local_server_state() -> Iterator[Path]:
+    """The session's state folder; its local Prefect server, whoever started it, stops at the end."""
+    from modelwatch.flows.local_server import state_dir, stop
 
-    with prefect_test_harness(server_startup_timeout=180):
-        yield
+    state = state_dir()
+    yield state
+    if "prefect.logging.handlers" in sys.modules:  # send what is queued before the server goes
+        from prefect.logging.handlers import APILogHandler
+
+        with contextlib.suppress(Exception):
+            APILogHandler.flush()
+    stop(state)
+
+
+@pytest.fixture(scope="session")
+def prefect_api(local_server_state: Path) -> Iterator[str]:
+    """The local Prefect server, as the CLI starts it, for flow tests; yields its API URL."""
+    from modelwatch.flows.local_server import ensure_api
+
+    yield ensure_api(local_server_state)

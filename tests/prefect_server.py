@@ -1,27 +1,17 @@
-"""A real `prefect server start` on 127.0.0.1 for end-to-end tests, with its own PREFECT_HOME; the
-server process group is always stopped."""
+"""A real `prefect server start` on 127.0.0.1 for end-to-end tests, with its own state folder and
+PREFECT_HOME; the server process group is always stopped."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 STARTUP_TIMEOUT = 180.0  # ~28 s on a new database here; CI machines can be slower
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def server_env(home: Path, api_url: str | None = None) -> dict[str, str]:
@@ -42,35 +32,17 @@ def server_env(home: Path, api_url: str | None = None) -> dict[str, str]:
 
 @contextlib.contextmanager
 def running_prefect_server() -> Iterator[str]:
-    """Yield the API URL of a fresh Prefect server bound to loopback."""
-    home = Path(tempfile.mkdtemp(prefix="modelwatch-prefect-server-"))
-    port = free_port()
-    log = open(home / "server.log", "wb")  # noqa: SIM115 - closed in finally
-    process = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-         "--port", str(port)],
-        env=server_env(home), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    api = f"http://127.0.0.1:{port}/api"
+    """Yield the API URL of a fresh Prefect server bound to loopback, started the way the CLI starts
+    its local server, in a state folder of its own."""
+    from modelwatch.flows.local_server import start, stop
+
+    state = Path(tempfile.mkdtemp(prefix="modelwatch-prefect-server-"))
+    environment = {**server_env(state / "prefect"), "MODELWATCH_SERVER_PORT": "0"}
+    environment.pop("PREFECT_API_URL", None)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"prefect server exited ({process.returncode}): "
-                                   f"{(home / 'server.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
-                    if response.read().strip() == b"true":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"prefect server did not answer within {STARTUP_TIMEOUT:.0f} s")
-            time.sleep(0.5)
-        yield api
+        yield start(state, environment=environment, timeout=STARTUP_TIMEOUT).url
     finally:
-        stop_group(process)
-        log.close()
+        stop(state)
 
 
 def stop_group(process: subprocess.Popen, grace: float = 15.0) -> None:

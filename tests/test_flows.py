@@ -64,6 +64,11 @@ def test_baseline_then_two_days(case, tmp_path: Path) -> None:
     assert all(json.loads(q)["reason"] for q in quarantine)
     report = Path(day2["outputs"]["report.html"]).read_text()
     assert "income" in report and "<html" in report.lower()
+    # The report leads with the execution's own verdict: its status, and one Violation row per
+    # violation in constraint_violations.json.
+    assert f'data-status="{day2["status"]}"' in report
+    assert report.count('data-verdict="Violation"') == len(violations.violations) > 0
+    assert "<script" not in report and "Content-Security-Policy" in report
     current = Statistics.model_validate_json(Path(day2["outputs"]["statistics.json"]).read_text())
     assert current.dataset.item_count == day2["rows_profiled"]
 

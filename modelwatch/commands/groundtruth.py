@@ -11,7 +11,14 @@ from typing import Annotated, Any
 
 import typer
 
-from modelwatch.cli_common import StoreOption, emit_json, open_store, parse_window, stdout_to_stderr
+from modelwatch.cli_common import (
+    StoreOption,
+    emit_json,
+    needs_api,
+    open_store,
+    parse_window,
+    stdout_to_stderr,
+)
 from modelwatch.tasks.errors import UserError
 
 
@@ -75,6 +82,7 @@ def groundtruth_merge(
     parse_duration(lookback, "--lookback")
     the_store = open_store(store, writable=True)
     get_endpoint(the_store, endpoint)
+    needs_api()
     with stdout_to_stderr():
         from modelwatch.flows.merge import merge_ground_truth
 
@@ -119,6 +127,7 @@ def groundtruth_schedule(
     parse_duration(lookback, "--lookback")
     if period is not None and period not in PERIODS:
         raise UserError(f"--period {period!r}: expected one of {', '.join(PERIODS)}")
+    needs_api()
     with stdout_to_stderr():
         deployment = merge_deployment(endpoint, cron, the_store.root, period=period, lookback=lookback)
         deployment_id = deployment.apply()

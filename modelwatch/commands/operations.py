@@ -15,6 +15,7 @@ from modelwatch.cli_common import (
     TypeOption,
     check_type,
     emit_json,
+    needs_api,
     open_store,
     stdout_to_stderr,
 )
@@ -33,6 +34,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a 
 def _schedule(model: str, monitor_type: str):
     from modelwatch.flows.prefect_api import monitor_schedules
 
+    needs_api()
     info = monitor_schedules().get((model, monitor_type))
     if info is None:
         raise UserError(f"model {model!r} has no {monitor_type} schedule "
@@ -60,6 +62,7 @@ def schedule_create(
     parse_options(get_monitor(monitor_type).run_options, type_options, monitor_type, "run")
     the_store = open_store(store)
     get_model(the_store, model)
+    needs_api()
     with stdout_to_stderr():
         deployment = monitor_deployment(model, monitor_type, cron, the_store.root, period=period,
                                         options=type_options or None)
@@ -107,6 +110,7 @@ def schedule_list(as_json: JsonFlag = False) -> None:
     """Every monitoring schedule known to Prefect."""
     from modelwatch.flows.prefect_api import monitor_schedules
 
+    needs_api()
     infos = sorted(monitor_schedules().values(), key=lambda i: (i.model, i.monitor_type))
     records = [{"model": i.model, "monitor_type": i.monitor_type, "cron": i.cron,
                 "active": i.active, "deployment": f"scheduled-monitor/{i.deployment_name}"}
@@ -174,7 +178,9 @@ def alerts_list(store: StoreOption = None, as_json: JsonFlag = False) -> None:
 @automations_app.command("apply")
 def automations_apply(store: StoreOption = None) -> None:
     """Create the retrain deployments and, per retrainable model, the alert -> retrain automation."""
-    emit_json(apply_retraining(open_store(store).root))
+    the_store = open_store(store)
+    needs_api()
+    emit_json(apply_retraining(the_store.root))
 
 
 def apply_retraining(store_uri: str) -> list[dict[str, str]]:
@@ -203,6 +209,7 @@ def dashboard_command(
     the_store = open_store(store, writable=True)
     problems: dict[str, list[str]] = {}
     if refresh:
+        needs_api()
         with stdout_to_stderr():
             from modelwatch.flows.summary import summarize_fleet
 
@@ -257,7 +264,8 @@ def serve_command(
     store: StoreOption = None,
 ) -> None:
     """Serve every monitoring and merge schedule, the summary and the retrain deployments in one long-lived
-    process, after applying the retrain automations. Needs a Prefect server (PREFECT_API_URL)."""
+    process, after applying the retrain automations. Needs a Prefect server: PREFECT_API_URL, else the
+    local one (`modelwatch server`)."""
     from prefect import serve
 
     from modelwatch.deployments.schedules import (
@@ -270,6 +278,7 @@ def serve_command(
     from modelwatch.tasks.registry import list_models
 
     the_store = open_store(store)
+    needs_api()
     deployments = [rebuild_monitor_deployment(info, the_store.root)
                    for info in monitor_schedules().values()]
     deployments += [merge_deployment(endpoint, "", the_store.root, info=info)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelwatch.cli_common import StoreOption, emit_json, open_store, stdout_to_stderr
+from modelwatch.cli_common import StoreOption, emit_json, needs_api, open_store, stdout_to_stderr
 from modelwatch.tasks.errors import UserError
 
 FEATURE_TYPES = ("Integral", "Fractional", "String")
@@ -316,6 +316,7 @@ def batch_run(
         # here so a failed job's record can be found afterwards.
         _, version, _, job_id = plan_job(the_store, model, input_uri, model_version, job_id,
                                           datetime.now(UTC))
+        needs_api()
         state = batch_transform(model=model, input=input_uri, version=version, output=output,
                                 job_id=job_id, store=the_store.root, return_state=True)
         document = _job_of(state, the_store, job_id, model)
