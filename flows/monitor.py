@@ -36,7 +36,12 @@ from modelwatch.tasks.capture import (
     parse_capture,
     read_dataset,
 )
-from modelwatch.tasks.constraints import MAX_MALFORMED_SHARE, drift_scores, evaluate_data_quality
+from modelwatch.tasks.constraints import (
+    MAX_MALFORMED_SHARE,
+    drift_scores,
+    evaluate_data_quality,
+    violations_of,
+)
 from modelwatch.tasks.documents import Check, ConstraintViolations, Execution, Statistics
 from modelwatch.tasks.execution_report import window_facts
 from modelwatch.tasks.markdown import escape_markdown
@@ -267,8 +272,7 @@ def monitor_data_quality(
         execution.rows_profiled = profile.item_count
         checks = check_task(baseline, profile, execution.records_read,
                             execution.records_malformed, max_malformed_share)
-        violations = ConstraintViolations(violations=[c.violation() for c in checks
-                                                      if not c.passed])
+        violations = violations_of(checks)
         statistics = to_statistics(profile, order=baseline.features)
         distances = [v for name, v in drift_scores(baseline.constraints, baseline.statistics,
                                                     profile).items() if np.isfinite(v)]

@@ -144,6 +144,11 @@ def check_data_quality(
         constraints, baseline, current, records_read=records_read,
         records_malformed=records_malformed, max_malformed_share=max_malformed_share,
         completeness_z=completeness_z, ignore_columns=ignore_columns)
+    return violations_of(checks)
+
+
+def violations_of(checks: list[Check]) -> ConstraintViolations:
+    """The failed checks, as constraint_violations.json lists them."""
     return ConstraintViolations(violations=[c.violation() for c in checks if not c.passed])
 
 
