@@ -39,6 +39,7 @@ bench: install
 	.venv/bin/python -m benchmarks.merge
 	.venv/bin/python -m benchmarks.bias_drift
 	.venv/bin/python -m benchmarks.attribution_drift
+	.venv/bin/python -m benchmarks.cli
 
 clean:
 	rm -rf .venv $(TOOLS) demo-output modelwatch-store .pytest_cache

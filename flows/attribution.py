@@ -25,6 +25,7 @@ from modelwatch.flows.lifecycle import (
     outcome_recorded,
     summary_head,
     write_outputs_task,
+    write_report,
 )
 from modelwatch.flows.window_records import capture_roots, read_inputs_task
 from modelwatch.tasks.baselines import (
@@ -42,6 +43,7 @@ from modelwatch.tasks.capture import (
 )
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.markdown import escape_markdown
+from modelwatch.tasks.monitor_reports import attribution_sections
 from modelwatch.tasks.store import Store, check_slug, default_store_uri, json_dumps
 from modelwatch.tasks.windows import utc_window
 
@@ -235,6 +237,10 @@ def monitor_feature_attribution_drift(
             documents["constraint_violations.json"] = json_dumps(violations.dump()).encode()
             count_violations(execution, [v.constraint_check_type for v in violations.violations])
         execution.outputs = write_outputs_task(store_uri, run.prefix, documents)
+        write_report(execution, store_uri, run.prefix,
+                     violations.checks if violations is not None else [],
+                     lambda: attribution_sections(baseline, analysis, violations.checks)
+                     if violations is not None else [], what="feature attribution drift")
     lines = summary_head(execution, f"{execution.rows_profiled} of {execution.records_read} captured "
                                     f"records explained; nDCG threshold {limit}")
     lines += [f"- {escape_markdown(label)}: nDCG {score:.4f}" for label, score in scores.items()]

@@ -19,6 +19,7 @@ from modelwatch.flows.lifecycle import (
     outcome_recorded,
     summary_head,
     write_outputs_task,
+    write_report,
 )
 from modelwatch.flows.quality import MIN_RECORDS
 from modelwatch.flows.window_records import (
@@ -37,6 +38,7 @@ from modelwatch.tasks.baselines import (
 from modelwatch.tasks.capture import read_dataset
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.markdown import escape_markdown
+from modelwatch.tasks.monitor_reports import bias_sections
 from modelwatch.tasks.store import Store, check_slug, default_store_uri, json_dumps
 from modelwatch.tasks.windows import utc_window
 
@@ -280,12 +282,16 @@ def monitor_bias_drift(
                                          [f for f in features if f in frame.columns],
                                          manifest.get("min_members", MIN_MEMBERS))
             violations = check_bias(constraints, analysis)
-            execution.notes += facets_too_small(analysis)
+            execution.notes += facets_too_small(analysis) + violations.notes
             documents["analysis.json"] = json_dumps(analysis.dump()).encode()
             documents["constraint_violations.json"] = json_dumps(violations.dump()).encode()
             metric = headline_metric(analysis)
             count_violations(execution, [v.metric_name for v in violations.violations])
         execution.outputs = write_outputs_task(store_uri, run.prefix, documents)
+        write_report(execution, store_uri, run.prefix,
+                     violations.checks if violations is not None else [],
+                     lambda: bias_sections(analysis, violations.checks)
+                     if violations is not None else [])
     lines = summary_head(execution, f"{execution.rows_profiled} labelled records")
     if violations is not None:
         lines += [f"- {escape_markdown(f'{v.facet}={v.facet_value} {v.metric_name}: {v.description}')}"

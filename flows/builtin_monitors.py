@@ -13,6 +13,8 @@ from modelwatch.flows.monitor_types import DatasetCheck, Headline, Monitor, Opti
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import Store, default_store_uri
 
+DATASET_SUFFIXES = (".csv", ".parquet", ".pq")  # a data-quality "capture" that is one dataset file
+
 
 def _categorical_methods() -> list[str]:
     from modelwatch.tasks.drift import DRIFT_METHODS
@@ -107,11 +109,25 @@ class DataQuality(Monitor):
             "constraint_violations.json": violations.dump()},
             violations=[v.dump() for v in violations.violations])
 
+    def check_run_inputs(self, store: Store, model: str, start: datetime, end: datetime,
+                         sources: list[str] | None, options: Any, allow_empty: bool = False) -> None:
+        """A single CSV/Parquet dataset given instead of capture roots must be a file (the window
+        does not apply to it); capture roots are checked as every capture-reading type's."""
+        if sources and len(sources) == 1 and sources[0].lower().endswith(DATASET_SUFFIXES):
+            from modelwatch.tasks.store import filesystem_for
+
+            fs, path = filesystem_for(sources[0])
+            if not fs.isfile(path):
+                raise UserError(f"--capture {sources[0]}: no such file (expected a CSV or Parquet "
+                                "dataset, or a capture root)")
+            return
+        super().check_run_inputs(store, model, start, end, sources, options, allow_empty)
+
     def run(self, *, model: str, start: datetime, end: datetime, source: list[str] | None,
             store: str | None, version: str | None, options: Any,
             return_state: bool = False) -> Any:
         from modelwatch.flows.monitor import monitor_data_quality
-        from modelwatch.flows.window_records import capture_roots
+        from modelwatch.tasks.sources import capture_roots
 
         captures = source or capture_roots(Store(store or default_store_uri()), model, None)
         return monitor_data_quality(
@@ -159,6 +175,7 @@ class ModelQuality(Monitor):
             threshold=options.threshold, store=store)
 
     def load_baseline(self, store: Store, model: str, version: str | None) -> Any:
+        _require_baseline_file(store, model, version, self.name, "constraints.json")
         from modelwatch.flows.quality import load_quality_baseline
 
         return load_quality_baseline(store, model, version)
@@ -202,9 +219,19 @@ class BiasDrift(Monitor):
 
     def check_baseline_options(self, options: Any, label: str | None, dataset: str,
                                columns: list[str]) -> None:
+        from modelwatch.tasks.bias_documents import parse_bounds, parse_facet, parse_label_values
+
         if not label or not options.prediction or not options.facet:
             raise UserError("--type bias-drift needs --label, --prediction and at least one --facet")
         super().check_baseline_options(options, label, dataset, columns)
+        # The texts parse, and each facet names a column, before the flow reads the whole dataset.
+        parse_label_values(options.label_values)
+        parse_bounds(options.bound)
+        for text in options.facet:
+            name = parse_facet(text).name
+            if columns and name not in columns:
+                raise UserError(f"--facet {text!r}: {name!r} is not a column of {dataset}; columns "
+                                f"are {', '.join(columns)}")
 
     def suggest_baseline(self, *, model: str, dataset: str, version: str, label: str | None,
                          store: str | None, options: Any) -> dict[str, Any]:
@@ -218,6 +245,7 @@ class BiasDrift(Monitor):
             window_rows=options.window_rows, version=version, store=store)
 
     def load_baseline(self, store: Store, model: str, version: str | None) -> Any:
+        _require_baseline_file(store, model, version, self.name, "constraints.json")
         from modelwatch.flows.bias import load_bias_baseline
 
         return load_bias_baseline(store, model, version)
@@ -281,6 +309,7 @@ class FeatureAttributionDrift(Monitor):
             seed=options.seed, threshold=options.ndcg_threshold, store=store)
 
     def load_baseline(self, store: Store, model: str, version: str | None) -> Any:
+        _require_baseline_file(store, model, version, self.name, "analysis.json")
         from modelwatch.flows.attribution import load_attribution_baseline
 
         return load_attribution_baseline(store, model, version)
@@ -294,6 +323,16 @@ class FeatureAttributionDrift(Monitor):
             model=model, start=start, end=end, capture=source, store=store, version=version,
             threshold=options.ndcg_threshold, sample_size=options.sample_size,
             untimed=options.untimed, return_state=return_state, **_given(options, "min_records"))
+
+
+def _require_baseline_file(store: Store, model: str, version: str | None, monitor_type: str,
+                           name: str) -> None:
+    """A missing baseline is said before the type's flow module loads: those import Prefect, and
+    shap for attribution, seconds a user with a typo should not wait."""
+    from modelwatch.tasks.baselines import latest_version, require_document
+
+    require_document(store, model, version or latest_version(store, model), monitor_type, name,
+                     lambda data, source: None)  # read, not parsed: the type's loader parses it
 
 
 def _given(options: Any, *names: str) -> dict[str, Any]:

@@ -12,10 +12,10 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 
 from modelwatch.flows.retries import STORE_RETRY, retry_unless_user_error
 from modelwatch.tasks.capture import SkippedFile
-from modelwatch.tasks.documents import Execution
+from modelwatch.tasks.documents import Check, Execution
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.executions import (
     STALE_HEARTBEATS,
@@ -38,6 +38,9 @@ from modelwatch.tasks.executions import (
 )
 from modelwatch.tasks.markdown import escape_markdown
 from modelwatch.tasks.store import Store, json_bytes
+
+if TYPE_CHECKING:
+    from modelwatch.tasks.execution_report import Section
 
 logger = logging.getLogger("modelwatch.lifecycle")
 HEARTBEAT_SECONDS = 30.0
@@ -215,6 +218,39 @@ def write_outputs_task(store_uri: str, prefix: str, documents: dict[str, bytes])
     return {name: store.write_bytes(f"{prefix}/{name}", data) for name, data in documents.items()}
 
 
+def write_page(execution: Execution, store_uri: str, prefix: str, name: str,
+               make: Callable[[], str]) -> None:
+    """Render and write one HTML output; a page that could not be rendered is noted, not fatal (the
+    verdict's documents are written before it)."""
+    try:
+        page = make()
+        execution.outputs |= write_outputs_task(store_uri, prefix, {name: page.encode("utf-8")})
+    except Exception as problem:  # noqa: BLE001 - noted on the execution
+        execution.notes.append(f"{name} not rendered: {type(problem).__name__}: "
+                               f"{str(problem)[:300]}")
+
+
+@task(name="render-report", cache_policy=NO_CACHE)
+def render_report_task(execution: Execution, title: str, checks: list[Check],
+                       sections: Callable[[], list[Section]]) -> str:
+    """report.html of an execution: its status, facts and checks, then the type's `sections()`."""
+    from modelwatch.tasks.execution_report import ExecutionReport, render_report, window_facts
+
+    return render_report(ExecutionReport(
+        title=title, monitor_type=execution.monitor_type, status=execution.status,
+        facts=window_facts(execution), checks=checks, notes=list(execution.notes),
+        sections=sections()))
+
+
+def write_report(execution: Execution, store_uri: str, prefix: str, checks: list[Check],
+                 sections: Callable[[], list[Section]] = list, what: str | None = None) -> None:
+    """Write the execution's report.html, led by its verdict (see `render_report_task`)."""
+    title = (f"{execution.model} {what or execution.monitor_type.replace('-', ' ')}, "
+             f"{execution.window_start:%Y-%m-%d %H:%M} to {execution.window_end:%Y-%m-%d %H:%M} UTC")
+    write_page(execution, store_uri, prefix, "report.html",
+               lambda: render_report_task(execution, title, checks, sections))
+
+
 @task(name="update-alert", cache_policy=NO_CACHE, **STORE_RETRY)
 def update_alert_task(store_uri: str, execution: Execution, metric: float | None,
                       cause: str) -> str | None:
@@ -272,9 +308,24 @@ def finish_execution(run: ExecutionRun, metric: float | None, markdown: str,
         key=artifact_key(execution.model, execution.monitor_type), markdown=markdown,
         description=f"{execution.model} {execution.monitor_type} execution {execution.status}",
     )
+    refresh_row_task(run.store_uri, execution.model)
     if execution.status == "Failed":
         raise RuntimeError(f"{execution.monitor_type} execution failed: {execution.failure_reason}")
     return verdict_state(execution)
+
+
+@task(name="refresh-dashboard-row", cache_policy=NO_CACHE)
+def refresh_row_task(store_uri: str, model: str) -> bool:
+    """The model's dashboard row and page, brought up to date with this execution. The execution
+    is already recorded: a refresh that fails is logged, and the next summary or execution redoes it."""
+    from modelwatch.flows.summary import refresh_model_row
+
+    try:
+        return refresh_model_row(store_uri, model)
+    except Exception as problem:  # noqa: BLE001 - logged; the outcome is already written
+        logger.warning("dashboard row of %s not refreshed: %s: %s", model, type(problem).__name__,
+                       problem)
+        return False
 
 
 def verdict_state(execution: Execution) -> Any:

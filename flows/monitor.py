@@ -23,6 +23,8 @@ from modelwatch.flows.lifecycle import (
     outcome_recorded,
     summary_head,
     write_outputs_task,
+    write_page,
+    write_report,
 )
 from modelwatch.flows.retries import STORE_RETRY
 from modelwatch.flows.window_records import list_files_task
@@ -42,8 +44,16 @@ from modelwatch.tasks.constraints import (
     evaluate_data_quality,
     violations_of,
 )
-from modelwatch.tasks.documents import Check, ConstraintViolations, Execution, Statistics
-from modelwatch.tasks.execution_report import window_facts
+from modelwatch.tasks.documents import Check, ConstraintViolations, Execution
+from modelwatch.tasks.execution_report import data_quality_sections
+from modelwatch.tasks.gx_suites import (
+    GX_ROWS,
+    GxOutcome,
+    GxSuite,
+    load_gx_suite,
+    report_sections,
+    run_suite,
+)
 from modelwatch.tasks.markdown import escape_markdown
 from modelwatch.tasks.profile import (
     DatasetProfile,
@@ -105,6 +115,8 @@ def profile_capture_files(files: list[str], features: list[str], categorical: se
                 keys = rng.random(table.num_rows)
                 take = np.argsort(keys)[:sample_rows]
                 samples.append((table.take(pa.array(take)).to_pandas(), keys[take]))
+                if sum(len(f) for f, _ in samples) > 2 * sample_rows:  # many small files: stay bounded
+                    samples = [merge_samples(samples, sample_rows)]
     result.sample, result.sample_keys = merge_samples(samples, sample_rows)
     return result
 
@@ -144,20 +156,11 @@ def check_task(baseline: Baseline, profile: DatasetProfile, records_read: int,
     )
 
 
-@task(name="render-report", cache_policy=NO_CACHE)
-def report_task(execution: Execution, checks: list[Check], baseline: Baseline,
-                statistics: Statistics, title: str) -> str:
-    """report.html: the execution's verdict and checks, then each feature's distribution."""
-    from modelwatch.tasks.execution_report import (
-        ExecutionReport,
-        data_quality_sections,
-        render_report,
-    )
-
-    return render_report(ExecutionReport(
-        title=title, monitor_type="data-quality", status=execution.status,
-        facts=window_facts(execution), checks=checks, notes=list(execution.notes),
-        sections=data_quality_sections(checks, baseline.statistics, statistics)))
+@task(name="run-gx-suite", cache_policy=NO_CACHE)
+def gx_task(suite: GxSuite, baseline: Baseline, sample: pd.DataFrame | None,
+            window_rows: int) -> GxOutcome:
+    """The committed GX suite on the window's rows: all of them, or a uniform sample of GX_ROWS."""
+    return run_suite(suite, sample, baseline.constraints, window_rows=window_rows)
 
 
 @task(name="render-evidently-report", cache_policy=NO_CACHE)
@@ -198,17 +201,6 @@ def _markdown_summary(execution: Execution, violations: ConstraintViolations) ->
     return "\n".join(lines)
 
 
-def _write_page(execution: Execution, store_uri: str, prefix: str, name: str,
-                make: Any) -> None:
-    """Render and write one HTML output; a page that could not be rendered is noted, not fatal."""
-    try:
-        page = make()
-        execution.outputs |= write_outputs_task(store_uri, prefix, {name: page.encode("utf-8")})
-    except Exception as problem:  # noqa: BLE001 - noted on the execution
-        execution.notes.append(f"{name} not rendered: {type(problem).__name__}: "
-                               f"{str(problem)[:300]}")
-
-
 def _quarantine_jsonl(entries: list[dict[str, Any]]) -> bytes:
     return b"".join(orjson.dumps(e) + b"\n" for e in entries)
 
@@ -240,6 +232,9 @@ def monitor_data_quality(
     start, end = utc_window(start, end)
     store_uri = store or default_store_uri()
     baseline = load_baseline(Store(store_uri), model, "data-quality", version, with_sample=False)
+    gx_suite = load_gx_suite(Store(store_uri), model, baseline.version)  # None: GX is not imported
+    if gx_suite is not None:
+        baseline.sources["gx_suite"] = gx_suite.source
     captures = [capture] if isinstance(capture, str) else list(capture)
     run = begin_execution(store_uri, model, "data-quality", baseline.version, start, end,
                           ", ".join(captures), baseline.sources)
@@ -249,14 +244,15 @@ def monitor_data_quality(
     with outcome_recorded(run):
         categorical = {f.name for f in baseline.constraints.features if f.inferred_type == "String"}
         input_features = [f for f in baseline.features if f != PREDICTION]
+        sample_rows = max(REPORT_ROWS if evidently else 0, GX_ROWS if gx_suite else 0)
         if len(captures) == 1 and captures[0].lower().endswith((".csv", ".parquet", ".pq")):
-            results = [profile_dataset_task(captures[0], categorical, REPORT_ROWS)]
+            results = [profile_dataset_task(captures[0], categorical, max(REPORT_ROWS, sample_rows))]
             skipped: list[SkippedFile] = []
         else:
             files, skipped = list_files_task(captures, start, end)
             futures = profile_chunk_task.map(
                 chunked(files, chunks), unmapped(input_features), unmapped(categorical),
-                unmapped((start, end)), unmapped(REPORT_ROWS if evidently else 0),
+                unmapped((start, end)), unmapped(sample_rows),
                 list(range(len(chunked(files, chunks)))), unmapped(untimed),
             )
             results = [f.result() for f in futures]
@@ -272,6 +268,12 @@ def monitor_data_quality(
         execution.rows_profiled = profile.item_count
         checks = check_task(baseline, profile, execution.records_read,
                             execution.records_malformed, max_malformed_share)
+        gx = None
+        if gx_suite is not None and profile.item_count:
+            sample, _ = merge_samples([(r.sample, r.sample_keys) for r in results], GX_ROWS)
+            gx = gx_task(gx_suite, baseline, sample, profile.item_count)
+            checks += gx.checks
+            execution.notes.append(gx.note)
         violations = violations_of(checks)
         statistics = to_statistics(profile, order=baseline.features)
         distances = [v for name, v in drift_scores(baseline.constraints, baseline.statistics,
@@ -281,6 +283,7 @@ def monitor_data_quality(
             "statistics.json": json_bytes(statistics.dump()),
             "constraint_violations.json": json_bytes(violations.dump()),
             "quarantine.jsonl": _quarantine_jsonl(quarantine),
+            **({"gx_validation.json": json_bytes(gx.result)} if gx is not None else {}),
         })
         count_violations(execution, [v.constraint_check_type for v in violations.violations])
         if not violations.violations and profile.item_count == 0:
@@ -291,12 +294,12 @@ def monitor_data_quality(
         title = f"{model} data quality, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
         # The reports are optional, the verdict is not: the documents above are already written.
         if report:
-            _write_page(execution, store_uri, run.prefix, "report.html", lambda: report_task(
-                execution, checks, baseline, statistics, title))
+            write_report(execution, store_uri, run.prefix, checks, lambda: data_quality_sections(
+                checks, baseline.statistics, statistics) + report_sections(gx), what="data quality")
         if evidently:
             sample, _ = merge_samples([(r.sample, r.sample_keys) for r in results], REPORT_ROWS)
             with_sample = load_baseline(Store(store_uri), model, "data-quality", baseline.version)
-            _write_page(execution, store_uri, run.prefix, "evidently.html", lambda: evidently_task(
+            write_page(execution, store_uri, run.prefix, "evidently.html", lambda: evidently_task(
                 with_sample, sample, f"{title} (Evidently, a second opinion)", execution.status,
                 violations))
     return finish_execution(run, metric, _markdown_summary(execution, violations),

@@ -134,6 +134,17 @@ class Monitor(ABC):
         flow run's state with `return_state`). `source` is the capture or merged roots to read; None
         means the model's endpoints'."""
 
+    def check_run_inputs(self, store: Store, model: str, start: datetime, end: datetime,
+                         sources: list[str] | None, options: Any, allow_empty: bool = False) -> None:
+        """Refuse (raise UserError), before an on-demand execution starts, records it cannot read:
+        no endpoint to read from, a root that does not exist and, unless `allow_empty`, a window
+        none of whose hour folders holds a file. Scheduled runs skip it: an hour without traffic is
+        a NoData execution there. The default checks the capture or merged roots (`reads`); a type
+        that reads something else overrides it."""
+        from modelwatch.tasks.sources import check_sources
+
+        check_sources(store, model, self.reads, start, end, sources, allow_empty)
+
     def check_dataset(self, store: Store, model: str, dataset: str,
                       version: str | None) -> DatasetCheck:
         """Check a whole dataset (say, a new training set) against the model's baseline of this

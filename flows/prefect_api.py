@@ -70,10 +70,11 @@ def read_deployments(tags: list[str]) -> list[dict[str, Any]]:
             offset += PAGE
 
 
-def monitor_schedules() -> dict[tuple[str, str], ScheduleInfo]:
-    """Monitor deployments keyed by (model, monitor type), from their tags."""
+def monitor_schedules(model: str | None = None) -> dict[tuple[str, str], ScheduleInfo]:
+    """Monitor deployments keyed by (model, monitor type), from their tags (one model's only, when
+    `model` is given)."""
     found: dict[tuple[str, str], ScheduleInfo] = {}
-    for deployment in read_deployments([MONITOR_TAG]):
+    for deployment in read_deployments([MONITOR_TAG] + ([f"model:{model}"] if model else [])):
         tags = deployment.get("tags") or []
         model, monitor_type = _tag_value(tags, "model:"), _tag_value(tags, "monitor:")
         if not model or not monitor_type:

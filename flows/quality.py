@@ -17,6 +17,7 @@ from modelwatch.flows.lifecycle import (
     outcome_recorded,
     summary_head,
     write_outputs_task,
+    write_report,
 )
 from modelwatch.flows.window_records import (  # noqa: F401 - merged_files is read from here too
     check_merges_finished,
@@ -34,6 +35,7 @@ from modelwatch.tasks.baselines import (
 from modelwatch.tasks.capture import read_dataset
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.markdown import escape_markdown
+from modelwatch.tasks.monitor_reports import model_quality_sections
 from modelwatch.tasks.store import (
     Store,
     check_slug,
@@ -209,6 +211,7 @@ def monitor_model_quality(
     metric: float | None = None
     metric_name: str | None = None
     violations: Any = None
+    statistics: Any = None
     with outcome_recorded(run):
         check_merges_finished(the_store, model, merged, start, end)
         files = merged_files(roots, start, end)
@@ -240,7 +243,14 @@ def monitor_model_quality(
             headline = group.metric(metric_name) if group else None
             metric = headline.value if headline is not None else None
             count_violations(execution, [v.metric_name for v in violations.violations])
+            for name in violations.skipped:
+                execution.notes.append(f"constraint on {name} not checked: the window has no "
+                                       "finite value of it")
         execution.outputs = write_outputs_task(store_uri, run.prefix, documents)
+        write_report(execution, store_uri, run.prefix,
+                     violations.checks if violations is not None else [],
+                     lambda: model_quality_sections(statistics, violations.checks)
+                     if statistics is not None else [])
     lines = summary_head(execution, f"{execution.rows_profiled} labelled records")
     if violations is not None:
         lines += [f"- {escape_markdown(v.description)}" for v in violations.violations]

@@ -42,12 +42,12 @@ def _parallel(fn: Callable[[T], R], items: list[T]) -> list[R]:
         return list(pool.map(fn, items))
 
 
-def schedule_states() -> dict[tuple[str, str], Any]:
-    """Monitor schedules from Prefect. Errors propagate: a dashboard must never show 'None' for a
-    schedule it could not read."""
+def schedule_states(model: str | None = None) -> dict[tuple[str, str], Any]:
+    """Monitor schedules from Prefect (one model's, when given). Errors propagate: a dashboard must
+    never show 'None' for a schedule it could not read."""
     from modelwatch.flows.prefect_api import monitor_schedules
 
-    return monitor_schedules()
+    return monitor_schedules(model)
 
 
 def monitor_cell(schedule: Any | None, alert: Alert) -> MonitorCell:
@@ -76,17 +76,57 @@ def dashboard_columns() -> list[MonitorColumn]:
             for m in monitors()]
 
 
+def served_version(endpoints: list[Any]) -> str | None:
+    """The model version the endpoints serve: the one most of them serve (a tie: the version
+    number sorting last); None without endpoints."""
+    counts: dict[str, int] = {}
+    for endpoint in endpoints:
+        counts[endpoint.model_version] = counts.get(endpoint.model_version, 0) + 1
+    if not counts:
+        return None
+    return max(counts, key=lambda v: (counts[v], _version_order(v)))
+
+
+def _version_order(version: str) -> tuple[int, float, str]:
+    try:
+        return (1, float(version), version)
+    except ValueError:
+        return (0, 0.0, version)
+
+
+def row_cards(store: Store, model: str, endpoints: list[Any]) -> tuple[Any | None, Any | None]:
+    """(the card the row shows, the latest card): the card of the served version when endpoints
+    serve the model (None when that version has none), else the latest card."""
+    from modelwatch.tasks.cards import card_for_version, latest_card
+
+    latest = latest_card(store, model)
+    served = served_version(endpoints)
+    if served is None:
+        return latest, latest
+    return card_for_version(store, model, served), latest
+
+
 def build_row(model: Any, endpoints: list[Any], latest_job: Any | None, card: Any | None,
-              schedules: dict[tuple[str, str], Any], alerts: dict[str, Alert]) -> DashboardRow:
-    """One dashboard row from the documents that describe a model (a plain function)."""
+              schedules: dict[tuple[str, str], Any], alerts: dict[str, Alert],
+              latest_card: Any | None = None) -> DashboardRow:
+    """One dashboard row from the documents that describe a model (a plain function). `card` is
+    the card of the served version (see `row_cards`), `latest_card` the latest one."""
     from modelwatch.tasks.cards import risk_rating
 
+    other = latest_card if latest_card is not None and (
+        card is None or latest_card.card_version != card.card_version) else None
     return DashboardRow(
         model=model.name,
         latest_version=model.latest.version if model.latest else None,
         problem_type=model.problem_type,
         risk_rating=risk_rating(card) if card is not None else "Unknown",
         card_status=card.status if card is not None else None,
+        card_version=card.card_version if card is not None else None,
+        card_model_version=card.model_version if card is not None else None,
+        served_versions=sorted({e.model_version for e in endpoints}, key=_version_order),
+        latest_card_status=other.status if other is not None else None,
+        latest_card_version=other.card_version if other is not None else None,
+        latest_card_model_version=other.model_version if other is not None else None,
         endpoints=sorted(e.name for e in endpoints),
         latest_batch_job=BatchJobCell(job_id=latest_job.job_id, status=latest_job.status,
                                       finished_at=latest_job.finished_at) if latest_job else None,
@@ -120,15 +160,14 @@ def summarize_model(store: Store, model: Any, endpoints: list[Any], jobs: list[A
                     schedules: dict[tuple[str, str], Any], generated_at: datetime) -> ModelSummary:
     """Settle the model's interrupted executions, re-evaluate alerts whose criteria changed, build its
     row and write its page. A problem is reported on the row, never raised."""
-    from modelwatch.tasks.cards import latest_card
     from modelwatch.tasks.executions import RUNNING, read_index, reconcile
 
     alerts: dict[str, Alert] = {}
     indexes: dict[str, Any] = {}
     summary = ModelSummary(row=DashboardRow(model=model.name))
-    card = None
+    card = latest = None
     try:
-        card = latest_card(store, model.name)
+        card, latest = row_cards(store, model.name, endpoints)
     except Exception as problem:  # noqa: BLE001 - reported on the row
         summary.problems.append(f"card: {_said(problem)}")
     for monitor_type in monitor_types():
@@ -153,12 +192,12 @@ def summarize_model(store: Store, model: Any, endpoints: list[Any], jobs: list[A
             alerts[monitor_type] = Alert(model=model.name, monitor_type=monitor_type)
             indexes[monitor_type] = None
     latest_job = jobs[-1] if jobs else None  # sorted by start time
-    summary.row = build_row(model, endpoints, latest_job, card, schedules, alerts)
+    summary.row = build_row(model, endpoints, latest_job, card, schedules, alerts, latest)
     summary.row.problems = summary.problems
     summary.alerts = alerts
     try:
         write_model_page(store, summary.row, model, endpoints, jobs, card, alerts, indexes,
-                         generated_at)
+                         generated_at, latest)
     except Exception as problem:  # noqa: BLE001 - reported on the row
         summary.problems.append(f"page: {_said(problem)}")
     return summary
@@ -170,7 +209,8 @@ def _said(problem: Exception) -> str:
 
 def write_model_page(store: Store, row: DashboardRow, model: Any, endpoints: list[Any],
                      jobs: list[Any], card: Any | None, alerts: dict[str, Alert],
-                     indexes: dict[str, Any], generated_at: datetime) -> None:
+                     indexes: dict[str, Any], generated_at: datetime,
+                     latest_card: Any | None = None) -> None:
     from modelwatch.tasks.dashboard_html import render_model_page
     from modelwatch.tasks.registry import lineage_edges
 
@@ -180,6 +220,8 @@ def write_model_page(store: Store, row: DashboardRow, model: Any, endpoints: lis
     history = [h for t in monitor_types() for h in alerts[t].history]
     document = ModelPage(
         row=row, card=card.dump() if card is not None else None,
+        latest_card=latest_card.dump() if latest_card is not None and (
+            card is None or latest_card.card_version != card.card_version) else None,
         lineage=lineage_edges(model, endpoints, jobs),
         alert_history=sorted(history, key=lambda h: h.at),
         executions=executions[:200], generated_at=generated_at, columns=dashboard_columns(),
@@ -212,25 +254,72 @@ def summarize_models_task(store_uri: str, fleet: dict[str, Any],
     return _parallel(one, models)
 
 
-@task(name="write-dashboard", cache_policy=NO_CACHE, **STORE_RETRY)
-def write_dashboard_task(store_uri: str, rows: list[DashboardRow],
-                         generated_at: datetime) -> dict[str, str]:
+DASHBOARD_JSON = "dashboard/models.json"
+
+
+def _dashboard_document(rows: list[DashboardRow], columns: list[MonitorColumn],
+                        generated_at: datetime) -> dict[str, Any]:
+    return {"generated_at": generated_at.isoformat(), "models": [row.dump() for row in rows],
+            "columns": [c.dump() for c in columns]}
+
+
+def _write_views(store: Store, rows: list[DashboardRow], columns: list[MonitorColumn],
+                 generated_at: datetime) -> dict[str, str]:
+    """models.parquet and index.html of the rows (models.json is written by the caller)."""
     from modelwatch.tasks.dashboard_html import render_index
 
-    store = Store(store_uri)
-    columns = dashboard_columns()
     flat = [row.flat([c.name for c in columns]) for row in rows]
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(flat) if flat else pa.table({"model": pa.array([], pa.string())}),
                    buffer)
-    return {
-        "parquet": store.write_bytes("dashboard/models.parquet", buffer.getvalue()),
-        "json": store.write_json("dashboard/models.json", {
-            "generated_at": generated_at, "models": [row.dump() for row in rows],
-            "columns": [c.dump() for c in columns]}),
-        "html": store.write_text("dashboard/index.html",
-                                 render_index(rows, generated_at, columns=columns)),
-    }
+    return {"parquet": store.write_bytes("dashboard/models.parquet", buffer.getvalue()),
+            "html": store.write_text("dashboard/index.html",
+                                     render_index(rows, generated_at, columns=columns))}
+
+
+@task(name="write-dashboard", cache_policy=NO_CACHE, **STORE_RETRY)
+def write_dashboard_task(store_uri: str, rows: list[DashboardRow],
+                         generated_at: datetime) -> dict[str, str]:
+    store = Store(store_uri)
+    columns = dashboard_columns()
+    written = store.write_json(DASHBOARD_JSON, _dashboard_document(rows, columns, generated_at))
+    return {"json": written, **_write_views(store, rows, columns, generated_at)}
+
+
+def refresh_model_row(store_uri: str, model_name: str) -> bool:
+    """After one of a model's executions: rebuild that model's row and page and put the row into
+    the dashboard (models.json, models.parquet, index.html); every other row stays as the last
+    summary or refresh left it. Nothing to do (False) before the first summary wrote a dashboard,
+    or for a model the registry does not know (the dashboard lists registered models only).
+
+    models.json is updated atomically against concurrent refreshes of other models; the Parquet and
+    HTML views are then written from the document that update produced."""
+    from modelwatch.flows.events import emit_transition
+    from modelwatch.tasks.registry import endpoints_of, get_model, list_batch_jobs, model_key
+
+    store = Store(store_uri)
+    if not store.exists(DASHBOARD_JSON) or not store.exists(model_key(model_name)):
+        return False
+    model = get_model(store, model_name)
+    generated_at = datetime.now(UTC)
+    summary = summarize_model(store, model, endpoints_of(store, model_name),
+                              list_batch_jobs(store, model_name), schedule_states(model_name),
+                              generated_at)
+    for transition in summary.transitions:
+        emit_transition(transition)
+    mark_crashed(summary.crashed, "found without an outcome by a dashboard refresh (no heartbeat)")
+    columns = dashboard_columns()
+
+    def put_row(document: dict[str, Any] | None) -> dict[str, Any]:
+        rows = [DashboardRow.model_validate(r) for r in (document or {}).get("models", [])
+                if r.get("model") != model_name]
+        rows = sorted([*rows, summary.row], key=lambda r: r.model)
+        return _dashboard_document(rows, columns, generated_at)
+
+    document = store.update_json(DASHBOARD_JSON, put_row)
+    _write_views(store, [DashboardRow.model_validate(r) for r in document["models"]], columns,
+                 generated_at)
+    return True
 
 
 def alarm_markdown(rows: list[DashboardRow]) -> str:

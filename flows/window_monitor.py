@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pandas as pd
@@ -28,14 +28,18 @@ from modelwatch.flows.lifecycle import (
     outcome_recorded,
     summary_head,
     write_outputs_task,
+    write_report,
 )
 from modelwatch.flows.monitor_types import Monitor, get_monitor, parse_options
 from modelwatch.tasks.baselines import baseline_prefix, latest_version, load_document, require_document
-from modelwatch.tasks.documents import Violation
+from modelwatch.tasks.documents import Check, Violation
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.markdown import escape_markdown
 from modelwatch.tasks.store import Store, check_slug, default_store_uri, json_bytes
 from modelwatch.tasks.windows import utc_window
+
+if TYPE_CHECKING:
+    from modelwatch.tasks.execution_report import Section
 
 LABEL_COLUMN = "label"  # merged records: the ground truth, when the baseline named no label
 PREDICTION_COLUMN = "prediction"
@@ -71,12 +75,22 @@ class WindowOutcome:
         The headline metric's value for the trend chart.
     notes : list of str
         Remarks kept on the execution (e.g. a feature left unchecked).
+    checks : list of Check, optional
+        Every check made, passed or not, for report.html's table (subject, check, value,
+        threshold, which side passes). Default: the violations alone, as failed checks.
     """
 
     statistics: dict[str, Any]
     violations: list[Violation] = field(default_factory=list)
     metric: float | None = None
     notes: list[str] = field(default_factory=list)
+    checks: list[Check] | None = None
+
+    def all_checks(self) -> list[Check]:
+        if self.checks is not None:
+            return self.checks
+        return [Check(subject=v.feature_name or "", check=v.constraint_check_type, passed=False,
+                      description=v.description) for v in self.violations]
 
 
 def _json(data: bytes, source: str) -> dict[str, Any]:
@@ -114,6 +128,10 @@ class WindowMonitor(Monitor):
     def check(self, baseline: WindowBaseline, frame: pd.DataFrame, options: Any) -> WindowOutcome:
         """A window's frame (the baseline's feature columns, as text or typed values; merged records
         add the label and the prediction) against the baseline."""
+
+    def report_sections(self, baseline: WindowBaseline, outcome: WindowOutcome) -> list[Section]:
+        """The pictures of report.html after the checks (charts and tables); default none."""
+        return []
 
     def suggest_baseline(self, *, model: str, dataset: str, version: str, label: str | None,
                          store: str | None, options: Any) -> dict[str, Any]:
@@ -266,6 +284,10 @@ def run_window_monitor(monitor_type: str, model: str, start: datetime, end: date
                 {"violations": [v.dump() for v in outcome.violations]})
             count_violations(execution, [v.constraint_check_type for v in outcome.violations])
         execution.outputs = write_outputs_task(store_uri, run.prefix, documents)
+        write_report(execution, store_uri, run.prefix,
+                     outcome.all_checks() if outcome is not None else [],
+                     lambda: monitor.report_sections(baseline, outcome) if outcome is not None
+                     else [], what=monitor.label)
     lines = summary_head(execution, f"{execution.rows_profiled} {monitor.reads} records")
     if outcome is not None:
         lines += [f"- {escape_markdown(v.description)}" for v in outcome.violations]

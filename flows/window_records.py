@@ -19,8 +19,12 @@ from modelwatch.tasks.capture import (
     list_capture_files,
     parse_capture,
 )
-from modelwatch.tasks.errors import UserError
-from modelwatch.tasks.store import Store, filesystem_for, read_uri_bytes
+from modelwatch.tasks.sources import (  # noqa: F401 - the core's, which the flows import from here
+    capture_roots,
+    merged_files,
+    merged_roots,
+)
+from modelwatch.tasks.store import Store, read_uri_bytes
 
 
 @task(name="list-capture-files", cache_policy=NO_CACHE, **STORE_RETRY)
@@ -58,18 +62,6 @@ def read_inputs_task(files: list[str], features: list[str], window: tuple[dateti
     return found
 
 
-def merged_roots(store: Store, model: str, merged: str | list[str] | None) -> list[str]:
-    """The merged-data roots to read: those given, else merged/<endpoint> of the model's endpoints."""
-    from modelwatch.tasks.registry import endpoints_of
-
-    if merged:
-        return [merged] if isinstance(merged, str) else list(merged)
-    roots = [store.uri(f"merged/{e.name}") for e in endpoints_of(store, model)]
-    if not roots:
-        raise UserError(f"model {model!r} has no endpoint with merged data; pass --merged")
-    return roots
-
-
 def check_merges_finished(store: Store, model: str, merged: str | list[str] | None, start: datetime,
                           end: datetime) -> None:
     """Refuse to judge a window whose ground-truth merge began and never wrote its report (for the
@@ -88,20 +80,6 @@ def check_merges_finished(store: Store, model: str, merged: str | list[str] | No
             "again")
 
 
-def merged_files(roots: list[str], start: datetime, end: datetime) -> list[str]:
-    """Merged JSONL files of the window's hours (merged data is keyed by the capture hour); the
-    day folders that exist are listed, not every hour of the window."""
-    from modelwatch.tasks.capture import files_in_hours
-
-    files: list[str] = []
-    for root in roots:
-        fs, base = filesystem_for(root)
-        protocol = "s3://" if root.startswith("s3://") else ""
-        files += [protocol + path for path, _ in files_in_hours(fs, base.rstrip("/"), start, end)
-                  if path.endswith(".jsonl")]
-    return sorted(files)
-
-
 @task(name="read-merged", cache_policy=NO_CACHE, **STORE_RETRY)
 def read_merged_task(files: list[str], features: list[str] | None = None,
                      scored: bool = True) -> Any:
@@ -115,16 +93,3 @@ def read_merged_task(files: list[str], features: list[str] | None = None,
         except UnreadableFile as problem:
             total.quarantine.append({"file": uri, "line": 0, "reason": str(problem), "record": ""})
     return total
-
-
-def capture_roots(store: Store, model: str, capture: str | list[str] | None) -> list[str]:
-    """The capture roots to read: those given, else the capture of every endpoint of the model."""
-    from modelwatch.tasks.registry import endpoints_of
-
-    if capture:
-        return [capture] if isinstance(capture, str) else list(capture)
-    roots = [e.capture_uri.rstrip("/") for e in endpoints_of(store, model)]
-    if not roots:
-        raise UserError(f"model {model!r} has no endpoint to read capture from; pass --capture")
-    return roots
-

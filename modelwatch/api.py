@@ -120,9 +120,16 @@ def suggest_baseline(model: str, dataset: str, *, monitor_type: str = "data-qual
 
 def run_monitor(model: str, start: datetime | str, end: datetime | str, *,
                 monitor_type: str = "data-quality", source: str | list[str] | None = None,
-                version: str | None = None, store: str | None = None,
+                version: str | None = None, store: str | None = None, allow_empty: bool = False,
                 **options: Any) -> dict[str, Any]:
     """Run one monitoring execution over the window [start, end).
+
+    Everything a caller can get wrong is checked before Prefect is contacted or any flow runs: the
+    model (an unknown one is named with the models there), its baseline, the window, and the
+    records (`Monitor.check_run_inputs`): the roots exist and the window's hour folders hold files.
+    An empty window asked for on demand is most likely a wrong window or root, so it is an error
+    unless `allow_empty`; scheduled runs do not come through here and record an hour without
+    traffic as NoData.
 
     Parameters
     ----------
@@ -140,6 +147,8 @@ def run_monitor(model: str, start: datetime | str, end: datetime | str, *,
         The baseline version; default the latest.
     store : str, optional
         The store root (see `suggest_baseline`).
+    allow_empty : bool, default False
+        Run (and record a NoData execution) even when no file lies in the window's hour folders.
     **options
         The type's own run options, e.g. ``report=False`` for data-quality, ``min_records=500``.
 
@@ -154,8 +163,8 @@ def run_monitor(model: str, start: datetime | str, end: datetime | str, *,
     ExecutionFailed
         The execution ran and failed (its document, status Failed, is on the exception).
     UserError
-        An unknown model, type or option, a missing baseline or a bad window: found before any
-        work starts.
+        An unknown model, type or option, a missing baseline, a bad window, a root that does not
+        exist or (unless `allow_empty`) a window without files: found before any work starts.
 
     Examples
     --------
@@ -164,6 +173,7 @@ def run_monitor(model: str, start: datetime | str, end: datetime | str, *,
     {'model': 'churn', 'monitor_type': 'data-quality', 'status': 'Completed', ...}
     """
     from modelwatch.flows.monitor_types import get_monitor, parse_options
+    from modelwatch.tasks.baselines import check_known_model
     from modelwatch.tasks.store import check_slug
 
     monitor = get_monitor(monitor_type)
@@ -171,8 +181,11 @@ def run_monitor(model: str, start: datetime | str, end: datetime | str, *,
     begin, finish = window(start, end)
     check_slug(model, "model name")
     the_store = _store(store, writable=True)
-    monitor.load_baseline(the_store, model, version)  # a missing or broken baseline, before Prefect
+    check_known_model(the_store, model)
     sources = [source] if isinstance(source, str) else list(source) if source else None
+    # The records before the baseline: loading one may import its type's flows (Prefect, shap).
+    monitor.check_run_inputs(the_store, model, begin, finish, sources, parsed, allow_empty)
+    monitor.load_baseline(the_store, model, version)  # a missing or broken baseline, before Prefect
     _api()
     state = monitor.run(model=model, start=begin, end=finish, source=sources, store=store,
                         version=version, options=parsed, return_state=True)
@@ -245,10 +258,25 @@ def merge_ground_truth(endpoint: str, start: datetime | str, end: datetime | str
     """
     from modelwatch.flows.merge import merge_ground_truth as merge
 
-    begin, finish = window(start, end)
-    _store(store, writable=True)
+    the_store, begin, finish = check_merge_inputs(endpoint, start, end, lookback, store)
     _api()
-    return merge(endpoint=endpoint, start=begin, end=finish, lookback=lookback, store=store)
+    return merge(endpoint=endpoint, start=begin, end=finish, lookback=lookback, store=the_store.root)
+
+
+def check_merge_inputs(endpoint: str, start: datetime | str, end: datetime | str, lookback: str,
+                       store: str | None) -> tuple[Any, datetime, datetime]:
+    """(the store, window start, window end) of a ground-truth merge, once the endpoint's name and
+    registration, the window (whole hours) and the lookback are checked (UserError otherwise)."""
+    from modelwatch.tasks.registry import get_endpoint
+    from modelwatch.tasks.store import check_slug
+    from modelwatch.tasks.windows import check_window, parse_duration
+
+    check_slug(endpoint, "endpoint name")
+    begin, finish = check_window(*window(start, end))
+    parse_duration(lookback, "--lookback")
+    the_store = _store(store, writable=True)
+    get_endpoint(the_store, endpoint)
+    return the_store, begin, finish
 
 
 def summarize_fleet(store: str | None = None) -> dict[str, Any]:

@@ -11,7 +11,9 @@ import typer
 from modelwatch.cli_common import (
     TYPE_HELP,
     StoreOption,
+    check_type,
     emit_json,
+    open_store,
     stdout_to_stderr,
 )
 from modelwatch.cli_type_options import with_type_options
@@ -22,7 +24,7 @@ configure_prefect()
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Self-hosted model monitoring on Prefect (SageMaker-compatible files).")
-baseline_app = typer.Typer(no_args_is_help=True, help="Suggest baselines.")
+baseline_app = typer.Typer(no_args_is_help=True, help="Suggest and export baselines.")
 monitor_app = typer.Typer(no_args_is_help=True, help="Run monitoring executions.")
 app.add_typer(baseline_app, name="baseline")
 app.add_typer(monitor_app, name="monitor")
@@ -66,6 +68,54 @@ def baseline_suggest(
     emit_json(uris)
 
 
+EXPORT_FORMATS = ("gx",)
+
+
+@baseline_app.command("export")
+def baseline_export(
+    model: Annotated[str, typer.Option(help="Model name (a slug).")],
+    monitor_type: Annotated[str, typer.Option("--type", help=TYPE_HELP)] = "data-quality",
+    version: Annotated[str | None, typer.Option(help="Baseline version \\[default: latest].")] = None,
+    export_format: Annotated[str, typer.Option(
+        "--format", help="gx: a Great Expectations 1.x Expectation Suite (JSON).")] = "gx",
+    out: Annotated[str | None, typer.Option(help="File to write \\[default: stdout].")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Export a baseline's constraints (the reviewed ones where committed) in another tool's format:
+    the suite on stdout, or with --out written to FILE and {"gx_suite": FILE, "expectations": N}
+    printed. Commit a suite as baselines/<model>/data-quality/gx_suite.json and every data-quality
+    execution runs it."""
+    from pathlib import Path
+
+    from modelwatch.tasks.baselines import load_baseline
+    from modelwatch.tasks.gx_suites import export_suite
+    from modelwatch.tasks.store import json_dumps
+
+    if export_format not in EXPORT_FORMATS:
+        raise UserError(f"unknown --format {export_format!r}: one of {', '.join(EXPORT_FORMATS)}")
+    if check_type(monitor_type) != "data-quality":
+        raise UserError(f"--format {export_format} exports data-quality baselines only, not "
+                        f"{monitor_type}")
+    opened = open_store(store)
+    baseline = load_baseline(opened, model, monitor_type, version, with_sample=False)
+    document = export_suite(
+        baseline.constraints, baseline.statistics, name=f"{model}-{baseline.version}-data-quality",
+        order=baseline.features,
+        meta={"modelwatch": {"model": model, "version": baseline.version, **baseline.sources}})
+    if out is None:
+        emit_json(document)
+        return
+    target = Path(out)
+    if target.is_dir():
+        raise UserError(f"--out {out}: is a folder, not a file")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json_dumps(document) + "\n", encoding="utf-8")
+    except OSError as problem:
+        raise UserError(f"--out {out}: cannot write ({problem.strerror or problem})") from None
+    emit_json({"gx_suite": str(target.resolve()), "expectations": len(document["expectations"])})
+
+
 @monitor_app.command("run")
 @with_type_options("run")
 def monitor_run(
@@ -81,6 +131,9 @@ def monitor_run(
              "merged/<endpoint> of the model's endpoints]")] = None,
     monitor_type: Annotated[str, typer.Option("--type", help=TYPE_HELP)] = "data-quality",
     version: Annotated[str | None, typer.Option(help="Baseline version \\[default: latest].")] = None,
+    allow_empty: Annotated[bool, typer.Option(
+        "--allow-empty", help="Record a NoData execution when the window's hour folders hold no "
+                              "file (else that is an error, exit code 2).")] = False,
     store: StoreOption = None,
     **type_options: Any,
 ) -> None:
@@ -97,19 +150,36 @@ def monitor_run(
     try:
         with stdout_to_stderr():
             document = run_monitor(model, start, end, monitor_type=monitor_type, source=given,
-                                   version=version, store=store, **type_options)
+                                   version=version, store=store, allow_empty=allow_empty,
+                                   **type_options)
     except ExecutionFailed as failed:
         emit_json(failed.execution)
         print(f"error: {failed.reason}", file=sys.stderr)
         raise typer.Exit(1) from None
     emit_json(document)
+    from modelwatch.human import execution_lines
+
+    print("\n".join(execution_lines(document)), file=sys.stderr)  # for people: numbers rounded
 
 
 @app.command("demo")
 def demo(
     out: Annotated[str, typer.Option(help="Folder for the demo's data and store.")] = "demo-output",
 ) -> None:
-    """Generate a drifting credit-default case and monitor two days of its traffic."""
+    """Build a demo fleet of four models in OUT/store and monitor two days of
+    their traffic on the local Prefect server.
+
+    credit-default (data and model quality) drifts on day two and its
+    labels, arriving a day late, show its quality dropping: both alerts
+    are raised and it is retrained (a new version with a Draft card and
+    fresh baselines). loan-approval runs all four monitors (data quality,
+    model quality, bias drift on gender, feature attribution drift); an
+    upstream change on day two moves its bias metrics and SHAP ranking.
+    credit-default-canary has a paused schedule; income-estimator is
+    registered but never monitored.
+
+    Prints every execution, the dashboard and the path of index.html; a
+    re-run replaces OUT/store."""
     from modelwatch.demo import run_demo
 
     run_demo(out)

@@ -170,7 +170,7 @@ def run_demo(out: str = "demo-output") -> dict[str, Any]:
                                            store=store_uri))
     batch_transform(model=MODEL, input=str(case.training_csv), store=store_uri,
                     job_id="credit-default-backtest")
-    _print_executions(console, store, executions)
+    _print_executions(console, executions)
 
     # Under `modelwatch serve`, a Prefect automation turns the alert event into this retrain run.
     alert = read_alert(store, MODEL, "data-quality")
@@ -191,31 +191,25 @@ def run_demo(out: str = "demo-output") -> dict[str, Any]:
     return {"executions": executions, "retrained": retrained, "summary": summary}
 
 
-def _print_executions(console: Console, store: Store, executions: list[dict]) -> None:
-    table = Table(title="monitoring executions")
-    for column in ("model", "monitor", "window (UTC)", "status", "records", "violations"):
-        table.add_column(column, overflow="fold")
-    for ex in executions:
-        found = "\n".join(_violation_heads(ex["monitor_type"], _violations(store, ex)))
-        table.add_row(ex["model"], ex["monitor_type"], f"{ex['window_start']:%Y-%m-%d}",
-                      ex["status"], str(ex["records_read"]), found or "none")
-    console.print(table)
-    for ex in executions:
-        for v in _violations(store, ex):
-            console.print(f"  {ex['model']} {ex['monitor_type']} {ex['window_start']:%Y-%m-%d}: "
-                          f"{v['description']}")
-
-
-def _violation_heads(monitor_type: str, violations: list[dict]) -> list[str]:
-    """What each violation is about, in a few words, as its monitor type says it."""
+def _print_executions(console: Console, executions: list[dict]) -> None:
+    """The executions as a table (headline metric rounded), then a line per violation."""
     from modelwatch.flows.monitor_types import get_monitor
+    from modelwatch.human import violation_line, violations_of
+    from modelwatch.tasks.numbers import human_number
 
-    describe = get_monitor(monitor_type).describe_violation
-    return [describe(v) for v in violations]
-
-
-def _violations(store: Store, execution: dict) -> list[dict]:
-    uri = execution["outputs"].get("constraint_violations.json")
-    if not uri:
-        return []
-    return store.read_json(uri[len(store.uri("")) + 1 :])["violations"]
+    table = Table(title="monitoring executions")
+    for column in ("model", "monitor", "window (UTC)", "status", "records", "headline", "violations"):
+        table.add_column(column, overflow="fold")
+    found = [(ex, violations_of(ex)) for ex in executions]
+    for ex, violations in found:
+        describe = get_monitor(ex["monitor_type"]).describe_violation
+        headline = (f"{ex.get('metric_name') or 'metric'} {human_number(ex['metric'])}"
+                    if ex.get("metric") is not None else "-")
+        table.add_row(ex["model"], ex["monitor_type"], f"{ex['window_start']:%Y-%m-%d}",
+                      ex["status"], str(ex["records_read"]), headline,
+                      "\n".join(describe(v) for v in violations) or "none")
+    console.print(table)
+    for ex, violations in found:
+        for v in violations:
+            console.print(f"  {ex['model']} {ex['monitor_type']} {ex['window_start']:%Y-%m-%d}: "
+                          f"{violation_line(ex['monitor_type'], v)}", markup=False, highlight=False)

@@ -20,7 +20,7 @@ from sklearn.linear_model import GammaRegressor, PoissonRegressor, TweedieRegres
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC, LinearSVR
 
-from modelwatch.tasks.documents import Document
+from modelwatch.tasks.documents import Check, Document
 from modelwatch.tasks.errors import UserError
 
 DEFAULT_THRESHOLD = 0.9
@@ -109,6 +109,8 @@ class AttributionViolation(Document):
 class AttributionViolations(Document):
     version: str = "1.0"
     violations: list[AttributionViolation] = Field(default_factory=list)
+    # Every label compared, passed or not (the report's table); excluded from SageMaker's shape.
+    checks: list[Check] = Field(default_factory=list, exclude=True)
 
 
 # ---- explaining --------------------------------------------------------------------------------
@@ -463,17 +465,22 @@ def check_attribution(
     """
     now = current.labels()
     scores: dict[str, float] = {}
-    violations = []
+    result = AttributionViolations()
     for label, before in baseline.labels().items():
         if label not in now:
             continue
         after = now[label].global_shap_values
         score = scores[label] = ndcg(before.global_shap_values, after)
-        if score < threshold:
+        passed = score >= threshold
+        description = ""
+        if not passed:
             # SageMaker's documented wording, "exceeds" included, kept for compatibility.
             description = f"Feature attribution drift {score} exceeds threshold {threshold}"
             moved = moved_features(before.global_shap_values, after, top)
             if moved:
                 description += "; features that moved most: " + "; ".join(moved)
-            violations.append(AttributionViolation(label=label, description=description))
-    return AttributionViolations(violations=violations), scores
+            result.violations.append(AttributionViolation(label=label, description=description))
+        result.checks.append(Check(subject=label, check="feature_attribution_drift_check",
+                                   value=score, threshold=threshold, passes="at least",
+                                   passed=passed, description=description))
+    return result, scores

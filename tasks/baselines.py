@@ -34,17 +34,33 @@ def project_baselines_dir() -> Path:
     return Path(os.environ.get("MODELWATCH_BASELINES") or "baselines")
 
 
+def check_known_model(store: Store, model: str) -> None:
+    """Refuse a model that is not registered and has no baseline (in the store or the project's
+    baselines/): most likely a misspelt name, so the UserError lists the models there instead of
+    advising to suggest a baseline."""
+    registered = sorted(k.rsplit("/", 1)[-1].removesuffix(".json")
+                        for k in store.list("registry/models") if k.endswith(".json"))
+    baselined = sorted(store.list_dirs("baselines"))
+    if model in registered or model in baselined or (project_baselines_dir() / model).is_dir():
+        return
+    if not registered and not baselined:
+        listed = "no model is registered there or has a baseline"
+    else:
+        listed = f"registered: {', '.join(registered) or 'none'}"
+        unregistered = [m for m in baselined if m not in registered]
+        if unregistered:
+            listed += f"; with a baseline only: {', '.join(unregistered)}"
+    raise UserError(f"model {model!r} is not registered in {store.root} and has no baseline there "
+                    f"({listed})")
+
+
 def latest_version(store: Store, model: str) -> str:
     """The highest baseline version of a model (numeric order where versions are numbers)."""
     versions = store.list_dirs(f"baselines/{check_slug(model, 'model name')}")
     if not versions:
-        registered = sorted(k.rsplit("/", 1)[-1].removesuffix(".json")
-                            for k in store.list("registry/models") if k.endswith(".json"))
-        unknown = "" if model in registered else (
-            f"; it is not a registered model either (registered: {', '.join(registered)})"
-            if registered else "; no model is registered there")
+        check_known_model(store, model)
         raise UserError(
-            f"model {model!r} has no baseline in {store.root}{unknown}: run "
+            f"model {model!r} has no baseline in {store.root}: run "
             f"`modelwatch baseline suggest --model {model} ...` first"
         )
     return max(versions, key=lambda v: (0, int(v)) if v.isdigit() else (1, v))
@@ -105,9 +121,12 @@ def require_document(store: Store, model: str, version: str, monitor_type: str, 
     found = load_document(store, model, version, monitor_type, name, parse)
     if found is None:
         prefix = baseline_prefix(model, version, monitor_type)
+        others = [t for t in store.list_dirs(f"baselines/{model}/{version}") if t != monitor_type]
+        has = f"; it has {', '.join(others)} baselines" if others else ""
         raise UserError(
             f"model {model!r} version {version} has no {monitor_type} baseline "
-            f"(no {store.uri(prefix)}/{name} and no project override)"
+            f"(no {store.uri(prefix)}/{name} and no project override){has}: run `modelwatch "
+            f"baseline suggest --model {model} --type {monitor_type} ...` first"
         )
     return found
 

@@ -26,6 +26,7 @@ from modelwatch.tasks.bias_documents import (
     canonical_metric,
     format_number,
 )
+from modelwatch.tasks.documents import Check
 from modelwatch.tasks.errors import UserError
 
 # ---- constraints -------------------------------------------------------------------------------
@@ -189,12 +190,20 @@ def _check_entry(facet: str, entry: FacetResult, ranges: FacetRanges, name: str,
         if metric is None:
             result.notes.append(f"{name}: metric {metric_name} is not in the current analysis")
             continue
-        if not _is_number(metric.value) or _allows(metric_name, allowed, metric.value):  # type: ignore
+        if not _is_number(metric.value):
             continue
-        result.violations.append(BiasViolation(
-            facet=facet, facet_value=entry.value_or_threshold, metric_name=metric_name,
-            description=f"Metric value {format_number(metric.value)} doesn't meet the baseline "  # type: ignore
-                        f"constraint requirement {_requirement(allowed)}"))
+        value = float(metric.value)  # type: ignore[arg-type]
+        passed = _allows(metric_name, allowed, value)
+        description = (f"Metric value {format_number(value)} doesn't meet the baseline constraint "
+                       f"requirement {_requirement(allowed)}")
+        lower, upper = _bounds(metric_name, allowed)
+        result.checks.append(Check(subject=name, check=metric_name, value=value, threshold=lower,
+                                   upper=upper, passes="within", passed=passed,
+                                   description="" if passed else description))
+        if not passed:
+            result.violations.append(BiasViolation(
+                facet=facet, facet_value=entry.value_or_threshold, metric_name=metric_name,
+                description=description))
 
 
 def _allows(name: str, allowed: MetricRange, value: float) -> bool:
@@ -203,6 +212,15 @@ def _allows(name: str, allowed: MetricRange, value: float) -> bool:
         return abs(value - fair) <= abs(allowed.baseline - fair)
     above = allowed.lower is None or value >= allowed.lower
     return above and (allowed.upper is None or value <= allowed.upper)
+
+
+def _bounds(name: str, allowed: MetricRange) -> tuple[float | None, float | None]:
+    """The allowed range as (lower, upper); SageMaker's rule is the range around the fair value."""
+    if allowed.source == "sagemaker" and allowed.baseline is not None:
+        fair = FAIR_VALUES.get(name, 0.0)
+        width = abs(allowed.baseline - fair)
+        return fair - width, fair + width
+    return allowed.lower, allowed.upper
 
 
 def _requirement(allowed: MetricRange) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, PlainSerializer, model_serializer
 
-from modelwatch.tasks.documents import Document
+from modelwatch.tasks.documents import Check, Document
 from modelwatch.tasks.errors import UserError
 
 DESCRIPTIONS: dict[str, str] = {
@@ -159,6 +159,8 @@ class BiasViolations(Document):
     # What check_bias could not compare (facets, values or metrics missing from the current analysis);
     # excluded so the file keeps SageMaker's shape.
     notes: list[str] = Field(default_factory=list, exclude=True)
+    # Every metric compared, within its range or not (the report's table); excluded likewise.
+    checks: list[Check] = Field(default_factory=list, exclude=True)
 
     @property
     def status(self) -> Literal["Completed", "CompletedWithViolations"]:

@@ -115,14 +115,8 @@ def list_capture_hours(capture_uri: str, start: datetime, end: datetime,
     """
     fs, base = filesystem_for(capture_uri)
     protocol = "s3://" if capture_uri.startswith("s3://") else ""
-    try:
-        children = _names(fs, base)
-    except FileNotFoundError:
-        raise UserError(f"capture location {capture_uri} does not exist") from None
-    years = [c for c in children if _YEAR.match(c)]
-    roots = [base] if years else [f"{base}/{c}" for c in sorted(children)]
     files: list[tuple[str, datetime]] = []
-    for root in roots:
+    for root in variant_roots(fs, base, capture_uri):
         for path, hour in files_in_hours(fs, root, start, end):
             if path.endswith(CAPTURE_SUFFIXES):
                 files.append((protocol + path, hour))
@@ -130,6 +124,34 @@ def list_capture_hours(capture_uri: str, start: datetime, end: datetime,
                 skipped.append(SkippedFile(protocol + path, "not a capture file (expected "
                                            + ", ".join(CAPTURE_SUFFIXES) + ")"))
     return sorted(files)
+
+
+def variant_roots(fs: Any, base: str, capture_uri: str) -> list[str]:
+    """The folders holding YYYY/MM/DD/HH/ under a capture root: each variant's, or the root itself
+    when its sub-folders are years. A root that does not exist is a UserError."""
+    try:
+        children = _names(fs, base)
+    except FileNotFoundError:
+        raise UserError(f"capture location {capture_uri} does not exist") from None
+    if any(_YEAR.match(c) for c in children):
+        return [base]
+    return [f"{base}/{c}" for c in sorted(children)]
+
+
+def day_span(fs: Any, root: str) -> tuple[str, str] | None:
+    """The first and the last YYYY/MM/DD day folder under `root` (None when it has none): a few
+    listings, to tell a user whose window holds nothing where the data is."""
+    def pick(choose: Any) -> str | None:
+        path = []
+        for pattern in (_YEAR, _TWO, _TWO):
+            names = [n for n in _listing(fs, "/".join([root, *path])) if pattern.match(n)]
+            if not names:
+                return None
+            path.append(choose(names))
+        return "/".join(path)
+
+    first, last = pick(min), pick(max)
+    return (first, last) if first and last else None
 
 
 def files_in_hours(fs: Any, root: str, start: datetime, end: datetime) -> Iterator[tuple[str, datetime]]:

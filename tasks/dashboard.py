@@ -79,8 +79,16 @@ class DashboardRow(OwnDocument):
     model: str
     latest_version: str | None = None
     problem_type: str | None = None
+    # The risk rating and card of the version the endpoints serve (the latest version's card when
+    # no endpoint serves the model); the latest card too when it is another one.
     risk_rating: Literal["High", "Medium", "Low", "Unknown"] = "Unknown"
     card_status: str | None = None  # Draft, PendingReview, Approved, Archived; None without a card
+    card_version: int | None = None
+    card_model_version: str | None = None  # the model version that card describes
+    served_versions: list[str] = Field(default_factory=list)  # what the endpoints serve
+    latest_card_status: str | None = None  # only when the latest card is not the one above
+    latest_card_version: int | None = None
+    latest_card_model_version: str | None = None
     endpoints: list[str] = Field(default_factory=list)
     latest_batch_job: BatchJobCell | None = None
     monitors: dict[str, MonitorCell] = Field(default_factory=dict)  # by monitor type
@@ -96,7 +104,10 @@ class DashboardRow(OwnDocument):
         record: dict[str, Any] = {
             "model": self.model, "latest_version": self.latest_version,
             "problem_type": self.problem_type, "risk_rating": self.risk_rating,
-            "card_status": self.card_status, "endpoints": ", ".join(self.endpoints),
+            "card_status": self.card_status, "card_version": self.card_version,
+            "served_versions": ", ".join(self.served_versions) or None,
+            "latest_card_status": self.latest_card_status,
+            "endpoints": ", ".join(self.endpoints),
             "latest_batch_job": self.latest_batch_job.job_id if self.latest_batch_job else None,
             "latest_batch_job_status": self.latest_batch_job.status if self.latest_batch_job else None,
             "problems": "; ".join(self.problems) or None,
@@ -141,7 +152,8 @@ class ModelPage(OwnDocument):
     """Everything a model's page shows."""
 
     row: DashboardRow
-    card: dict[str, Any] | None = None  # the latest card document (content, status, history)
+    card: dict[str, Any] | None = None  # the served version's card (content, status, history)
+    latest_card: dict[str, Any] | None = None  # the latest card, when it is another one
     lineage: list[dict[str, str]] = Field(default_factory=list)  # edges {from, to[, kind]}
     alert_history: list[AlertHistoryEntry] = Field(default_factory=list)
     executions: list[ExecutionSummary] = Field(default_factory=list)  # newest first

@@ -77,6 +77,12 @@ def _page_context(title: str) -> dict[str, Any]:
             "script": trusted(SCRIPT)}
 
 
+def _card_risk(card: dict[str, Any]) -> str:
+    from modelwatch.tasks.cards import ModelCard, risk_rating
+
+    return risk_rating(ModelCard.model_validate(card))
+
+
 def _default_model_href(model: str) -> str:
     return f"models/{quote(model, safe='')}.html"
 
@@ -416,6 +422,8 @@ def render_model_page(
         "model.html", **_page_context(f"modelwatch — {row.model}"), page=page, row=row,
         index_href=index_href, monitors=[_monitor(row, c) for c in columns],
         card_view=card_view(page.card, row.risk_rating) if page.card else None,
+        latest_card_view=card_view(page.latest_card, _card_risk(page.latest_card))
+        if page.latest_card else None,
         lineage_graph=_lineage_graph(page.lineage, row),
         trends=[_trend(c, page.executions) for c in columns], alerts=alerts,
         executions=executions)

@@ -175,7 +175,9 @@ class Check(OwnDocument):
     check: str
     value: float | None = None
     threshold: float | None = None
-    passes: Literal["at least", "at most", "above", "below", "none"] = "none"
+    # "within": threshold <= value <= upper, either side None for unbounded.
+    passes: Literal["at least", "at most", "above", "below", "within", "none"] = "none"
+    upper: float | None = None
     passed: bool
     description: str = ""
 

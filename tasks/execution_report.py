@@ -101,12 +101,23 @@ def _ordered(checks: list[Check]) -> list[Check]:
     return [c for c in checks if not c.passed] + [c for c in checks if c.passed]
 
 
-RULE_WORDS = {"at least": "≥", "at most": "≤", "above": ">", "below": "<", "none": ""}
+RULE_WORDS = {"at least": "≥", "at most": "≤", "above": ">", "below": "<", "within": "in",
+              "none": ""}
+
+
+def threshold_text(check: Check) -> str:
+    """Which values pass, e.g. "≤ 0.1" or "in [-0.1, 0.1]" (an open side is ∞)."""
+    if check.passes == "within":
+        low = "−∞" if check.threshold is None else fmt_number(check.threshold)
+        high = "∞" if check.upper is None else fmt_number(check.upper)
+        return f"in [{low}, {high}]"
+    if check.threshold is None:
+        return ""
+    return f"{RULE_WORDS[check.passes]} {fmt_number(check.threshold)}".strip()
 
 
 def _check_row(check: Check) -> dict[str, Any]:
-    rule = RULE_WORDS[check.passes]
-    threshold = "" if check.threshold is None else f"{rule} {fmt_number(check.threshold)}".strip()
+    threshold = threshold_text(check)
     return {"subject": check.subject or "(window)", "check": check.check,
             "value": "" if check.value is None else fmt_number(check.value),
             "threshold": threshold, "verdict": "Pass" if check.passed else "Violation",
@@ -248,8 +259,7 @@ def data_quality_sections(checks: list[Check], baseline: Statistics | None,
         base = baseline.feature(feature.name) if baseline else None
         check = drift.get(feature.name)
         caption = "" if check is None or check.value is None else (
-            f"drift {fmt_number(check.value)} ({RULE_WORDS[check.passes]} "
-            f"{fmt_number(check.threshold)} passes)")
+            f"drift {fmt_number(check.value)} ({threshold_text(check)} passes)")
         chart = distribution_chart(feature.name, feature.inferred_type, base, feature, caption,
                                    feature.name in failing)
         if chart is not None:

@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from modelwatch.tasks.documents import DatasetInfo, Document
+from modelwatch.tasks.documents import Check, DatasetInfo, Document
 
 ProblemType = Literal["BinaryClassification", "MulticlassClassification", "Regression"]
 ComparisonOperator = Literal[
@@ -80,6 +80,11 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "LessThanThreshold": operator.lt,
     "GreaterThanOrEqualToThreshold": operator.ge,
     "LessThanOrEqualToThreshold": operator.le,
+}
+# Which side of the threshold passes, for each violating operator.
+PASSING_SIDE: dict[str, Literal["at least", "at most", "above", "below"]] = {
+    "GreaterThanThreshold": "at most", "LessThanThreshold": "at least",
+    "GreaterThanOrEqualToThreshold": "below", "LessThanOrEqualToThreshold": "above",
 }
 
 # The metrics suggest_constraints bounds: SageMaker's observed suggested sets, plus our pr_auc.
@@ -249,6 +254,8 @@ class ModelQualityViolations(Document):
     item_count: int | None = Field(default=None, exclude=True)
     no_data: bool = Field(default=False, exclude=True)
     skipped: list[str] = Field(default_factory=list, exclude=True)
+    # Every constraint checked, passed or not (the report's table); its failed ones are `violations`.
+    checks: list[Check] = Field(default_factory=list, exclude=True)
 
     @property
     def status(self) -> Literal["Completed", "CompletedWithViolations", "NoData"]:
@@ -721,15 +728,17 @@ def check(
             result.skipped.append(name)
             continue
         op = constraint.comparison_operator
-        if OPERATORS[op](found.value, constraint.threshold):
-            metric_name = camel_case(name)
+        metric_name = camel_case(name)
+        passed = not OPERATORS[op](found.value, constraint.threshold)
+        description = (f"Metric {metric_name} with {java_double(found.value)} +/- "
+                       f"{java_double(found.standard_deviation)} was {op} "
+                       f"'{java_double(constraint.threshold)}'")
+        result.checks.append(Check(subject=name, check=op, value=found.value,
+                                   threshold=constraint.threshold, passes=PASSING_SIDE[op],
+                                   passed=passed, description="" if passed else description))
+        if not passed:
             result.violations.append(ModelQualityViolation(
-                constraint_check_type=op,
-                description=f"Metric {metric_name} with {java_double(found.value)} +/- "
-                            f"{java_double(found.standard_deviation)} was {op} "
-                            f"'{java_double(constraint.threshold)}'",
-                metric_name=metric_name,
-            ))
+                constraint_check_type=op, description=description, metric_name=metric_name))
     return result
 
 

@@ -143,7 +143,12 @@ def batch_job_key(job_id: str) -> str:
 
 def _load(store: Store, key: str, kind: type[Document], what: str):
     if not store.exists(key):
-        raise UserError(f"unknown {what}: {store.uri(key)} does not exist")
+        folder = key.rsplit("/", 1)[0]
+        names = sorted(k.rsplit("/", 1)[-1].removesuffix(".json") for k in store.list(folder)
+                       if k.endswith(".json"))
+        listed = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+        raise UserError(f"unknown {what}: not registered in {store.root} (registered: "
+                        f"{listed or 'none'})")
     from modelwatch.tasks.baselines import parse_document
 
     return parse_document(kind, store.read_bytes(key), store.uri(key))

@@ -27,7 +27,6 @@ from modelwatch.errors import UserError
 from modelwatch.tasks.attribution import (
     DEFAULT_THRESHOLD,
     AttributionAnalysis,
-    AttributionViolations,
     ExplainSettings,
     LabelAttribution,
     check_attribution,
@@ -369,7 +368,8 @@ def test_labels_on_one_side_only_are_not_scored() -> None:
     current = AttributionAnalysis(explanations={"kernel_shap": {"label1": weights, "label2": weights}})
     violations, scores = check_attribution(baseline, current)
     assert scores == {"label1": 1.0}
-    assert violations == AttributionViolations(violations=[])
+    assert violations.violations == []
+    assert [(c.subject, c.value, c.passed) for c in violations.checks] == [("label1", 1.0, True)]
     assert set(baseline.labels()) - set(scores) == {"label0"}
     assert set(current.labels()) - set(scores) == {"label2"}
 

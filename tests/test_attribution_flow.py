@@ -18,9 +18,11 @@ from sklearn.metrics import ndcg_score
 
 from modelwatch.flows.demo_data import write_csv_capture_file
 from modelwatch.tasks.alerts import read_alert
+from modelwatch.tasks.html_templates import fmt_number
 from modelwatch.tasks.registry import FeatureSpec, ModelRecord, ModelVersion, register_model
 from modelwatch.tasks.store import Store
 from tests.cli_run import invoke, run
+from tests.report_pages import read_report
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 MODEL = "pricer"
@@ -90,6 +92,14 @@ def test_attribution_drift_end_to_end(tmp_path: Path) -> None:
     assert [window[f] for f in FEATURES] == pytest.approx(list(expected), rel=1e-6)
     reference = ndcg_score([[baseline[f] for f in FEATURES]], [[window[f] for f in FEATURES]])
     assert reference >= 0.9
+    page = read_report(day1)
+    (check,) = page.checks
+    assert check["check"] == "feature_attribution_drift_check" and check["verdict"] == "Pass"
+    assert check["value"] == fmt_number(reference) and check["threshold"] == "≥ 0.9"
+    ranking = page.tables[0]  # baseline order, baseline rank first
+    assert [row[1] for row in ranking] == sorted(FEATURES, key=lambda f: -baseline[f])
+    assert [row[4] for row in ranking] == [
+        str(1 + sorted(FEATURES, key=lambda f: -window[f]).index(row[1])) for row in ranking]
 
     day2 = monitor(1)
     assert day2["status"] == "CompletedWithViolations"
@@ -101,6 +111,8 @@ def test_attribution_drift_end_to_end(tmp_path: Path) -> None:
     assert score < 0.9
     assert f"{score}"[:6] in violation["description"] and "0.9" in violation["description"]
     assert "x1" in violation["description"]
+    (check,) = read_report(day2).checks
+    assert check["verdict"] == "Violation" and check["value"] == fmt_number(score)
     assert read_alert(Store(store), MODEL, "feature-attribution-drift").state == "ALARM"
 
     day3 = monitor(2)

@@ -16,8 +16,10 @@ from fairlearn.metrics import demographic_parity_difference, demographic_parity_
 
 from modelwatch.flows.demo_data import capture_line, capture_record
 from modelwatch.tasks.alerts import read_alert
+from modelwatch.tasks.html_templates import fmt_number
 from modelwatch.tasks.store import Store
 from tests.cli_run import invoke, run
+from tests.report_pages import read_report
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 MODEL = "lender"
@@ -103,6 +105,12 @@ def test_bias_drift_end_to_end(tmp_path: Path) -> None:
     f = healthy["sex"] == 1
     recall = [(guess[g] & healthy["label"][g]).sum() / healthy["label"][g].sum() for g in (~f, f)]
     assert metric(window, "RD") == pytest.approx(recall[0] - recall[1])
+    page = read_report(day1)
+    dppl = next(c for c in page.checks if c["subject"] == "sex=1" and c["check"] == "DPPL")
+    assert dppl["value"] == fmt_number(metric(window, "DPPL")) and dppl["verdict"] == "Pass"
+    assert dppl["threshold"].startswith("in [")
+    sizes = next(row for row in page.tables[0] if row[0] == "1" and row[3] == "DPPL")
+    assert int(sizes[1].replace(",", "")) == int(f.sum())  # group d's members
 
     day2 = monitor(1)
     assert day2["status"] == "CompletedWithViolations"
@@ -113,6 +121,8 @@ def test_bias_drift_end_to_end(tmp_path: Path) -> None:
     assert di["facet"] == "sex" and di["facet_value"] == "1"
     assert di["constraint_check_type"] == "bias_drift_check" and "[0.8, 1.25]" in di["description"]
     assert read_alert(Store(store), MODEL, "bias-drift").state == "ALARM"
+    failed = [c for c in read_report(day2).checks if c["verdict"] == "Violation"]
+    assert {c["check"] for c in failed} == named and {c["subject"] for c in failed} == {"sex=1"}
 
     day3 = monitor(2)  # about 8 women: too few for a figure, noted rather than flagged
     assert day3["status"] == "Completed"

@@ -35,7 +35,7 @@ def dataset(tmp_path: Path) -> Path:
     (["baseline", "suggest", "--model", "m", "--dataset", "{dataset}",
       "--categorical-drift-method", "Vibes"], "expected LInfinity or ChiSquared"),
     (["monitor", "run", "--model", "ghost", "--capture", "{tmp}", "--start", "2026-01-01",
-      "--end", "2026-01-02", "--store", "{tmp}/store"], "model 'ghost' has no baseline"),
+      "--end", "2026-01-02", "--store", "{tmp}/store"], "model 'ghost' is not registered"),
     (["monitor", "run", "--model", "m", "--capture", "{tmp}", "--start", "2026-01-02",
       "--end", "2026-01-01"], "must be after --start"),
     (["monitor", "run", "--model", "m", "--capture", "{tmp}", "--start", "tuesday",
@@ -71,7 +71,7 @@ def test_a_malformed_baseline_document_is_a_user_error(tmp_path: Path) -> None:
     (folder / "constraints.json").write_text('{"features": [{"inferred_type": "Integral"}]}')
     result = modelwatch("monitor", "run", "--model", "m", "--capture", str(tmp_path),
                         "--start", "2026-01-01", "--end", "2026-01-02", "--store",
-                        str(tmp_path / "store"), cwd=tmp_path)
+                        str(tmp_path / "store"), "--allow-empty", cwd=tmp_path)
     assert result.returncode == 2
     assert "constraints.json: not a valid Constraints document: features.0.name" in result.stderr
 

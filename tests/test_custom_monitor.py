@@ -27,6 +27,7 @@ from modelwatch.tasks.store import Store
 from modelwatch.tasks.windows import iso_z
 from tests.cli_run import invoke, run
 from tests.prefect_server import server_env, stop_group
+from tests.report_pages import read_report
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 REPO = Path(__file__).resolve().parents[1]
@@ -154,6 +155,8 @@ def test_a_registered_type_is_baselined_run_and_alerted_through_the_cli(plugin: 
     assert drifted["status"] == "CompletedWithViolations", drifted
     assert drifted["violation_types"] == {"text_length_check": 1, "vocabulary_drift_check": 1}
     found = json.loads(Path(drifted["outputs"]["statistics.json"]).read_text())
+    assert {c["check"] for c in read_report(drifted).checks} == {"text_length_check",
+                                                               "vocabulary_drift_check"}
     for key, value in expected.items():
         assert found[key] == pytest.approx(value, abs=1e-12), key
     alert = run("alerts", "show", "--model", MODEL, "--type", TYPE, "--store", store)

@@ -4,12 +4,16 @@ move, so the dashboard carries an alarm in all four monitor columns."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
 from modelwatch.demo import LOANS, MODEL, run_demo
 from modelwatch.tasks.store import Store
+from tests.chromium import needs_chromium
+from tests.report_pages import read_report
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -92,3 +96,26 @@ def test_merge_job_is_a_scheduled_deployment(demo: tuple[dict, Path]) -> None:
     report = scheduled_merge(endpoint="credit-default-prod", period="P1D", store=store,
                              window_end=day_two_end)
     assert report["captures_matched"] > 2_000 and report["labels_unknown"] == 0
+
+
+@needs_chromium
+def test_every_monitor_types_report_opens_with_the_executions_verdict(
+        demo: tuple[dict, Path], browser) -> None:
+    """Each type's report.html, opened in a browser from the model page's link, leads with the
+    status execution.json holds."""
+    result, out = demo
+    store = out / "store"
+    day_two = [e for e in result["executions"] if e["window_start"].day == 24]
+    for model in (MODEL, LOANS):
+        page = (store / "dashboard" / "models" / f"{model}.html").read_text()
+        linked = {unquote(href) for href in re.findall(r'href="([^"]+report\.html)"', page)}
+        for execution in (e for e in day_two if e["model"] == model):
+            report = Path(execution["outputs"]["report.html"])
+            relative = report.relative_to(store).as_posix()
+            assert any(href.endswith(relative) for href in linked), (relative, linked)
+            dom = browser(report.as_uri(), "--dump-dom")
+            statuses = re.findall(r'data-status="([^"]+)"', dom)
+            assert statuses and statuses[0] == execution["status"], (execution["monitor_type"],
+                                                                      statuses[:1])
+            assert "checks failed" in dom or execution["status"] == "NoData"
+            read_report(execution)

@@ -38,7 +38,8 @@ def _register(store: str, model: str, training: Path) -> None:
 
 def _monitor(model: str, store: str, window: tuple[datetime, datetime], capture: Path) -> tuple[int, dict]:
     code, out = invoke("monitor", "run", "--model", model, "--capture", str(capture), "--start",
-                       iso_z(window[0]), "--end", iso_z(window[1]), "--store", store)
+                       iso_z(window[0]), "--end", iso_z(window[1]), "--store", store,
+                       "--allow-empty")  # one window is re-run on an empty capture, for NoData
     return code, json.loads(out)
 
 
@@ -191,3 +192,38 @@ def test_an_alarm_of_an_unscheduled_monitor_shows_on_the_dashboard(case, tmp_pat
     assert '<span class="n">1</span>models in alarm' in index
     assert f"ALARM since {alert.raised_at:%Y-%m-%d %H:%M} UTC" in index
     assert re.search(rf'data-model="{model}"[^>]*data-statuses="[^"]*Alarm', index)
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_an_execution_refreshes_its_models_row_and_no_other(case, tmp_path: Path) -> None:
+    """Once a dashboard exists, each execution brings its own model's row and page up to date (the
+    dashboard is never older than the last execution); every other model's row and page stay
+    as they were."""
+    store = str(tmp_path / "store")
+    model = f"rf-{uuid.uuid4().hex[:8]}"
+    _register(store, model, case.training_csv)
+    _register(store, "bystander", case.training_csv)
+    run("baseline", "suggest", "--model", model, "--dataset", str(case.training_csv), "--label", LABEL,
+        "--store", store)
+    code, quiet = _monitor(model, store, case.days[0], case.capture_root)
+    assert code == 0 and quiet["status"] == "Completed"
+    before = run("dashboard", "--refresh", "--json", "--store", store)
+    rows = {r["model"]: r for r in before["models"]}
+    assert rows[model]["monitors"]["data-quality"]["last_status"] == "Completed"
+    bystander_page = Path(store) / "dashboard" / "models" / "bystander.html"
+    page_bytes, page_mtime = bystander_page.read_bytes(), bystander_page.stat().st_mtime_ns
+
+    code, drifted = _monitor(model, store, case.days[1], case.capture_root)
+    assert code == 0 and drifted["status"] == "CompletedWithViolations"
+    after = Store(store).read_json("dashboard/models.json")  # no summary ran in between
+    rows_after = {r["model"]: r for r in after["models"]}
+    cell = rows_after[model]["monitors"]["data-quality"]
+    assert cell["last_status"] == "CompletedWithViolations" and cell["alarm"] is True
+    assert cell["last_violation_count"] == drifted["violation_count"]
+    assert rows_after["bystander"] == rows["bystander"]
+    assert bystander_page.read_bytes() == page_bytes
+    assert bystander_page.stat().st_mtime_ns == page_mtime
+    index = Store(store).read_bytes("dashboard/index.html").decode()
+    assert '<span class="n">1</span>models in alarm' in index
+    page = (Path(store) / "dashboard" / "models" / f"{model}.html").read_text()
+    assert "monitoring/" + drifted["outputs"]["report.html"].split("/monitoring/")[-1] in page

@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
 from modelwatch.flows.demo_data import capture_line, capture_record
 from modelwatch.tasks.alerts import read_alert
+from modelwatch.tasks.html_templates import fmt_number
 from modelwatch.tasks.store import Store
 from tests.cli_run import run
+from tests.report_pages import read_report
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 MODEL = "scorer"
@@ -89,16 +91,29 @@ def test_model_quality_end_to_end(tmp_path: Path) -> None:
         accuracy_score(healthy["label"], healthy["prediction"]))
     assert metrics["f1"]["value"] == pytest.approx(f1_score(healthy["label"], healthy["prediction"]))
     assert metrics["auc"]["value"] == pytest.approx(roc_auc_score(healthy["label"], healthy["score"]))
+    # report.html: every constrained metric's row, the confusion matrix and both curves.
+    page = read_report(day1)
+    rows = {c["subject"]: c for c in page.checks}
+    assert rows["accuracy"]["value"] == fmt_number(accuracy_score(healthy["label"],
+                                                                  healthy["prediction"]))
+    assert rows["accuracy"]["verdict"] == "Pass" and rows["accuracy"]["threshold"].startswith("≥")
+    matrix = next(t for t in page.tables if t and t[0][0] in ("0", "1"))
+    expected = confusion_matrix(healthy["label"], healthy["prediction"], labels=[0, 1])
+    assert [[int(v.replace(",", "")) for v in row[1:]] for row in matrix] == expected.tolist()
+    assert {"ROC curve", "Precision-recall curve"} <= set(page.charts)
 
     day2 = monitor(1)
     assert day2["status"] == "CompletedWithViolations"
     violations = json.loads(Path(day2["outputs"]["constraint_violations.json"]).read_text())
     assert {v["metric_name"] for v in violations["violations"]} >= {"accuracy"}
+    page = read_report(day2)
+    assert [c["verdict"] for c in page.checks][:1] == ["Violation"]  # failed checks lead
     assert read_alert(Store(store), MODEL, "model-quality").state == "ALARM"
 
     day3 = monitor(2)
     assert day3["status"] == "NoData" and day3["rows_profiled"] == 50
     assert "at least 200" in day3["notes"][0]
+    assert read_report(day3).checks == []
 
 
 def test_a_regression_whose_predictions_lie_in_zero_one_keeps_every_row(tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ from modelwatch.cli_common import (
     emit_json,
     needs_api,
     open_store,
-    parse_window,
     stdout_to_stderr,
 )
 from modelwatch.tasks.errors import UserError
@@ -73,15 +72,9 @@ def groundtruth_merge(
     store: StoreOption = None,
 ) -> None:
     """Merge the window's capture records with their ground truth and print the merge report."""
-    from modelwatch.tasks.registry import get_endpoint
-    from modelwatch.tasks.store import check_slug
-    from modelwatch.tasks.windows import check_window, parse_duration
+    from modelwatch.api import check_merge_inputs
 
-    check_slug(endpoint, "endpoint name")
-    begin, finish = check_window(*parse_window(start, end))
-    parse_duration(lookback, "--lookback")
-    the_store = open_store(store, writable=True)
-    get_endpoint(the_store, endpoint)
+    the_store, begin, finish = check_merge_inputs(endpoint, start, end, lookback, store)
     needs_api()
     with stdout_to_stderr():
         from modelwatch.flows.merge import merge_ground_truth
