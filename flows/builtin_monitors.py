@@ -13,8 +13,6 @@ from modelwatch.flows.monitor_types import DatasetCheck, Headline, Monitor, Opti
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import Store, default_store_uri
 
-DATASET_SUFFIXES = (".csv", ".parquet", ".pq")  # a data-quality "capture" that is one dataset file
-
 
 def _categorical_methods() -> list[str]:
     from modelwatch.tasks.drift import DRIFT_METHODS
@@ -113,6 +111,8 @@ class DataQuality(Monitor):
                          sources: list[str] | None, options: Any, allow_empty: bool = False) -> None:
         """A single CSV/Parquet dataset given instead of capture roots must be a file (the window
         does not apply to it); capture roots are checked as every capture-reading type's."""
+        from modelwatch.tasks.capture import DATASET_SUFFIXES
+
         if sources and len(sources) == 1 and sources[0].lower().endswith(DATASET_SUFFIXES):
             from modelwatch.tasks.store import filesystem_for
 

@@ -31,6 +31,7 @@ from modelwatch.flows.window_records import list_files_task
 from modelwatch.runtime import configure_arrow
 from modelwatch.tasks.baselines import Baseline, load_baseline
 from modelwatch.tasks.capture import (
+    DATASET_SUFFIXES,
     PREDICTION,
     CaptureCounts,
     SkippedFile,
@@ -245,7 +246,7 @@ def monitor_data_quality(
         categorical = {f.name for f in baseline.constraints.features if f.inferred_type == "String"}
         input_features = [f for f in baseline.features if f != PREDICTION]
         sample_rows = max(REPORT_ROWS if evidently else 0, GX_ROWS if gx_suite else 0)
-        if len(captures) == 1 and captures[0].lower().endswith((".csv", ".parquet", ".pq")):
+        if len(captures) == 1 and captures[0].lower().endswith(DATASET_SUFFIXES):
             results = [profile_dataset_task(captures[0], categorical, max(REPORT_ROWS, sample_rows))]
             skipped: list[SkippedFile] = []
         else:

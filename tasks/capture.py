@@ -31,6 +31,7 @@ from modelwatch.tasks.windows import hour_of_path, iso_z
 PREDICTION = "prediction"
 # Capture files as SageMaker writes them, and gzip-compressed ones; others in the window are noted.
 CAPTURE_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
+DATASET_SUFFIXES = (".csv", ".parquet", ".pq")  # a data-quality "capture" that is one dataset file
 QUARANTINE_RECORD_BYTES = 64 * 1024  # of a quarantined line, kept verbatim; longer ones are cut
 # What to do with a record whose eventMetadata.inferenceTime is missing or unreadable.
 UNTIMED_CHOICES = ("quarantine", "file-hour")

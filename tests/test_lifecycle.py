@@ -36,6 +36,14 @@ def _register(store: str, model: str, training: Path) -> None:
         str(training), "--label", LABEL, "--store", store)
 
 
+def _monitored(store: str, model: str, training: Path, *bystanders: str) -> None:
+    """Register the model (and bystanders without a baseline) and suggest its data-quality baseline."""
+    for name in (model, *bystanders):
+        _register(store, name, training)
+    run("baseline", "suggest", "--model", model, "--dataset", str(training), "--label", LABEL,
+        "--store", store)
+
+
 def _monitor(model: str, store: str, window: tuple[datetime, datetime], capture: Path) -> tuple[int, dict]:
     code, out = invoke("monitor", "run", "--model", model, "--capture", str(capture), "--start",
                        iso_z(window[0]), "--end", iso_z(window[1]), "--store", store,
@@ -50,10 +58,7 @@ def test_alarm_resolves_when_its_only_datapoint_is_gone_and_the_fleet_summary_su
 
     store = str(tmp_path / "store")
     model = f"cd-{uuid.uuid4().hex[:8]}"  # this test's events alone
-    _register(store, model, case.training_csv)
-    _register(store, "bystander", case.training_csv)
-    run("baseline", "suggest", "--model", model, "--dataset", str(case.training_csv), "--label", LABEL,
-        "--store", store)
+    _monitored(store, model, case.training_csv, "bystander")
     code, drifted = _monitor(model, store, case.days[1], case.capture_root)
     assert code == 0 and drifted["status"] == "CompletedWithViolations"
     assert read_alert(Store(store), model, "data-quality").state == "ALARM"
@@ -177,9 +182,7 @@ def test_an_alarm_of_an_unscheduled_monitor_shows_on_the_dashboard(case, tmp_pat
     time, and the model counts as in alarm (the dashboard said None and "0 models in alarm")."""
     store = str(tmp_path / "store")
     model = f"od-{uuid.uuid4().hex[:8]}"
-    _register(store, model, case.training_csv)
-    run("baseline", "suggest", "--model", model, "--dataset", str(case.training_csv), "--label", LABEL,
-        "--store", store)
+    _monitored(store, model, case.training_csv)
     code, drifted = _monitor(model, store, case.days[1], case.capture_root)
     assert code == 0 and drifted["status"] == "CompletedWithViolations"
     alert = read_alert(Store(store), model, "data-quality")
@@ -201,10 +204,7 @@ def test_an_execution_refreshes_its_models_row_and_no_other(case, tmp_path: Path
     as they were."""
     store = str(tmp_path / "store")
     model = f"rf-{uuid.uuid4().hex[:8]}"
-    _register(store, model, case.training_csv)
-    _register(store, "bystander", case.training_csv)
-    run("baseline", "suggest", "--model", model, "--dataset", str(case.training_csv), "--label", LABEL,
-        "--store", store)
+    _monitored(store, model, case.training_csv, "bystander")
     code, quiet = _monitor(model, store, case.days[0], case.capture_root)
     assert code == 0 and quiet["status"] == "Completed"
     before = run("dashboard", "--refresh", "--json", "--store", store)
