@@ -76,9 +76,14 @@ def model_inputs(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
 @task(name="explain", cache_policy=NO_CACHE)
 def explain_task(estimator: Any, frame: pd.DataFrame, features: list[str],
                  background: pd.DataFrame | None, settings: Any) -> Any:
+    from modelwatch.tasks import progress
     from modelwatch.tasks.attribution import explain
 
-    return explain(estimator, frame, features, background=background, settings=settings)
+    progress.step(f"explaining {len(frame):,} rows with shap")
+    progress.expect("rows explained", len(frame))
+    analysis = explain(estimator, frame, features, background=background, settings=settings)
+    progress.advance("rows explained", len(frame))
+    return analysis
 
 
 @flow(name="baseline-suggest-feature-attribution-drift", log_prints=True)

@@ -11,7 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
+from modelwatch.tasks import progress
 from modelwatch.tasks.baselines import baseline_prefix
 from modelwatch.tasks.capture import PREDICTION, read_dataset
 from modelwatch.tasks.constraints import suggest_constraints
@@ -92,6 +94,7 @@ def suggest_baseline(
     if monitor_type != "data-quality":
         raise UserError(f"monitor type {monitor_type!r} is not supported yet: expected data-quality")
     store_uri = store or default_store_uri()
+    progress.step(f"reading {dataset}")
     table = read_dataset_task(dataset)
     if label is not None and label not in table.column_names:
         raise UserError(
@@ -103,8 +106,10 @@ def suggest_baseline(
     features = [c for c in table.column_names if c != label]
     if not features:
         raise UserError(f"dataset {dataset}: no feature columns besides the label {label!r}")
+    progress.step(f"profiling {table.num_rows:,} rows")
     statistics = profile_dataset_task(table, label)
-    constraints = suggest_constraints_task(statistics, categorical_drift_method)
+    # quote(): Prefect would otherwise walk the nested documents looking for futures.
+    constraints = suggest_constraints_task(quote(statistics), categorical_drift_method)
     warnings = baseline_warnings(statistics, table.num_rows)
     for warning in warnings:
         print(f"warning: {warning}")
@@ -116,6 +121,7 @@ def suggest_baseline(
         "item_count": table.num_rows, "created_at": datetime.now(UTC).isoformat(),
         "warnings": warnings,
     }
+    progress.step("writing the baseline")
     uris = write_baseline_task(store_uri, baseline_prefix(model, version, monitor_type),
-                               statistics, constraints, table, manifest)
+                               quote(statistics), quote(constraints), table, manifest)
     return {**uris, "warnings": warnings}

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
 from modelwatch.flows.retries import STORE_RETRY, retry_unless_user_error
+from modelwatch.tasks import progress
 from modelwatch.tasks.capture import SkippedFile
 from modelwatch.tasks.documents import Check, Execution
 from modelwatch.tasks.errors import UserError
@@ -115,6 +117,7 @@ def begin_execution(store_uri: str, model: str, monitor_type: str, version: str,
     execution = Execution(model=model, model_version=version, monitor_type=monitor_type,
                           window_start=start, window_end=end, status="Completed", capture=source,
                           baseline=baseline_sources, started_at=now, flow_run_id=run_id)
+    progress.step(f"opening the {monitor_type} execution of {model}")
     try:
         open_execution_task(store_uri, execution, prefix)
     except Exception as problem:
@@ -222,6 +225,7 @@ def write_page(execution: Execution, store_uri: str, prefix: str, name: str,
                make: Callable[[], str]) -> None:
     """Render and write one HTML output; a page that could not be rendered is noted, not fatal (the
     verdict's documents are written before it)."""
+    progress.step(f"rendering {name}")
     try:
         page = make()
         execution.outputs |= write_outputs_task(store_uri, prefix, {name: page.encode("utf-8")})
@@ -248,7 +252,7 @@ def write_report(execution: Execution, store_uri: str, prefix: str, checks: list
     title = (f"{execution.model} {what or execution.monitor_type.replace('-', ' ')}, "
              f"{execution.window_start:%Y-%m-%d %H:%M} to {execution.window_end:%Y-%m-%d %H:%M} UTC")
     write_page(execution, store_uri, prefix, "report.html",
-               lambda: render_report_task(execution, title, checks, sections))
+               lambda: render_report_task(execution, title, quote(checks), sections))
 
 
 @task(name="update-alert", cache_policy=NO_CACHE, **STORE_RETRY)
@@ -299,6 +303,7 @@ def finish_execution(run: ExecutionRun, metric: float | None, markdown: str,
             with contextlib.suppress(Exception):  # the store may be down: then the heartbeat stops
                 record_outcome(run.store_uri, execution, metric, run.cause)
             raise
+        progress.step("recording the outcome and re-evaluating the alert")
         update_alert_task(run.store_uri, execution, metric, run.cause)
     finally:
         run.heartbeat.stop()
@@ -308,6 +313,7 @@ def finish_execution(run: ExecutionRun, metric: float | None, markdown: str,
         key=artifact_key(execution.model, execution.monitor_type), markdown=markdown,
         description=f"{execution.model} {execution.monitor_type} execution {execution.status}",
     )
+    progress.step("refreshing the model's dashboard row")
     refresh_row_task(run.store_uri, execution.model)
     if execution.status == "Failed":
         raise RuntimeError(f"{execution.monitor_type} execution failed: {execution.failure_reason}")

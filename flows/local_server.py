@@ -40,7 +40,8 @@ SERVER_DEFAULTS = {
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    if not os.environ.get("MODELWATCH_QUIET"):  # the CLI's --quiet
+        print(message, file=sys.stderr, flush=True)
 
 
 def state_dir() -> Path:

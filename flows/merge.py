@@ -25,6 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from modelwatch.flows.fanout import MAX_CHUNKS, chunked
 from modelwatch.flows.retries import STORE_RETRY
 from modelwatch.runtime import configure_arrow
+from modelwatch.tasks import progress
 from modelwatch.tasks.capture import SkippedFile, UnreadableFile, list_capture_hours
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.groundtruth import (
@@ -141,6 +142,7 @@ def read_labels_task(store_uri: str, files: list[LabelFile]) -> LabelBatch:
     for key, hour, modified in files:
         try:
             batches.append(parse_ground_truth(read_uri(store.uri(key)), key, hour, modified))
+            progress.advance("labels read", batches[-1].table.num_rows)
         except UnreadableFile as problem:
             batches.append(LabelBatch(empty_labels(), files=1, quarantine=[
                 {"file": key, "line": 0, "reason": str(problem), "record": ""}]))
@@ -165,6 +167,7 @@ def _flush(store: Store, endpoint: str, held: list[tuple[datetime, pa.Table]], l
     tables = [table for _, table in held if table.num_rows]
     merged.parts.append(merge_part(pa.concat_tables(tables) if tables else empty_captures(), labels,
                                    write))
+    progress.advance("records merged with a label", merged.parts[-1].matched)
     for key in (merged_key(endpoint, hour) for hour, _ in held):
         if key not in merged.written:
             store.delete(key)
@@ -193,6 +196,7 @@ def merge_hours_task(store_uri: str, endpoint: str, hours: list[HourFiles],
         merged.files += batch.files
         merged.blank_lines += batch.blank_lines
         merged.quarantine += batch.quarantine
+        progress.advance("capture files read", len(files))
         held.append((hour, batch.table.select(["id", "hour", "raw"])))  # what merge_part uses
         size += held[-1][1].nbytes
         if size >= FLUSH_BYTES:
@@ -338,16 +342,20 @@ def merge_ground_truth(
                                    "flow_run_id": _flow_run_id()})
     the_store.delete(key)
 
+    progress.step("listing capture and label files")
     listing = list_captures_task(record.capture_uri, start, end, reach)
     label_files = list_labels_task(store_uri, endpoint, start, end, reach)
     # Reading and merging are CPU-bound (Arrow releases the GIL): one task per core; more would
     # only hold more files in memory at once.
     workers = max(1, min(chunks, os.cpu_count() or 1))
+    progress.step("reading labels")
     label_futures = read_labels_task.map(unmapped(store_uri), chunked(label_files, workers))
     labels = concat_labels([f.result() for f in label_futures])
     resolved = resolve_labels_task(labels)
 
     hours = chunked(window_hours(listing.window, start, end), workers)
+    progress.step("merging capture records with their labels")
+    progress.expect("capture files read", sum(len(files) for chunk in hours for _, files in chunk))
     merge_futures = merge_hours_task.map(unmapped(store_uri), unmapped(endpoint), hours,
                                          unmapped(resolved))
     context_futures = read_capture_ids_task.map(chunked(listing.context, workers), unmapped(resolved))
@@ -360,6 +368,7 @@ def merge_ground_truth(
     report.notes.extend(listing.notes)
     quarantine = quarantine_lines([q for m in merged for q in m.quarantine], labels.quarantine,
                                   result, report)
+    progress.step("writing the merge's outputs")
     outputs = write_outputs_task(store_uri, endpoint, start, end, quarantine, previous)
     written = {k: uri for m in merged for k, uri in m.written.items()}
     report.outputs = {"merged": [written[k] for k in sorted(written)], **outputs,

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
 from modelwatch.flows.fanout import MAX_CHUNKS, chunked
 from modelwatch.flows.lifecycle import (
@@ -29,6 +30,7 @@ from modelwatch.flows.lifecycle import (
 from modelwatch.flows.retries import STORE_RETRY
 from modelwatch.flows.window_records import list_files_task
 from modelwatch.runtime import configure_arrow
+from modelwatch.tasks import progress
 from modelwatch.tasks.baselines import Baseline, load_baseline
 from modelwatch.tasks.capture import (
     DATASET_SUFFIXES,
@@ -67,12 +69,16 @@ from modelwatch.tasks.store import Store, check_slug, default_store_uri, json_by
 from modelwatch.tasks.windows import utc_window
 
 REPORT_ROWS = 5000
+PROFILE_BATCH_ROWS = 50_000  # rows of parsed capture profiled at once: a few MB per feature at most
+
+
 @dataclass
 class ChunkResult(CaptureCounts):
     """A chunk of capture files: its merged profile, counts, quarantined lines and a row sample."""
 
     profile: DatasetProfile = field(default_factory=DatasetProfile)
     files: int = 0
+    batches: int = 0
     sample: pd.DataFrame | None = None
     sample_keys: np.ndarray | None = None
 
@@ -97,11 +103,26 @@ def merge_samples(parts: list[tuple[pd.DataFrame | None, np.ndarray | None]],
 def profile_capture_files(files: list[str], features: list[str], categorical: set[str],
                           window: tuple[datetime, datetime] | None, sample_rows: int,
                           seed: int, untimed: str = "quarantine") -> ChunkResult:
-    """Parse and profile capture files one at a time (bounded memory) and merge."""
+    """Parse capture files one at a time and profile them in batches of up to PROFILE_BATCH_ROWS
+    rows of one schema (memory stays bounded by the batch; profiling a batch costs about what one
+    small file did, and capture files are often small), then merge."""
     result = ChunkResult(profile=DatasetProfile())
     rng = np.random.default_rng(seed)
     samples: list[tuple[pd.DataFrame, np.ndarray]] = []
-    for i, uri in enumerate(files):
+    pending: list[pa.Table] = []
+    pending_rows = 0
+
+    def profile_pending() -> None:
+        nonlocal pending_rows
+        if pending:
+            table = pa.concat_tables(pending) if len(pending) > 1 else pending[0]
+            result.profile.merge(profile_table(table, categorical=categorical,
+                                               seed=seed * 7919 + result.batches))
+            result.batches += 1
+            pending.clear()
+            pending_rows = 0
+
+    for uri in files:
         try:
             batch = parse_capture(read_uri_bytes(uri), uri, features, window, untimed)
         except UnreadableFile as problem:
@@ -109,15 +130,21 @@ def profile_capture_files(files: list[str], features: list[str], categorical: se
             continue
         result.files += 1
         result.add(batch)
-        for j, table in enumerate(batch.tables):
-            result.profile.merge(profile_table(table, categorical=categorical,
-                                               seed=seed * 7919 + i * 7 + j))
+        progress.advance("files profiled")
+        progress.advance("records parsed", batch.records_read)
+        for table in batch.tables:
+            if pending and (table.schema != pending[0].schema
+                            or pending_rows + table.num_rows > PROFILE_BATCH_ROWS):
+                profile_pending()
+            pending.append(table)
+            pending_rows += table.num_rows
             if sample_rows:
                 keys = rng.random(table.num_rows)
                 take = np.argsort(keys)[:sample_rows]
                 samples.append((table.take(pa.array(take)).to_pandas(), keys[take]))
                 if sum(len(f) for f, _ in samples) > 2 * sample_rows:  # many small files: stay bounded
                     samples = [merge_samples(samples, sample_rows)]
+    profile_pending()
     result.sample, result.sample_keys = merge_samples(samples, sample_rows)
     return result
 
@@ -250,7 +277,10 @@ def monitor_data_quality(
             results = [profile_dataset_task(captures[0], categorical, max(REPORT_ROWS, sample_rows))]
             skipped: list[SkippedFile] = []
         else:
+            progress.step("listing capture files")
             files, skipped = list_files_task(captures, start, end)
+            progress.step("profiling capture files")
+            progress.expect("files profiled", len(files))
             futures = profile_chunk_task.map(
                 chunked(files, chunks), unmapped(input_features), unmapped(categorical),
                 unmapped((start, end)), unmapped(sample_rows),
@@ -267,12 +297,14 @@ def monitor_data_quality(
         execution.blank_lines = sum(r.blank_lines for r in results)
         execution.records_malformed = len(quarantine)
         execution.rows_profiled = profile.item_count
-        checks = check_task(baseline, profile, execution.records_read,
+        # quote(): Prefect would otherwise walk every nested document looking for futures (~0.1 s each).
+        progress.step("checking constraints")
+        checks = check_task(quote(baseline), quote(profile), execution.records_read,
                             execution.records_malformed, max_malformed_share)
         gx = None
         if gx_suite is not None and profile.item_count:
             sample, _ = merge_samples([(r.sample, r.sample_keys) for r in results], GX_ROWS)
-            gx = gx_task(gx_suite, baseline, sample, profile.item_count)
+            gx = gx_task(quote(gx_suite), quote(baseline), sample, profile.item_count)
             checks += gx.checks
             execution.notes.append(gx.note)
         violations = violations_of(checks)
@@ -301,7 +333,7 @@ def monitor_data_quality(
             sample, _ = merge_samples([(r.sample, r.sample_keys) for r in results], REPORT_ROWS)
             with_sample = load_baseline(Store(store_uri), model, "data-quality", baseline.version)
             write_page(execution, store_uri, run.prefix, "evidently.html", lambda: evidently_task(
-                with_sample, sample, f"{title} (Evidently, a second opinion)", execution.status,
+                quote(with_sample), sample, f"{title} (Evidently, a second opinion)", execution.status,
                 violations))
     return finish_execution(run, metric, _markdown_summary(execution, violations),
                             metric_name="max drift distance")

@@ -31,6 +31,7 @@ from modelwatch.flows.lifecycle import (
     write_report,
 )
 from modelwatch.flows.monitor_types import Monitor, get_monitor, parse_options
+from modelwatch.tasks import progress
 from modelwatch.tasks.baselines import baseline_prefix, latest_version, load_document, require_document
 from modelwatch.tasks.documents import Check, Violation
 from modelwatch.tasks.errors import UserError
@@ -216,6 +217,8 @@ def _read_capture(execution: Any, roots: list[str], features: list[str], start: 
     from modelwatch.flows.window_records import list_files_task, read_inputs_task
 
     files, skipped = list_files_task(roots, start, end)
+    progress.step("reading capture records")
+    progress.expect("files read", len(files))
     found = read_inputs_task(files, features, (start, end), untimed)
     note_skipped(execution, skipped + found.skipped)
     execution.records_read = found.records_read
@@ -232,6 +235,8 @@ def _read_merged(execution: Any, store: Store, model: str, source: list[str] | N
 
     check_merges_finished(store, model, source, start, end)
     files = merged_files(roots, start, end)
+    progress.step("reading merged records (capture with ground truth)")
+    progress.expect("merged files read", len(files))
     batch = read_merged_task(files, baseline.features)
     frame = batch.input_frame(baseline.features)
     frame[baseline.manifest.get("label") or LABEL_COLUMN] = batch.labels
@@ -277,6 +282,7 @@ def run_window_monitor(monitor_type: str, model: str, start: datetime, end: date
             execution.status = "NoData"
             execution.notes.append(f"the window held no usable {monitor.reads} records")
         else:
+            progress.step(f"computing {monitor.label} on {len(window.frame):,} records")
             outcome = monitor.check(baseline, window.frame, parsed)
             execution.notes += outcome.notes
             documents["statistics.json"] = json_bytes(outcome.statistics)

@@ -12,6 +12,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from modelwatch.flows.retries import STORE_RETRY
+from modelwatch.tasks import progress
 from modelwatch.tasks.capture import (
     CaptureCounts,
     SkippedFile,
@@ -55,6 +56,8 @@ def read_inputs_task(files: list[str], features: list[str], window: tuple[dateti
             found.skipped.append(SkippedFile(uri, str(problem)))
             continue
         found.add(batch)
+        progress.advance("files read")
+        progress.advance("records parsed", batch.records_read)
         if batch.num_rows:
             frames.append(pd.DataFrame({k: v.to_pylist() for k, v in batch.columns.items()}))
     if frames:
@@ -90,6 +93,7 @@ def read_merged_task(files: list[str], features: list[str] | None = None,
     for uri in files:
         try:
             total.extend(read_merged(read_uri_bytes(uri), uri, features, scored))
+            progress.advance("merged files read")
         except UnreadableFile as problem:
             total.quarantine.append({"file": uri, "line": 0, "reason": str(problem), "record": ""})
     return total

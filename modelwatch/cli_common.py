@@ -1,5 +1,6 @@
-"""Pieces every CLI command module shares: the --store option, JSON output on stdout alone, and
-running flows with stdout routed to stderr."""
+"""Pieces every CLI command module shares: the --store option, JSON output on stdout alone, lines for
+people on stderr (none with --quiet), and running flows with stdout routed to stderr and progress
+shown on a terminal."""
 
 from __future__ import annotations
 
@@ -25,6 +26,35 @@ def _type_help() -> str:
 
 TYPE_HELP = _type_help()
 TypeOption = Annotated[str, typer.Option("--type", help=TYPE_HELP)]
+
+
+QUIET = {"on": False}  # set by the global --quiet option
+
+
+def set_quiet(quiet: bool) -> None:
+    """--quiet: no progress, no lines for people, Prefect logs only from warnings up.
+    MODELWATCH_QUIET tells the layers below the CLI (the local server's notices)."""
+    QUIET["on"] = quiet
+    if quiet:
+        os.environ["MODELWATCH_QUIET"] = "1"
+        os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"  # read when Prefect is imported, later
+    else:
+        os.environ.pop("MODELWATCH_QUIET", None)
+
+
+def say(text: str) -> None:
+    """A line for people on stderr, unless --quiet."""
+    if not QUIET["on"]:
+        print(text, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def working() -> Iterator[None]:
+    """Around a command's flows: their stdout goes to stderr, and progress shows on a terminal."""
+    from modelwatch.progress_display import showing_progress
+
+    with stdout_to_stderr(), showing_progress(QUIET["on"]):
+        yield
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ or baselines/<model>/<type>/ under MODELWATCH_BASELINES (default ./baselines).
 from __future__ import annotations
 
 import io
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import ValidationError
 
 from modelwatch.tasks.constraints import check_drift_methods
-from modelwatch.tasks.documents import Constraints, Statistics
+from modelwatch.tasks.documents import Constraints, Statistics, parse_document  # noqa: F401
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import Store, check_slug
 
@@ -76,21 +74,6 @@ class Baseline:
     features: list[str]
     sources: dict[str, str]
     sample: pd.DataFrame | None = None
-
-
-def parse_document(model_class: type, data: bytes | str | Any, source: str):
-    """Validate a JSON document, naming the file and the first bad field on failure."""
-    try:
-        raw = json.loads(data) if isinstance(data, bytes | str) else data
-        return model_class.model_validate(raw)
-    except json.JSONDecodeError as problem:
-        raise UserError(f"{source}: not valid JSON ({problem})") from None
-    except ValidationError as problem:
-        first = problem.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise UserError(
-            f"{source}: not a valid {model_class.__name__} document: {where}: {first['msg']}"
-        ) from None
 
 
 def project_override(model: str, version: str, monitor_type: str, name: str) -> Path | None:

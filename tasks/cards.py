@@ -138,7 +138,7 @@ def _version_numbers(store: Store, model: str) -> list[int]:
 
 
 def _read(store: Store, model: str, number: int) -> ModelCard:
-    from modelwatch.tasks.baselines import parse_document
+    from modelwatch.tasks.documents import parse_document
 
     key = card_key(model, number)
     card = parse_document(ModelCard, store.read_bytes(key), store.uri(key))

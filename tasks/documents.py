@@ -7,10 +7,13 @@ execution.json is ours: one monitoring execution's outcome.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+
+from modelwatch.tasks.errors import UserError
 
 InferredType = Literal["Integral", "Fractional", "String", "Unknown"]
 # A monitor type's name (the registry in modelwatch.flows.monitor_types says which exist).
@@ -215,3 +218,18 @@ class Execution(OwnDocument):
     flow_run_id: str | None = None
     metric_name: str | None = None  # the execution's headline number (trend charts, the index)
     metric: float | None = None
+
+
+def parse_document(model_class: type, data: bytes | str | Any, source: str):
+    """Validate a JSON document, naming the file and the first bad field on failure."""
+    try:
+        raw = json.loads(data) if isinstance(data, bytes | str) else data
+        return model_class.model_validate(raw)
+    except json.JSONDecodeError as problem:
+        raise UserError(f"{source}: not valid JSON ({problem})") from None
+    except ValidationError as problem:
+        first = problem.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UserError(
+            f"{source}: not a valid {model_class.__name__} document: {where}: {first['msg']}"
+        ) from None

@@ -149,7 +149,7 @@ def _load(store: Store, key: str, kind: type[Document], what: str):
         listed = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
         raise UserError(f"unknown {what}: not registered in {store.root} (registered: "
                         f"{listed or 'none'})")
-    from modelwatch.tasks.baselines import parse_document
+    from modelwatch.tasks.documents import parse_document
 
     return parse_document(kind, store.read_bytes(key), store.uri(key))
 
@@ -163,7 +163,7 @@ def save_model(store: Store, record: ModelRecord) -> str:
 
 
 def list_models(store: Store) -> list[ModelRecord]:
-    from modelwatch.tasks.baselines import parse_document
+    from modelwatch.tasks.documents import parse_document
 
     return [parse_document(ModelRecord, store.read_bytes(key), store.uri(key))
             for key in store.list("registry/models") if key.endswith(".json")]
@@ -230,7 +230,7 @@ def save_endpoint(store: Store, record: EndpointRecord) -> str:
 
 
 def list_endpoints(store: Store) -> list[EndpointRecord]:
-    from modelwatch.tasks.baselines import parse_document
+    from modelwatch.tasks.documents import parse_document
 
     return [parse_document(EndpointRecord, store.read_bytes(key), store.uri(key))
             for key in store.list("registry/endpoints") if key.endswith(".json")]
@@ -258,7 +258,7 @@ def save_batch_job(store: Store, job: BatchJob) -> str:
 
 
 def list_batch_jobs(store: Store, model: str | None = None) -> list[BatchJob]:
-    from modelwatch.tasks.baselines import parse_document
+    from modelwatch.tasks.documents import parse_document
 
     jobs = [parse_document(BatchJob, store.read_bytes(key), store.uri(key))
             for key in store.list("registry/batch-jobs") if key.endswith(".json")]

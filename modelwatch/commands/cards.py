@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelwatch.cli_common import StoreOption, emit_json, open_store
+from modelwatch.cli_common import StoreOption, emit_json, open_store, say
 from modelwatch.tasks.errors import UserError
 
 ModelOption = Annotated[str, typer.Option("--model", help="Model name (a registered model).")]
@@ -234,11 +234,10 @@ def cards_update(
     except CardContentError as problem:
         raise _located(problem, source) from None
     if card.card_version == before.card_version:
-        print(f"card v{card.card_version} of {model!r} already has this content; nothing written",
-              file=sys.stderr)
+        say(f"card v{card.card_version} of {model!r} already has this content; nothing written")
     elif card.status != before.status:
-        print(f"card v{card.card_version}: content changed after approval, status is now "
-              f"{card.status}", file=sys.stderr)
+        say(f"card v{card.card_version}: content changed after approval, status is now "
+            f"{card.status}")
     emit_json(card.dump())
 
 

@@ -16,7 +16,7 @@ from modelwatch.cli_common import (
     emit_json,
     needs_api,
     open_store,
-    stdout_to_stderr,
+    working,
 )
 from modelwatch.tasks.errors import UserError
 
@@ -76,7 +76,7 @@ def groundtruth_merge(
 
     the_store, begin, finish = check_merge_inputs(endpoint, start, end, lookback, store)
     needs_api()
-    with stdout_to_stderr():
+    with working():
         from modelwatch.flows.merge import merge_ground_truth
 
         state = merge_ground_truth(endpoint=endpoint, start=begin, end=finish, lookback=lookback,
@@ -121,7 +121,7 @@ def groundtruth_schedule(
     if period is not None and period not in PERIODS:
         raise UserError(f"--period {period!r}: expected one of {', '.join(PERIODS)}")
     needs_api()
-    with stdout_to_stderr():
+    with working():
         deployment = merge_deployment(endpoint, cron, the_store.root, period=period, lookback=lookback)
         deployment_id = deployment.apply()
     emit_json({"deployment": f"scheduled-merge/{deployment.name}", "id": str(deployment_id),

@@ -17,7 +17,8 @@ from modelwatch.cli_common import (
     emit_json,
     needs_api,
     open_store,
-    stdout_to_stderr,
+    say,
+    working,
 )
 from modelwatch.cli_type_options import with_type_options
 from modelwatch.flows.monitor_types import monitor_types
@@ -63,7 +64,7 @@ def schedule_create(
     the_store = open_store(store)
     get_model(the_store, model)
     needs_api()
-    with stdout_to_stderr():
+    with working():
         deployment = monitor_deployment(model, monitor_type, cron, the_store.root, period=period,
                                         options=type_options or None)
         deployment_id = deployment.apply()
@@ -192,7 +193,7 @@ def apply_retraining(store_uri: str) -> list[dict[str, str]]:
     for model in list_models(Store(store_uri)):
         if not model.training_entry_point:
             continue
-        with stdout_to_stderr():
+        with working():
             deployment_id = str(retrain_deployment(model.name, store_uri).apply())
             automation_id = apply_automation(retrain_automation(model.name, deployment_id))
         applied.append({"model": model.name, "deployment_id": deployment_id,
@@ -210,7 +211,7 @@ def dashboard_command(
     problems: dict[str, list[str]] = {}
     if refresh:
         needs_api()
-        with stdout_to_stderr():
+        with working():
             from modelwatch.flows.summary import summarize_fleet
 
             problems = summarize_fleet(store=the_store.root).get("problems") or {}
@@ -287,8 +288,7 @@ def serve_command(
     deployments += [retrain_deployment(m.name, the_store.root) for m in list_models(the_store)
                     if m.training_entry_point]
     applied = apply_retraining(the_store.root)
-    print(f"serving {len(deployments)} deployments; {len(applied)} retrain automations applied",
-          file=sys.stderr)
+    say(f"serving {len(deployments)} deployments; {len(applied)} retrain automations applied")
     # pause_on_shutdown=False: stopping the server process is not the user pausing schedules.
     serve(*deployments, pause_on_shutdown=False)
 

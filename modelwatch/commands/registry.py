@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelwatch.cli_common import StoreOption, emit_json, needs_api, open_store, stdout_to_stderr
+from modelwatch.cli_common import StoreOption, emit_json, needs_api, open_store, working
 from modelwatch.tasks.errors import UserError
 
 FEATURE_TYPES = ("Integral", "Fractional", "String")
@@ -309,7 +309,7 @@ def batch_run(
     from datetime import UTC, datetime
 
     the_store = open_store(store, writable=True)
-    with stdout_to_stderr():
+    with working():
         from modelwatch.flows.batch import batch_transform, plan_job
 
         # Refuse what a user can get wrong before paying for Prefect's start-up; the id is fixed
