@@ -38,6 +38,7 @@ bench: install
 	.venv/bin/python -m benchmarks.summary
 	.venv/bin/python -m benchmarks.merge
 	.venv/bin/python -m benchmarks.bias_drift
+	.venv/bin/python -m benchmarks.detection
 	.venv/bin/python -m benchmarks.attribution_drift
 	.venv/bin/python -m benchmarks.cli
 

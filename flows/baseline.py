@@ -82,7 +82,7 @@ def suggest_baseline(
     label: str | None = None,
     version: str = "1",
     store: str | None = None,
-    categorical_drift_method: str = "LInfinity",
+    categorical_drift_method: str = "ShareDistance",
 ) -> dict[str, Any]:
     """Suggest a data-quality baseline for a model version from its training dataset.
 

@@ -44,7 +44,9 @@ class CaptureRunOptions(Options):
 
 class DataQualityBaselineOptions(Options):
     categorical_drift_method: str = Field(
-        default="LInfinity", description="drift method of categorical features: LInfinity or ChiSquared")
+        default="ShareDistance", description=(
+            "drift method of categorical features: ShareDistance (modelwatch's), or SageMaker's "
+            "LInfinity or ChiSquared"))
 
     @field_validator("categorical_drift_method")
     @classmethod

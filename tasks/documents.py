@@ -102,6 +102,13 @@ class StringConstraints(Document):
     monitoring_config_overrides: dict[str, Any] | None = Field(default=None, validation_alias=_OVERRIDES)
 
 
+class DriftSpec(Document):
+    """One drift method a feature is compared with (ours: SageMaker names one per file)."""
+
+    method: str
+    threshold: float | None = None  # None: the method's default threshold
+
+
 class FeatureConstraints(Document):
     name: str
     inferred_type: InferredType = "Unknown"
@@ -111,6 +118,9 @@ class FeatureConstraints(Document):
     monitoring_config_overrides: dict[str, Any] | None = Field(
         default=None, validation_alias=_OVERRIDES, serialization_alias="monitoringConfigOverrides"
     )
+    # Ours: the drift methods of this feature, each with its threshold. Absent (as in SageMaker's
+    # files), the file's comparison_method or categorical_drift_method applies.
+    drift_methods: list[DriftSpec] | None = None
 
     def overrides(self) -> dict[str, Any]:
         merged: dict[str, Any] = {}

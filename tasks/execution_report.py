@@ -246,7 +246,10 @@ def data_quality_sections(checks: list[Check], baseline: Statistics | None,
                           window: Statistics) -> list[Section]:
     """Per-feature distributions, baseline against window: features with a violation first, then by
     drift distance, largest first."""
-    drift = {c.subject: c for c in checks if c.check == "baseline_drift_check"}
+    drift: dict[str, Check] = {}
+    for c in checks:  # a feature's first drift check (on the file threshold's scale) heads it
+        if c.check == "baseline_drift_check":
+            drift.setdefault(c.subject, c)
     failing = {c.subject for c in checks if not c.passed}
 
     def order(feature: Any) -> tuple[int, float]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from modelwatch.tasks.constraints import COMPLETENESS_Z
+from modelwatch.tasks.constraints import completeness_floor
 from modelwatch.tasks.documents import Check, Constraints, FeatureConstraints, Statistics
 from modelwatch.tasks.errors import UserError
 
@@ -130,7 +130,7 @@ def expectation_configs(constraints: Constraints, statistics: Statistics | None 
         if completeness is not None and completeness > 0:
             mostly = float(completeness)
             if mostly < 1.0 and baseline_rows:
-                mostly -= COMPLETENESS_Z * math.sqrt(mostly * (1 - mostly) * 2 / baseline_rows)
+                mostly = completeness_floor(mostly, baseline_rows, baseline_rows)
             add("expect_column_values_to_not_be_null", "completeness_check",
                 **_with_mostly({"column": name}, max(_floor(mostly), 0.0)))
         if feature.num_constraints is not None and feature.num_constraints.is_non_negative:

@@ -33,7 +33,7 @@ def dataset(tmp_path: Path) -> Path:
     (["baseline", "suggest", "--model", "m", "--dataset", "{dataset}", "--type", "psychic"],
      "monitor type 'psychic' is not supported"),
     (["baseline", "suggest", "--model", "m", "--dataset", "{dataset}",
-      "--categorical-drift-method", "Vibes"], "expected LInfinity or ChiSquared"),
+      "--categorical-drift-method", "Vibes"], "expected LInfinity or ShareDistance or ChiSquared"),
     (["monitor", "run", "--model", "ghost", "--capture", "{tmp}", "--start", "2026-01-01",
       "--end", "2026-01-02", "--store", "{tmp}/store"], "model 'ghost' is not registered"),
     (["monitor", "run", "--model", "m", "--capture", "{tmp}", "--start", "2026-01-02",

@@ -91,10 +91,22 @@ def test_new_category(baseline) -> None:
                                       ("region", "baseline_drift_check")}
 
 
-def test_one_unseen_value_is_enough_for_the_domain_check(baseline) -> None:
+def test_one_unseen_value_is_tolerated_a_new_value_on_one_percent_is_not(baseline) -> None:
     frame = draw(5_000, seed=5)
     frame.loc[0, "region"] = "atlantis"
+    assert check(baseline, frame) == set()
+    frame.loc[frame.sample(frac=0.01, random_state=4).index, "region"] = "atlantis"
     assert check(baseline, frame) == {("region", "categorical_values_check")}
+
+
+def test_a_sagemaker_domain_threshold_of_one_keeps_its_meaning(baseline) -> None:
+    statistics, constraints = baseline
+    strict = constraints.model_copy(deep=True)
+    for feature in strict.features:
+        feature.monitoring_config_overrides = None
+    frame = draw(5_000, seed=5)
+    frame.loc[0, "region"] = "atlantis"
+    assert check((statistics, strict), frame) == {("region", "categorical_values_check")}
 
 
 def test_rising_missing_share(baseline) -> None:
