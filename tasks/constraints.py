@@ -29,7 +29,7 @@ from modelwatch.tasks.profile import ColumnProfile, DatasetProfile, column_from_
 
 MAX_DOMAIN = 100  # a String feature with more distinct values gets no domain constraint
 # One-sided z on the arcsine scale before completeness_check fires: undrifted windows fail it at most
-# once in a thousand (tests/test_constraints.py simulates missing shares 0.1 % to 50 %).
+# once in a thousand (tests/test_drift_defaults.py simulates missing shares 0.1 % to 50 %).
 COMPLETENESS_Z = 3.5
 MAX_MALFORMED_SHARE = 0.05
 # Per-window false-alarm rate the domain check's allowance for unseen rare values is set to.
@@ -380,12 +380,12 @@ def _drift(feature: FeatureConstraints, config: MonitoringConfig, column: Column
     if str(_setting(feature, config, "perform_comparison")) == "Disabled":
         return []
     base = column_from_statistics(base_stats)
+    robust = str(_setting(feature, config, "comparison_method")) != "Simple"
     out = []
     for method, threshold in methods_of(feature, config, base):
         if (method.kind == "numerical" and not column.sketch.levels) or \
                 (method.kind == "categorical" and not column.counts):
             continue
-        robust = str(_setting(feature, config, "comparison_method")) != "Simple"
         result = method(base, column, robust=robust, threshold=threshold)
         out.append(Check(
             subject=feature.name, check="baseline_drift_check",
@@ -406,9 +406,7 @@ def methods_of(feature: FeatureConstraints, config: MonitoringConfig,
     ``drift_methods``, else its override or the file's SageMaker setting; none when its type or its
     baseline profile gives nothing to compare."""
     kind = _KIND.get(feature.inferred_type)
-    if kind == "numerical" and not base.sketch.levels or kind == "categorical" and not base.counts:
-        return []
-    if kind is None:
+    if kind is None or not (base.sketch.levels if kind == "numerical" else base.counts):
         return []
     if feature.drift_methods:
         out = []
