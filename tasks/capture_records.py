@@ -47,37 +47,45 @@ def capture_record(
             if encoding != "JSON":
                 raise TypeError(f"a dict body needs encoding JSON, not {encoding}")
             return json.dumps(value, separators=(",", ":"))
-        if encoding == "BASE64":
-            raw = value.encode() if isinstance(value, str) else value
-            return base64.b64encode(raw).decode("ascii")
-        return value.decode() if isinstance(value, bytes) else value
+        return value
 
     in_type, out_type = _CONTENT_TYPES[encoding]
     when = (
         inference_time if isinstance(inference_time, str) else format_inference_time(inference_time)
     )
-    metadata: dict[str, str] = {"eventId": event_id}
+    return endpoint_record(
+        {"endpointInput": capture_side("INPUT", in_type, encode(input_data), encoding),
+         "endpointOutput": capture_side("OUTPUT", out_type, encode(output_data), encoding)},
+        event_id=event_id, inference_time=when, inference_id=inference_id)
+
+
+def capture_side(mode: Literal["INPUT", "OUTPUT"], observed: str | None, data: str | bytes,
+                 encoding: Encoding) -> dict[str, Any]:
+    """One side of ``captureData`` (endpointInput or endpointOutput): BASE64 encodes the raw bytes
+    here, CSV and JSON keep the text as it was sent."""
+    if encoding == "BASE64":
+        raw = data.encode() if isinstance(data, str) else data
+        text = base64.b64encode(raw).decode("ascii")
+    else:
+        text = data.decode() if isinstance(data, bytes) else data
+    return {"observedContentType": observed, "mode": mode, "data": text, "encoding": encoding}
+
+
+def endpoint_record(capture_data: dict[str, Any], *, event_id: str, inference_time: str,
+                    inference_id: str | None = None, target_model: str | None = None,
+                    custom_attributes: list[str] | None = None) -> dict[str, Any]:
+    """A data-capture record around its sides, with SageMaker's key order (captureData,
+    eventMetadata, eventVersion; eventId, inferenceId, inferenceTime). ``targetModel`` is ours: the
+    model of a multi-model endpoint that answered the request."""
+    metadata: dict[str, Any] = {"eventId": event_id}
     if inference_id is not None:
         metadata["inferenceId"] = inference_id
-    metadata["inferenceTime"] = when
-    return {
-        "captureData": {
-            "endpointInput": {
-                "observedContentType": in_type,
-                "mode": "INPUT",
-                "data": encode(input_data),
-                "encoding": encoding,
-            },
-            "endpointOutput": {
-                "observedContentType": out_type,
-                "mode": "OUTPUT",
-                "data": encode(output_data),
-                "encoding": encoding,
-            },
-        },
-        "eventMetadata": metadata,
-        "eventVersion": "0",
-    }
+    metadata["inferenceTime"] = inference_time
+    if custom_attributes:
+        metadata["customAttributes"] = custom_attributes
+    if target_model is not None:
+        metadata["targetModel"] = target_model
+    return {"captureData": capture_data, "eventMetadata": metadata, "eventVersion": "0"}
 
 
 def capture_line(record: dict[str, Any]) -> str:

@@ -99,8 +99,10 @@ def default_store_uri() -> str:
     return os.environ.get("MODELWATCH_STORE") or DEFAULT_STORE
 
 
-def filesystem_for(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """fsspec filesystem and protocol-less path for a URI; s3 honours AWS_ENDPOINT_URL."""
+def filesystem_for(uri: str, write_options: dict[str, Any] | None = None,
+                   ) -> tuple[fsspec.AbstractFileSystem, str]:
+    """fsspec filesystem and protocol-less path for a URI; s3 honours AWS_ENDPOINT_URL and adds
+    `write_options` (server-side encryption, say) to the requests that accept them."""
     if uri.startswith("s3://"):
         import s3fs
 
@@ -113,6 +115,7 @@ def filesystem_for(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
         fs = s3fs.S3FileSystem(
             client_kwargs=client_kwargs, skip_instance_cache=True, use_listings_cache=False,
             config_kwargs={"retries": dict(S3_RETRIES)},
+            s3_additional_kwargs=dict(write_options or {}),
         )
         fs.retries = S3FS_RETRIES
         return fs, uri[len("s3://") :].rstrip("/")
@@ -132,13 +135,15 @@ class Store:
     """Artifacts under one root URI. Keys are '/'-joined relative paths."""
 
     root: str
+    # S3 request arguments of every write, e.g. {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": ...}
+    write_options: dict[str, Any] = field(default_factory=dict)
     fs: fsspec.AbstractFileSystem = field(init=False, repr=False)
     base: str = field(init=False)
     _swept: set[str] = field(init=False, repr=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.root = self.root.rstrip("/") or self.root
-        self.fs, self.base = filesystem_for(self.root)
+        self.fs, self.base = filesystem_for(self.root, self.write_options)
 
     @property
     def is_local(self) -> bool:

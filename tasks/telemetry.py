@@ -1,0 +1,246 @@
+"""Per-minute endpoint telemetry: invocations, 4xx/5xx, handler latency, capture counts and the host's
+CPU, memory, disk (and NVIDIA GPU where present), kept as compact Parquet time series in the store.
+
+Each serving process writes its own file per day, ``telemetry/<endpoint>/YYYY/MM/DD/<writer>.parquet``
+(rewritten each minute), so several workers of one endpoint never race on one object; readers merge
+them per minute. Latency is a fixed log-bucket histogram (ratio 2^(1/8), so a percentile read from it
+is within 4.5 % of the true one) because histograms of several processes add up and percentiles don't.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from modelwatch.tasks.store import Store, check_slug
+
+LATENCY_FLOOR = 1e-5  # seconds: the first bucket's upper edge (10 microseconds)
+LATENCY_RATIO = 2 ** (1 / 8)
+LATENCY_BUCKETS = 200  # up to 1e-5 * 2**(199/8) = about 300 s; slower requests land in the last
+_LOG_RATIO = math.log(LATENCY_RATIO)
+CAPTURE_COUNTS = ("captured", "sampled_out", "not_captured_type", "dropped_queue_full",
+                  "dropped_disk_full", "dropped_store_failed")
+COUNTS = ("invocations", "errors_4xx", "errors_5xx", *CAPTURE_COUNTS)
+HOST = ("cpu_percent", "memory_percent", "disk_percent", "gpu_percent", "gpu_memory_percent")
+PERCENTILES = (50, 90, 99)
+
+
+def latency_bucket(seconds: float) -> int:
+    """The histogram bucket of a latency: 0 holds everything up to LATENCY_FLOOR."""
+    if seconds <= LATENCY_FLOOR:
+        return 0
+    return min(LATENCY_BUCKETS - 1, 1 + int(math.log(seconds / LATENCY_FLOOR) / _LOG_RATIO))
+
+
+def bucket_seconds(index: np.ndarray) -> np.ndarray:
+    """The value a bucket stands for: the geometric middle of its edges (bucket 0: the floor)."""
+    index = np.asarray(index, dtype=float)
+    return np.where(index == 0, LATENCY_FLOOR, LATENCY_FLOOR * LATENCY_RATIO ** (index - 0.5))
+
+
+def histogram_percentile(counts: np.ndarray, q: float) -> float | None:
+    """The q-th percentile (0..100) of the latencies a histogram counts, in seconds; None if empty."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return None
+    # the nearest-rank definition: the smallest value with at least q % of the counts at or below it
+    rank = max(1, math.ceil(q / 100 * total))
+    return float(bucket_seconds(np.searchsorted(np.cumsum(counts), rank)))
+
+
+@dataclass
+class MinuteCounts:
+    """What one minute of one (variant, model) saw; updated under the aggregator's lock."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+    latency: list[int] = field(default_factory=lambda: [0] * LATENCY_BUCKETS)
+
+
+class TelemetryAggregator:
+    """Counts per minute and (variant, model), cheap enough for the request path (a lock, two dict
+    updates); `take` hands the finished minutes to the background writer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._minutes: dict[tuple[datetime, str, str], MinuteCounts] = {}
+
+    def _slot(self, minute: datetime, variant: str, model: str) -> MinuteCounts:
+        key = (minute, variant, model)
+        slot = self._minutes.get(key)
+        if slot is None:
+            slot = self._minutes[key] = MinuteCounts()
+        return slot
+
+    def request(self, at: float, variant: str, model: str, status: int, seconds: float) -> None:
+        """One answered request: its status and its handler's latency in seconds."""
+        minute = _minute(at)
+        with self._lock:
+            slot = self._slot(minute, variant, model)
+            slot.counts["invocations"] += 1
+            if 400 <= status < 500:
+                slot.counts["errors_4xx"] += 1
+            elif status >= 500:
+                slot.counts["errors_5xx"] += 1
+            slot.latency[latency_bucket(seconds)] += 1
+
+    def count(self, at: float, variant: str, model: str, what: str, n: int = 1) -> None:
+        """Add to one of the capture counts (CAPTURE_COUNTS) of a minute."""
+        with self._lock:
+            self._slot(_minute(at), variant, model).counts[what] += n
+
+    def take(self, before: datetime | None = None) -> dict[tuple[datetime, str, str], MinuteCounts]:
+        """Remove and return the minutes that began before `before` (all of them when None)."""
+        with self._lock:
+            keys = [k for k in self._minutes if before is None or k[0] < before]
+            return {k: self._minutes.pop(k) for k in keys}
+
+
+def _minute(at: float) -> datetime:
+    return datetime.fromtimestamp(at - at % 60, UTC)
+
+
+class HostSampler:
+    """The host's utilisation, in percent: CPU since the previous sample, memory in use, the disk of
+    `disk_path`, and the first NVIDIA GPU's when its management library loads (absent otherwise)."""
+
+    def __init__(self, disk_path: str) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self.disk_path = disk_path
+        psutil.cpu_percent(interval=None)  # starts the interval the first sample measures
+        self._gpu = _nvidia_handle()
+
+    def disk_percent(self) -> float:
+        return float(self._psutil.disk_usage(self.disk_path).percent)
+
+    def sample(self) -> dict[str, float | None]:
+        values: dict[str, float | None] = {
+            "cpu_percent": float(self._psutil.cpu_percent(interval=None)),
+            "memory_percent": float(self._psutil.virtual_memory().percent),
+            "disk_percent": self.disk_percent(),
+            "gpu_percent": None, "gpu_memory_percent": None,
+        }
+        if self._gpu is not None:
+            handle, nvml = self._gpu
+            with contextlib.suppress(Exception):  # a GPU that went away reports nothing, not an error
+                values["gpu_percent"] = float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+                memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+                values["gpu_memory_percent"] = 100.0 * memory.used / memory.total
+        return values
+
+
+def _nvidia_handle() -> tuple[Any, Any] | None:
+    try:
+        import pynvml  # type: ignore[import-not-found]
+
+        pynvml.nvmlInit()
+        return pynvml.nvmlDeviceGetHandleByIndex(0), pynvml
+    except Exception:  # no library, no driver or no GPU: GPU columns stay empty
+        return None
+
+
+SCHEMA = pa.schema([
+    ("minute", pa.timestamp("s", tz="UTC")),
+    ("endpoint", pa.string()),
+    ("variant", pa.string()),
+    ("model", pa.string()),
+    ("writer", pa.string()),
+    *[(name, pa.int64()) for name in COUNTS],
+    *[(f"latency_p{q}_ms", pa.float64()) for q in PERCENTILES],
+    ("latency_histogram", pa.list_(pa.int64())),
+    *[(name, pa.float64()) for name in HOST],
+])
+
+
+def telemetry_key(endpoint: str, day: datetime, writer: str) -> str:
+    return f"telemetry/{check_slug(endpoint, 'endpoint name')}/{day:%Y/%m/%d}/{writer}.parquet"
+
+
+def minute_rows(endpoint: str, writer: str, minutes: dict[tuple[datetime, str, str], MinuteCounts],
+                host: dict[str, float | None]) -> list[dict[str, Any]]:
+    """Telemetry rows of finished minutes, with the host sample taken when they were written."""
+    rows = []
+    for (minute, variant, model), slot in sorted(minutes.items()):
+        row: dict[str, Any] = {"minute": minute, "endpoint": endpoint, "variant": variant,
+                               "model": model, "writer": writer, **slot.counts}
+        for q in PERCENTILES:
+            seconds = histogram_percentile(np.asarray(slot.latency), q)
+            row[f"latency_p{q}_ms"] = None if seconds is None else seconds * 1000
+        row["latency_histogram"] = slot.latency
+        row.update(host)
+        rows.append(row)
+    return rows
+
+
+def write_rows(store: Store, endpoint: str, writer: str, rows: list[dict[str, Any]]) -> list[str]:
+    """Write one Parquet file per day of `rows` (all of this writer's rows of that day), atomically."""
+    written = []
+    for day in sorted({r["minute"].date() for r in rows}):
+        of_day = [r for r in rows if r["minute"].date() == day]
+        sink = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(of_day, schema=SCHEMA), sink, compression="zstd")
+        moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        written.append(store.write_bytes(telemetry_key(endpoint, moment, writer), sink.getvalue()))
+    return written
+
+
+def read_telemetry(store: Store, endpoint: str, start: datetime, end: datetime) -> pa.Table:
+    """Every writer's rows of an endpoint with minutes in [start, end), unmerged."""
+    check_slug(endpoint, "endpoint name")
+    tables = []
+    for day in _days(start, end):
+        prefix = f"telemetry/{endpoint}/{day:%Y/%m/%d}"
+        for key in store.list(prefix):
+            if key.endswith(".parquet"):
+                tables.append(pq.read_table(io.BytesIO(store.read_bytes(key)), schema=SCHEMA))
+    if not tables:
+        return SCHEMA.empty_table()
+    table = pa.concat_tables(tables)
+    minute = table["minute"].to_numpy(zero_copy_only=False)
+    keep = (minute >= np.datetime64(_naive(start), "s")) & (minute < np.datetime64(_naive(end), "s"))
+    return table.filter(pa.array(keep))
+
+
+def _naive(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(tzinfo=None)
+
+
+def _days(start: datetime, end: datetime) -> Iterable[datetime]:
+    day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    while day < end:
+        yield day
+        day += timedelta(days=1)
+
+
+def per_minute(table: pa.Table, by: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Rows merged over writers (and over variants and models unless `by` names them) per minute:
+    counts summed, latency percentiles from the summed histograms, host figures averaged."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in table.to_pylist():
+        groups.setdefault((row["minute"], *(row[k] for k in by)), []).append(row)
+    merged = []
+    for key, rows in sorted(groups.items(), key=lambda item: item[0]):
+        out: dict[str, Any] = {"minute": key[0], **dict(zip(by, key[1:], strict=True))}
+        for name in COUNTS:
+            out[name] = sum(r[name] for r in rows)
+        histogram = np.sum([r["latency_histogram"] for r in rows], axis=0)
+        for q in PERCENTILES:
+            seconds = histogram_percentile(histogram, q)
+            out[f"latency_p{q}_ms"] = None if seconds is None else seconds * 1000
+        for name in HOST:
+            values = [r[name] for r in rows if r[name] is not None]
+            out[name] = float(np.mean(values)) if values else None
+        merged.append(out)
+    return merged
