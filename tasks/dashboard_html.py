@@ -72,7 +72,7 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def _page_context(title: str) -> dict[str, Any]:
+def page_context(title: str) -> dict[str, Any]:
     return {"title": title, "csp": CONTENT_SECURITY_POLICY, "style": trusted(STYLE),
             "script": trusted(SCRIPT)}
 
@@ -160,7 +160,7 @@ def render_index(
         "monitors": [_monitor(row, c) for c in columns],
     } for row in rows]
     return render(
-        "index.html", **_page_context("modelwatch — model dashboard"), rows=shown,
+        "index.html", **page_context("modelwatch — model dashboard"), rows=shown,
         generated_at=generated_at, columns=columns, states=STATES, risks=RISKS,
         noun="model" if len(rows) == 1 else "models",
         in_alarm=sum(1 for r in rows if any(_cell(r, t).in_alarm for t in types)),
@@ -400,14 +400,17 @@ def render_model_page(
     *,
     store_root: str | None = None,
     store_href: str = "../../",
+    endpoints: list[Any] | None = None,
 ) -> str:
-    """One model's page: status, model card, lineage graph, trends, alert history, executions.
+    """One model's page: status, model card, lineage graph, trends, alert history, executions, and
+    the last day's telemetry of each endpoint in `endpoints` (EndpointTelemetry documents).
 
     Report links: when `store_root` (the store's root URI) is given, a report under it is linked as
     `store_href` + its key; the default fits pages written to <root>/dashboard/models/. Reports
     elsewhere, or without `store_root`, are shown as text: the page never links out to a store.
     """
     from modelwatch.tasks.card_render import card_view
+    from modelwatch.tasks.endpoint_page import panels
 
     row = page.row
     columns = page.columns or columns_of([row])
@@ -419,11 +422,13 @@ def render_model_page(
                    "report_href": _report_href(e.report_uri, store_root, store_href)}
                   for e in page.executions[:RECENT_EXECUTIONS]]
     return render(
-        "model.html", **_page_context(f"modelwatch — {row.model}"), page=page, row=row,
+        "model.html", **page_context(f"modelwatch — {row.model}"), page=page, row=row,
         index_href=index_href, monitors=[_monitor(row, c) for c in columns],
         card_view=card_view(page.card, row.risk_rating) if page.card else None,
         latest_card_view=card_view(page.latest_card, _card_risk(page.latest_card))
         if page.latest_card else None,
         lineage_graph=_lineage_graph(page.lineage, row),
         trends=[_trend(c, page.executions) for c in columns], alerts=alerts,
-        executions=executions)
+        executions=executions, endpoint_views=[
+            {"view": v, "href": f"../endpoints/{v.endpoint}.html", "charts": panels(v, "day")[:2]}
+            for v in endpoints or []])

@@ -225,22 +225,38 @@ def _days(start: datetime, end: datetime) -> Iterable[datetime]:
 
 
 def per_minute(table: pa.Table, by: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Rows merged over writers (and over variants and models unless `by` names them) per minute:
-    counts summed, latency percentiles from the summed histograms, host figures averaged."""
+    """Rows merged over writers (and over variants and models unless `by` names them) per minute."""
+    return per_interval(table, 60, by)
+
+
+def per_interval(table: pa.Table, seconds: int, by: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Rows merged per interval of `seconds` (a multiple of 60) beginning at its ``minute``: counts
+    summed, latency percentiles from the summed histograms, host figures averaged."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for row in table.to_pylist():
-        groups.setdefault((row["minute"], *(row[k] for k in by)), []).append(row)
-    merged = []
-    for key, rows in sorted(groups.items(), key=lambda item: item[0]):
-        out: dict[str, Any] = {"minute": key[0], **dict(zip(by, key[1:], strict=True))}
-        for name in COUNTS:
-            out[name] = sum(r[name] for r in rows)
-        histogram = np.sum([r["latency_histogram"] for r in rows], axis=0)
-        for q in PERCENTILES:
-            seconds = histogram_percentile(histogram, q)
-            out[f"latency_p{q}_ms"] = None if seconds is None else seconds * 1000
-        for name in HOST:
-            values = [r[name] for r in rows if r[name] is not None]
-            out[name] = float(np.mean(values)) if values else None
-        merged.append(out)
-    return merged
+        stamp = row["minute"].timestamp()
+        start = datetime.fromtimestamp(stamp - stamp % seconds, UTC)
+        groups.setdefault((start, *(row[k] for k in by)), []).append(row)
+    return [{"minute": key[0], **dict(zip(by, key[1:], strict=True)), **_merged(rows)}
+            for key, rows in sorted(groups.items(), key=lambda item: item[0])]
+
+
+def totals(table: pa.Table, by: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """All rows merged into one (or one per value of the `by` columns), as `per_interval` merges."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in table.to_pylist():
+        groups.setdefault(tuple(row[k] for k in by), []).append(row)
+    return [{**dict(zip(by, key, strict=True)), **_merged(rows)}
+            for key, rows in sorted(groups.items(), key=lambda item: item[0])]
+
+
+def _merged(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {name: sum(r[name] for r in rows) for name in COUNTS}
+    histogram = np.sum([r["latency_histogram"] for r in rows], axis=0)
+    for q in PERCENTILES:
+        seconds = histogram_percentile(histogram, q)
+        out[f"latency_p{q}_ms"] = None if seconds is None else seconds * 1000
+    for name in HOST:
+        values = [r[name] for r in rows if r[name] is not None]
+        out[name] = float(np.mean(values)) if values else None
+    return out

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
+from modelwatch.tasks.dashboard_html import CONTENT_SECURITY_POLICY
 from modelwatch.tasks.store import Store
 from modelwatch.tasks.telemetry import per_minute, read_telemetry
 from tests.capture_apps import FEATURES
@@ -154,6 +157,21 @@ def test_uvicorn_captures_every_request_once_and_monitors_read_it(tmp_path: Path
     for j, name in enumerate(FEATURES):
         [feature] = [f for f in statistics["features"] if f["name"] == name]
         assert feature["numerical_statistics"]["mean"] == pytest.approx(sent_rows[:, j].mean(), rel=1e-9)
+
+    # The dashboard's endpoint page and the model page show the telemetry the server wrote.
+    run("dashboard", "--refresh", "--json", "--store", store_uri)
+    page = (tmp_path / "store" / "dashboard" / "endpoints" / f"{ENDPOINT}.html").read_text()
+    assert f'http-equiv="Content-Security-Policy" content="{escape(CONTENT_SECURITY_POLICY)}"' in page
+    assert '<span class="invocations">300</span> invocations' in page
+    assert re.search(r'<tr data-variant="AllTraffic"><td>AllTraffic</td><td>—</td><td>300</td>'
+                     r'<td>100.0 %</td><td>0</td>', page)
+    # each of the 8 day and week charts draws its first series (a dot: the load took under a minute)
+    assert len(re.findall(r'class="(?:line|dot) s0"', page)) >= 8
+    model_page = (tmp_path / "store" / "dashboard" / "models" / "scorer.html").read_text()
+    assert f'href="../endpoints/{ENDPOINT}.html"' in model_page
+    assert 'data-endpoint="scoring"' in model_page and "300</span> invocations" in model_page
+    index = (tmp_path / "store" / "dashboard" / "index.html").read_text()
+    assert f'href="endpoints/{ENDPOINT}.html"' in index
 
     labels = tmp_path / "labels.csv"
     labels.write_text("id,label\n" + "".join(f"{i},{int(i.endswith(('1', '3')))}\n" for i in sent))

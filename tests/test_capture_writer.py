@@ -148,3 +148,31 @@ def test_latency_percentiles_are_within_the_bucket_error_of_numpy(tmp_path: Path
         assert abs(row[f"latency_p{q}_ms"] / exact - 1) <= math.sqrt(LATENCY_RATIO) - 1 + 1e-12
     assert histogram_percentile(np.zeros(200), 50) is None
     assert latency_bucket(1e-9) == 0 and latency_bucket(1e6) == 199
+
+
+def test_the_endpoint_page_sums_steps_and_breaks_lines_at_gaps(tmp_path: Path) -> None:
+    from modelwatch.tasks.endpoint_page import endpoint_telemetry, panels, render_endpoint_page
+
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    aggregator = TelemetryAggregator()
+    minutes = [m for m in range(60) if not 20 <= m < 40]  # twenty quiet minutes in the hour
+    for m in minutes:
+        at = (now - timedelta(minutes=60 - m)).timestamp()
+        for k in range(m + 1):
+            aggregator.request(at, "AllTraffic" if k % 4 else "Canary", "", 200 if k % 10 else 500, 0.002)
+    store = Store(str(tmp_path / "store"))
+    write_rows(store, "ep", "w", minute_rows("ep", "w", aggregator.take(), {"cpu_percent": 40.0}))
+    view = endpoint_telemetry(store, "ep", "m", now)
+    expected = {}
+    for m in minutes:
+        step = (now - timedelta(minutes=60 - m)).replace(minute=(m // 5) * 5)
+        expected[step] = expected.get(step, 0) + m + 1
+    assert {r["minute"]: r["invocations"] for r in view.day} == expected
+    assert view.day_total["invocations"] == sum(m + 1 for m in minutes)
+    shares = {t.variant: t.share for t in view.traffic}
+    canary = sum(len(range(0, m + 1, 4)) for m in minutes)
+    assert shares["Canary"] == pytest.approx(canary / view.day_total["invocations"])
+    invocations = panels(view, "day")[0]
+    assert len(invocations["series"][0]["polylines"]) == 2  # broken at the quiet minutes
+    page = render_endpoint_page(view, model_href="../models/m.html")
+    assert "<script>" not in page.split("</main>")[0] and 'data-variant="Canary"' in page
