@@ -41,6 +41,7 @@ bench: install
 	.venv/bin/python -m benchmarks.detection
 	.venv/bin/python -m benchmarks.attribution_drift
 	.venv/bin/python -m benchmarks.cli
+	.venv/bin/python -m benchmarks.capture
 
 clean:
 	rm -rf .venv $(TOOLS) demo-output modelwatch-store .pytest_cache

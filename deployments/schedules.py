@@ -1,6 +1,7 @@
 """Monitoring schedules are Prefect deployments of the scheduled-monitor flow, one per model and
 monitor type, tagged with both; plus the summary and retrain deployments and the automation that turns
-an alert into a retrain. `modelwatch serve` builds them all and serves them in one process."""
+an alert into a retrain. `modelwatch serve` builds them all and serves them in one process. The store's
+retention job (`modelwatch retention schedule`) is built here too."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import check_slug
 
 SUMMARY_DEPLOYMENT = "modelwatch-summary"
+RETENTION_DEPLOYMENT = "modelwatch-retention"
+RETENTION_TAG = "modelwatch-retention"
 ALERT_RAISED = "modelwatch.alert.raised"
 
 
@@ -119,6 +122,60 @@ def summary_deployment(store: str, cron: str = "*/15 * * * *"):
     return summarize_fleet.to_deployment(
         name=SUMMARY_DEPLOYMENT, cron=check_cron(cron), parameters={"store": store},
         tags=[MODELWATCH_TAG, "modelwatch-summary"], description="materialize the model dashboard")
+
+
+def retention_deployment(cron: str, store: str, ages: dict[str, int | None] | None = None,
+                         info: ScheduleInfo | None = None):
+    """The store's retention job, `modelwatch-retention` of the retention-apply flow.
+
+    Parameters
+    ----------
+    cron : str
+        When it runs, UTC (e.g. "0 3 * * *"); ignored with `info`.
+    store : str
+        The store's root URI.
+    ages : dict of str to int or None, optional
+        Days to keep per kind (capture, groundtruth, merged, executions, telemetry), checked now and
+        passed to every run as ``<kind>_days``; ignored with `info`.
+    info : ScheduleInfo, optional
+        An existing retention deployment (see `existing_retention`): a served copy of it is built,
+        its schedules (paused or not) and parameters kept.
+
+    Returns
+    -------
+    RunnerDeployment
+        The deployment, to `apply()` or to serve.
+    """
+    from prefect.schedules import Cron
+
+    from modelwatch.flows.retention import retention_apply
+    from modelwatch.tasks.retention import check_ages
+
+    if info is None:
+        schedules = [Cron(check_cron(cron), timezone="UTC")]
+        parameters = {**{f"{kind}_days": days for kind, days in check_ages(ages or {}).items()},
+                      "store": store}
+    else:
+        schedules, parameters = _kept_schedules(info), {"store": store, **info.parameters}
+    return retention_apply.to_deployment(
+        name=RETENTION_DEPLOYMENT, schedules=schedules, parameters=parameters,
+        tags=[MODELWATCH_TAG, RETENTION_TAG],
+        description="remove capture, ground truth, merged data, executions and telemetry past "
+                    "their retention ages")
+
+
+def existing_retention() -> ScheduleInfo | None:
+    """The retention deployment Prefect knows (made by `modelwatch retention schedule`), if any."""
+    from modelwatch.flows.prefect_api import read_deployments
+
+    for deployment in read_deployments([RETENTION_TAG]):
+        if deployment["name"] == RETENTION_DEPLOYMENT:
+            return ScheduleInfo(
+                deployment_id=str(deployment["id"]), deployment_name=deployment["name"], model="",
+                monitor_type="retention", paused=bool(deployment.get("paused")),
+                schedules=deployment.get("schedules") or [],
+                parameters=deployment.get("parameters") or {})
+    return None
 
 
 def retrain_deployment(model: str, store: str):

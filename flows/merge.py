@@ -155,20 +155,20 @@ def resolve_labels_task(labels: LabelBatch) -> Labels:
 
 
 def _flush(store: Store, endpoint: str, held: list[tuple[datetime, pa.Table]], labels: Labels,
-           merged: HoursMerged) -> None:
+           merged: HoursMerged, model: str | None) -> None:
     """Merge the held hours' records and write each hour's file; remove the file of an hour that
     has no merged record now (an earlier run may have written one)."""
     def write(hour: datetime | None, data: memoryview) -> None:
         if hour is None:
             raise ValueError("capture records without an hour folder cannot be filed by hour")
-        key = merged_key(endpoint, hour)
+        key = merged_key(endpoint, hour, model)
         merged.written[key] = store.write_bytes(key, data)
 
     tables = [table for _, table in held if table.num_rows]
     merged.parts.append(merge_part(pa.concat_tables(tables) if tables else empty_captures(), labels,
                                    write))
     progress.advance("records merged with a label", merged.parts[-1].matched)
-    for key in (merged_key(endpoint, hour) for hour, _ in held):
+    for key in (merged_key(endpoint, hour, model) for hour, _ in held):
         if key not in merged.written:
             store.delete(key)
 
@@ -184,8 +184,9 @@ def _capture_records(uri: str, hour: datetime, keep_raw: bool = True) -> Capture
 
 @task(name="merge-capture-hours", cache_policy=NO_CACHE, **STORE_RETRY)
 def merge_hours_task(store_uri: str, endpoint: str, hours: list[HourFiles],
-                     labels: Labels) -> HoursMerged:
-    """Merge a run of the window's hours (in order) with the resolved labels and write them."""
+                     labels: Labels, model: str | None = None) -> HoursMerged:
+    """Merge a run of the window's hours (in order) with the resolved labels and write them (to
+    merged/<endpoint>/models/<model>/ for a model of a multi-model endpoint)."""
     store = Store(store_uri)
     merged = HoursMerged()
     held: list[tuple[datetime, pa.Table]] = []
@@ -200,10 +201,10 @@ def merge_hours_task(store_uri: str, endpoint: str, hours: list[HourFiles],
         held.append((hour, batch.table.select(["id", "hour", "raw"])))  # what merge_part uses
         size += held[-1][1].nbytes
         if size >= FLUSH_BYTES:
-            _flush(store, endpoint, held, labels, merged)
+            _flush(store, endpoint, held, labels, merged, model)
             held, size = [], 0
     if held:
-        _flush(store, endpoint, held, labels, merged)
+        _flush(store, endpoint, held, labels, merged, model)
     return merged
 
 
@@ -343,7 +344,10 @@ def merge_ground_truth(
     the_store.delete(key)
 
     progress.step("listing capture and label files")
-    listing = list_captures_task(record.capture_uri, start, end, reach)
+    # A multi-model endpoint's models are merged against the same labels, each into its own folder;
+    # the labels are classified once over all of them.
+    views = record.views()
+    listings = [list_captures_task(view.capture_uri, start, end, reach) for view in views]
     label_files = list_labels_task(store_uri, endpoint, start, end, reach)
     # Reading and merging are CPU-bound (Arrow releases the GIL): one task per core; more would
     # only hold more files in memory at once.
@@ -353,19 +357,22 @@ def merge_ground_truth(
     labels = concat_labels([f.result() for f in label_futures])
     resolved = resolve_labels_task(labels)
 
-    hours = chunked(window_hours(listing.window, start, end), workers)
+    per_view = [(view.hosted_model, chunked(window_hours(listing.window, start, end), workers))
+                for view, listing in zip(views, listings, strict=True)]
     progress.step("merging capture records with their labels")
-    progress.expect("capture files read", sum(len(files) for chunk in hours for _, files in chunk))
-    merge_futures = merge_hours_task.map(unmapped(store_uri), unmapped(endpoint), hours,
-                                         unmapped(resolved))
-    context_futures = read_capture_ids_task.map(chunked(listing.context, workers), unmapped(resolved))
+    progress.expect("capture files read", sum(len(files) for _, hours in per_view for chunk in hours
+                                               for _, files in chunk))
+    merge_futures = [f for model, hours in per_view for f in merge_hours_task.map(
+        unmapped(store_uri), unmapped(endpoint), hours, unmapped(resolved), unmapped(model))]
+    context_futures = read_capture_ids_task.map(
+        chunked([c for listing in listings for c in listing.context], workers), unmapped(resolved))
     merged = [f.result() for f in merge_futures]
     contexts = [f.result() for f in context_futures]
     result = classify_task(resolved, merged, pa.concat_tables(contexts) if contexts else None)
 
     report = merge_report(result, _read_counts(merged, labels), endpoint=endpoint,
                           start=start, end=end, lookback=lookback)
-    report.notes.extend(listing.notes)
+    report.notes.extend(note for listing in listings for note in listing.notes)
     quarantine = quarantine_lines([q for m in merged for q in m.quarantine], labels.quarantine,
                                   result, report)
     progress.step("writing the merge's outputs")

@@ -241,7 +241,7 @@ def summarize_models_task(store_uri: str, fleet: dict[str, Any],
                           generated_at: datetime) -> list[ModelSummary]:
     store = Store(store_uri)
     endpoints_by_model: dict[str, list[Any]] = {}
-    for endpoint in fleet["endpoints"]:
+    for endpoint in (v for e in fleet["endpoints"] for v in e.views()):
         endpoints_by_model.setdefault(endpoint.model, []).append(endpoint)
     jobs_by_model: dict[str, list[Any]] = {}
     for job in fleet["jobs"]:

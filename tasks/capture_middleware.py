@@ -32,24 +32,40 @@ def _writer_of(config: CaptureConfig | None, writer: CaptureWriter | None,
     return CaptureWriter(config or CaptureConfig(**options), start=False)
 
 
+def _names(config: CaptureConfig) -> tuple[str, str, str, str]:
+    """The header names the capture reads, lower case: content type, inference id, target model,
+    custom attributes ('' when a header is not read)."""
+    return ("content-type", config.inference_id_header.lower(),
+            (config.target_model_header or "").lower(), CUSTOM_ATTRIBUTES_HEADER)
+
+
 class _Headers:
-    """The request headers the capture reads, found in one pass."""
+    """The request headers the capture reads, found in one pass; `names` are of the same type as the
+    pairs' names (bytes for ASGI, so only the values read are decoded)."""
 
     __slots__ = ("content_type", "inference_id", "target", "attributes")
 
-    def __init__(self, config: CaptureConfig, pairs: Iterable[tuple[str, str]]) -> None:
+    def __init__(self, pairs: Iterable[tuple[Any, Any]], names: tuple[Any, Any, Any, Any],
+                 decode: Callable[[Any], str | None]) -> None:
         self.content_type = self.inference_id = self.target = self.attributes = None
-        id_header = config.inference_id_header.lower()
-        target_header = (config.target_model_header or "").lower()
+        content_type, inference_id, target, attributes = names
         for name, value in pairs:
-            if name == "content-type":
-                self.content_type = value
-            elif name == id_header:
-                self.inference_id = value
-            elif name == target_header:
-                self.target = value
-            elif name == CUSTOM_ATTRIBUTES_HEADER:
-                self.attributes = value
+            if name == content_type:
+                self.content_type = decode(value)
+            elif name == inference_id:
+                self.inference_id = decode(value)
+            elif name == target and target:
+                self.target = decode(value)
+            elif name == attributes:
+                self.attributes = decode(value)
+
+
+def _latin1(value: bytes) -> str:
+    return value.decode("latin-1")
+
+
+def _same(value: str) -> str:
+    return value
 
 
 class CaptureMiddleware:
@@ -76,6 +92,7 @@ class CaptureMiddleware:
         self.app = app
         self.writer = _writer_of(config, writer, options)
         self.config = self.writer.config
+        self._names = tuple(n.encode("latin-1") for n in _names(self.config))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -85,8 +102,7 @@ class CaptureMiddleware:
             return await self.app(scope, receive, send)
         at = time.time()
         began = time.perf_counter()
-        headers = _Headers(self.config, ((k.decode("latin-1"), v.decode("latin-1"))
-                                         for k, v in scope["headers"]))
+        headers = _Headers(scope["headers"], self._names, _latin1)
         keep = self.writer.decide(at, headers.content_type, headers.target)
         response: dict[str, Any] = {"status": 500, "type": None}
         request_body: list[bytes] = []
@@ -153,13 +169,14 @@ class WSGICaptureMiddleware:
         self.app = app
         self.writer = _writer_of(config, writer, options)
         self.config = self.writer.config
+        self._names = _names(self.config)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not self.config.inference(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")):
             return self.app(environ, start_response)
         at = time.time()
         began = time.perf_counter()
-        headers = _Headers(self.config, _wsgi_headers(environ))
+        headers = _Headers(_wsgi_headers(environ), self._names, _same)
         keep = self.writer.decide(at, headers.content_type, headers.target)
         request = _read_body(environ) if keep else None
         response: dict[str, Any] = {"status": 500, "type": None}

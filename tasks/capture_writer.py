@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import queue
 import random
 import re
 import socket
@@ -21,6 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -210,7 +210,10 @@ class CaptureWriter:
         self.writer_id = _writer_id()
         self._store = Store(config.store, write_options=dict(config.storage_options or {}))
         self._capture_store = Store(config.root, write_options=dict(config.storage_options or {}))
-        self._queue: queue.Queue[Exchange] = queue.Queue(maxsize=config.queue_size)
+        # A deque, not a queue.Queue: appends take no lock and wake nobody; the writer takes what
+        # is there on its own clock (the bound is checked without a lock, so it may overshoot by
+        # the few requests that race past the check at once).
+        self._queue: deque[Exchange] = deque()
         self._share = config.sampling_percentage / 100.0
         self._random = random.random
         self._stop = threading.Event()
@@ -246,11 +249,10 @@ class CaptureWriter:
         if self._disk_full:
             self._skipped(exchange.at, exchange.target, "dropped_disk_full")
             return False
-        try:
-            self._queue.put_nowait(exchange)
-        except queue.Full:
+        if len(self._queue) >= self.config.queue_size:
             self._skipped(exchange.at, exchange.target, "dropped_queue_full")
             return False
+        self._queue.append(exchange)
         return True
 
     def answered(self, at: float, target: str | None, status: int, seconds: float) -> None:
@@ -340,13 +342,15 @@ class CaptureWriter:
         next_flush = time.monotonic() + self.config.flush_seconds
         while True:
             stopping = self._stop.is_set()
-            self._drain(timeout=0.0 if stopping else min(0.2, max(0.0, next_flush - time.monotonic())))
+            if not stopping:  # sleeps until the flush is due, asked for, or a second has passed
+                self._flush_now.wait(min(1.0, max(0.0, next_flush - time.monotonic())))
+                stopping = self._stop.is_set()
+            self._drain()
             self._check_disk()
-            due = time.monotonic() >= next_flush
-            if due or self._flush_now.is_set() or stopping:
-                forced = self._flush_now.is_set() or stopping
+            forced = self._flush_now.is_set() or stopping
+            if forced or time.monotonic() >= next_flush:
                 self._flush_now.clear()
-                self._drain(timeout=0.0)
+                self._drain()
                 self._write_capture()
                 self._write_telemetry(everything=forced)
                 next_flush = time.monotonic() + self.config.flush_seconds
@@ -356,21 +360,14 @@ class CaptureWriter:
             if stopping:
                 return
 
-    def _drain(self, timeout: float) -> None:
+    def _drain(self) -> None:
         bound = self.config.queue_size
-        try:
-            item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
-        except queue.Empty:
-            return
-        while True:
+        while self._queue:
+            item = self._queue.popleft()
             if len(self._pending) < bound:
                 self._pending.append(item)
             else:  # the store kept failing and its backlog is full
                 self._count_lost([item])
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
 
     def _check_disk(self) -> None:
         assert self._host is not None
@@ -381,35 +378,36 @@ class CaptureWriter:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        groups: dict[str, list[bytes]] = {}
+        groups: dict[tuple[str, str], list[Exchange]] = {}
+        hours: dict[int, str] = {}
         for exchange in batch:
-            groups.setdefault(self._folder(exchange), []).append(self._line(exchange))
+            hour = int(exchange.at // 3600)
+            if hour not in hours:
+                hours[hour] = datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y/%m/%d/%H")
+            model = self.config.model_of(exchange.target)
+            groups.setdefault((model, hours[hour]), []).append(exchange)
         failed: list[Exchange] = []
-        for folder, lines in groups.items():
-            key = f"{folder}/{_file_name()}"
+        for (model, hour), exchanges in groups.items():
+            prefix = f"models/{model}/" if model else ""
+            key = f"{prefix}{self.config.variant}/{hour}/{_file_name()}"
             try:
-                self._capture_store.write_bytes(key, b"".join(lines))
+                self._capture_store.write_bytes(key, b"".join(self._line(e) for e in exchanges))
             except Exception as problem:  # the store failed after its own retries: keep, try again
                 self.stats.write_errors = [*self.stats.write_errors[-9:], f"{key}: {problem}"]
-                failed += [e for e in batch if self._folder(e) == folder]
+                failed += exchanges
                 continue
             self.stats.files_written += 1
-            self.stats.captured += len(lines)
-            for exchange in batch:
-                if self._folder(exchange) == folder:
-                    self.telemetry.count(exchange.at, self.config.variant,
-                                         self.config.model_of(exchange.target), "captured")
+            self.stats.captured += len(exchanges)
+            minutes: dict[int, int] = {}
+            for exchange in exchanges:
+                minutes[int(exchange.at // 60)] = minutes.get(int(exchange.at // 60), 0) + 1
+            for minute, n in minutes.items():
+                self.telemetry.count(minute * 60.0, self.config.variant, model, "captured", n)
         self._pending = failed + self._pending
 
     def _count_lost(self, exchanges: list[Exchange]) -> None:
         for exchange in exchanges:
             self._skipped(exchange.at, exchange.target, "dropped_store_failed")
-
-    def _folder(self, exchange: Exchange) -> str:
-        hour = datetime.fromtimestamp(exchange.at, UTC).strftime("%Y/%m/%d/%H")
-        model = self.config.model_of(exchange.target)
-        prefix = f"models/{model}/" if model else ""
-        return f"{prefix}{self.config.variant}/{hour}"
 
     def _line(self, exchange: Exchange) -> bytes:
         config = self.config

@@ -33,12 +33,14 @@ def groundtruth_prefix(endpoint: str) -> str:
     return f"{GROUNDTRUTH}/{check_slug(endpoint, 'endpoint name')}"
 
 
-def merged_prefix(endpoint: str) -> str:
-    return f"{MERGED}/{check_slug(endpoint, 'endpoint name')}"
+def merged_prefix(endpoint: str, model: str | None = None) -> str:
+    """merged/<endpoint>, or merged/<endpoint>/models/<model> for a model of a multi-model endpoint."""
+    prefix = f"{MERGED}/{check_slug(endpoint, 'endpoint name')}"
+    return prefix if model is None else f"{prefix}/models/{check_slug(model, 'model name')}"
 
 
-def merged_key(endpoint: str, hour: datetime) -> str:
-    return f"{merged_prefix(endpoint)}/{hour:%Y/%m/%d/%H}/{PART_NAME}"
+def merged_key(endpoint: str, hour: datetime, model: str | None = None) -> str:
+    return f"{merged_prefix(endpoint, model)}/{hour:%Y/%m/%d/%H}/{PART_NAME}"
 
 
 def report_key(endpoint: str, start: datetime, end: datetime) -> str:

@@ -85,6 +85,13 @@ class EndpointVersionChange(OwnDocument):
     by: str | None = None
 
 
+class HostedModel(OwnDocument):
+    """One model of a multi-model endpoint."""
+
+    model: str
+    model_version: str
+
+
 class EndpointRecord(OwnDocument):
     name: str
     model: str
@@ -94,6 +101,21 @@ class EndpointRecord(OwnDocument):
     sampling_percentage: float = 100.0
     created_at: datetime = Field(default_factory=now)
     history: list[EndpointVersionChange] = Field(default_factory=list)
+    # A multi-model endpoint: every model it hosts (`model` is the first). Each model's capture is
+    # <capture_uri>/models/<model>/<variant>/..., its merged data merged/<endpoint>/models/<model>/.
+    hosted: list[HostedModel] = Field(default_factory=list)
+    # Set on the per-model views `views()` returns, never stored: the hosted model the view is of.
+    hosted_model: str | None = None
+
+    def views(self) -> list[EndpointRecord]:
+        """The endpoint as each model it serves sees it: itself for a single-model endpoint; for a
+        multi-model one, a record per hosted model with that model, its version and its capture."""
+        if not self.hosted:
+            return [self]
+        root = self.capture_uri.rstrip("/")
+        return [self.model_copy(update={"model": h.model, "model_version": h.model_version,
+                                        "capture_uri": f"{root}/models/{h.model}",
+                                        "hosted_model": h.model}) for h in self.hosted]
 
 
 class BatchJob(OwnDocument):
@@ -239,8 +261,15 @@ def list_endpoints(store: Store) -> list[EndpointRecord]:
 def register_endpoint(store: Store, record: EndpointRecord) -> EndpointRecord:
     check_slug(record.name, "endpoint name")
     check_variant(record.variant)
-    model = get_model(store, record.model)
-    model.version(record.model_version)
+    if record.hosted_model is not None:
+        raise ValueError("a per-model view of an endpoint is not saved")
+    if record.hosted and record.hosted[0].model != record.model:
+        record.hosted.insert(0, HostedModel(model=record.model, model_version=record.model_version))
+    names = [h.model for h in record.hosted]
+    if len(set(names)) != len(names):
+        raise UserError(f"endpoint {record.name!r}: a model is hosted twice ({', '.join(names)})")
+    for hosted in record.hosted or [HostedModel(model=record.model, model_version=record.model_version)]:
+        get_model(store, hosted.model).version(hosted.model_version)
     if not 0 < record.sampling_percentage <= 100:
         raise UserError(f"sampling percentage {record.sampling_percentage}: expected (0, 100]")
     if not record.history:
@@ -250,7 +279,8 @@ def register_endpoint(store: Store, record: EndpointRecord) -> EndpointRecord:
 
 
 def endpoints_of(store: Store, model: str) -> list[EndpointRecord]:
-    return [e for e in list_endpoints(store) if e.model == model]
+    """The endpoints serving a model, as that model sees them (see `EndpointRecord.views`)."""
+    return [v for e in list_endpoints(store) for v in e.views() if v.model == model]
 
 
 def save_batch_job(store: Store, job: BatchJob) -> str:

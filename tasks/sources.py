@@ -39,11 +39,12 @@ def capture_roots(store: Store, model: str, capture: str | list[str] | None) -> 
 
 def merged_roots(store: Store, model: str, merged: str | list[str] | None) -> list[str]:
     """The merged-data roots to read: those given, else merged/<endpoint> of the model's endpoints."""
+    from modelwatch.tasks.groundtruth_layout import merged_prefix
     from modelwatch.tasks.registry import endpoints_of
 
     if merged:
         return [merged] if isinstance(merged, str) else list(merged)
-    roots = [store.uri(f"merged/{e.name}") for e in endpoints_of(store, model)]
+    roots = [store.uri(merged_prefix(e.name, e.hosted_model)) for e in endpoints_of(store, model)]
     if not roots:
         raise UserError(f"model {model!r} has no endpoint with merged data; pass --merged")
     return roots

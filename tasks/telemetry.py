@@ -73,9 +73,10 @@ class TelemetryAggregator:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._minutes: dict[tuple[datetime, str, str], MinuteCounts] = {}
+        # keyed by whole minutes since the epoch: the request path does no datetime work
+        self._minutes: dict[tuple[int, str, str], MinuteCounts] = {}
 
-    def _slot(self, minute: datetime, variant: str, model: str) -> MinuteCounts:
+    def _slot(self, minute: int, variant: str, model: str) -> MinuteCounts:
         key = (minute, variant, model)
         slot = self._minutes.get(key)
         if slot is None:
@@ -101,13 +102,15 @@ class TelemetryAggregator:
 
     def take(self, before: datetime | None = None) -> dict[tuple[datetime, str, str], MinuteCounts]:
         """Remove and return the minutes that began before `before` (all of them when None)."""
+        limit = None if before is None else int(before.timestamp() // 60)
         with self._lock:
-            keys = [k for k in self._minutes if before is None or k[0] < before]
-            return {k: self._minutes.pop(k) for k in keys}
+            keys = [k for k in self._minutes if limit is None or k[0] < limit]
+            taken = {k: self._minutes.pop(k) for k in keys}
+        return {(datetime.fromtimestamp(k[0] * 60, UTC), k[1], k[2]): v for k, v in taken.items()}
 
 
-def _minute(at: float) -> datetime:
-    return datetime.fromtimestamp(at - at % 60, UTC)
+def _minute(at: float) -> int:
+    return int(at // 60)
 
 
 class HostSampler:

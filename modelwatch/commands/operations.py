@@ -264,9 +264,9 @@ def serve_command(
     summary_cron: Annotated[str, typer.Option(help="Cron of the summary deployment.")] = "*/15 * * * *",
     store: StoreOption = None,
 ) -> None:
-    """Serve every monitoring and merge schedule, the summary and the retrain deployments in one long-lived
-    process, after applying the retrain automations. Needs a Prefect server: PREFECT_API_URL, else the
-    local one (`modelwatch server`)."""
+    """Serve every monitoring and merge schedule, the summary, retention and the retrain deployments
+    in one long-lived process, after applying the retrain automations. Needs a Prefect server:
+    PREFECT_API_URL, else the local one (`modelwatch server`)."""
     from prefect import serve
 
     from modelwatch.deployments.schedules import (
@@ -285,6 +285,10 @@ def serve_command(
     deployments += [merge_deployment(endpoint, "", the_store.root, info=info)
                     for endpoint, info in merge_schedules().items()]
     deployments.append(summary_deployment(the_store.root, summary_cron))
+    from modelwatch.deployments.schedules import existing_retention, retention_deployment
+
+    if (retention := existing_retention()) is not None:  # made by `modelwatch retention schedule`
+        deployments.append(retention_deployment("", the_store.root, info=retention))
     deployments += [retrain_deployment(m.name, the_store.root) for m in list_models(the_store)
                     if m.training_entry_point]
     applied = apply_retraining(the_store.root)

@@ -257,10 +257,20 @@ def endpoints_register(
         help="Capture root of the endpoint \\[default: <store>/capture/<endpoint>].")] = None,
     sampling_percentage: Annotated[float, typer.Option(
         help="Share of requests captured, in (0, 100].")] = 100.0,
+    hosts: Annotated[list[str] | None, typer.Option(
+        "--hosts", help="A multi-model endpoint: another model it hosts, as MODEL=VERSION "
+        "(repeatable). Each model's capture goes to <capture-uri>/models/<model>/.")] = None,
     store: StoreOption = None,
 ) -> None:
     """Register an endpoint serving a model version and print its record."""
-    from modelwatch.tasks.registry import EndpointRecord, endpoint_key, register_endpoint
+    from modelwatch.tasks.registry import EndpointRecord, HostedModel, endpoint_key, register_endpoint
+
+    hosted = []
+    for item in hosts or []:
+        name, sep, version = item.partition("=")
+        if not sep or not name or not version:
+            raise UserError(f"--hosts {item!r}: expected MODEL=VERSION")
+        hosted.append(HostedModel(model=name, model_version=version))
 
     the_store = open_store(store, writable=True)
     if the_store.exists(endpoint_key(endpoint)):
@@ -269,6 +279,7 @@ def endpoints_register(
         name=endpoint, model=model, model_version=model_version, variant=variant,
         capture_uri=capture_uri or the_store.uri(f"capture/{endpoint}"),
         sampling_percentage=sampling_percentage,
+        hosted=[HostedModel(model=model, model_version=model_version), *hosted] if hosted else [],
     )
     emit_json(register_endpoint(the_store, record).dump())
 
@@ -282,7 +293,8 @@ def endpoints_list(
     from modelwatch.tasks.registry import list_endpoints
 
     the_store = open_store(store)
-    endpoints = [e for e in list_endpoints(the_store) if model is None or e.model == model]
+    endpoints = [e for e in list_endpoints(the_store)
+                 if model is None or any(v.model == model for v in e.views())]
     if as_json:
         emit_json([e.dump() for e in endpoints])
         return
