@@ -30,6 +30,8 @@ CANARY = "credit-default-canary"
 UNMONITORED = "income-estimator"
 LOANS = "loan-approval"
 ENDPOINT = "credit-default-prod"
+LIVE = "credit-default-live"  # served by a real local uvicorn behind the capture middleware
+LIVE_REQUESTS = 400
 
 
 def _register(store: Store, name: str, problem_type: str, training_csv: Path, artifact: Path,
@@ -113,6 +115,9 @@ def run_demo(out: str = "demo-output") -> dict[str, Any]:
     _register(store, LOANS, "binary", loans.training_csv, loans.model_path,
               "modelwatch.flows.demo_lending:train", demo_lending.ENDPOINT, loans.capture_root,
               label=demo_lending.LABEL)
+    _register(store, LIVE, "binary", case.training_csv, case.model_path, None, LIVE,
+              root / "store" / "capture" / LIVE)
+    _card(store, LIVE, "Low", "The credit model on a live local endpoint", approve=True)
     _card(store, MODEL, "Medium", "Decide who is offered credit", approve=True)
     _card(store, CANARY, "Low", "Shadow copy receiving a slice of traffic", approve=True)
     _card(store, UNMONITORED, "High", "Estimate income for affordability checks", approve=False)
@@ -121,6 +126,7 @@ def run_demo(out: str = "demo-output") -> dict[str, Any]:
 
     # Baselines and schedules (Prefect deployments); the canary's schedule is paused.
     for model, training, label in ((MODEL, case.training_csv, LABEL), (CANARY, case.training_csv, LABEL),
+                                   (LIVE, case.training_csv, LABEL),
                                    (LOANS, loans.training_csv, demo_lending.LABEL)):
         suggest_baseline(model=model, dataset=str(training), label=label, store=store_uri)
     for model, validation, label in ((MODEL, case.validation_csv, LABEL),
@@ -170,6 +176,7 @@ def run_demo(out: str = "demo-output") -> dict[str, Any]:
                                            store=store_uri))
     batch_transform(model=MODEL, input=str(case.training_csv), store=store_uri,
                     job_id="credit-default-backtest")
+    executions.append(_live_endpoint(console, store_uri, case.training_csv))
     _print_executions(console, executions)
 
     # Under `modelwatch serve`, a Prefect automation turns the alert event into this retrain run.
@@ -189,6 +196,29 @@ def run_demo(out: str = "demo-output") -> dict[str, Any]:
     print_dashboard(store.read_json("dashboard/models.json"), summary["outputs"]["html"], console)
     console.print(f"\ndone in {time.perf_counter() - began:.0f} s")
     return {"executions": executions, "retrained": retrained, "summary": summary}
+
+
+def _live_endpoint(console: Console, store_uri: str, training_csv: Path) -> dict[str, Any]:
+    """Serve the live model for a moment, send it real requests, and monitor the hour they fell in."""
+    import csv
+    from datetime import UTC, datetime, timedelta
+
+    from modelwatch.flows.demo_serving import serve_live_traffic
+
+    with training_csv.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        keep = [i for i, name in enumerate(header) if name != LABEL]
+        rows = [",".join(row[i] for i in keep) for _, row in zip(range(LIVE_REQUESTS), reader,
+                                                                strict=False)]
+    began = datetime.now(UTC)
+    load = serve_live_traffic(store_uri, LIVE, LIVE, rows)
+    console.print(f"{LIVE}: a local uvicorn behind the capture middleware answered {load['answered']} of "
+                  f"{load['sent']} requests")
+    start = began.replace(minute=0, second=0, microsecond=0)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return monitor_data_quality(model=LIVE, capture=str(Path(store_uri) / "capture" / LIVE), start=start,
+                                end=end, store=store_uri)
 
 
 def _print_executions(console: Console, executions: list[dict]) -> None:

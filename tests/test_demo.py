@@ -69,7 +69,7 @@ def test_scheduled_runs_of_the_label_and_attribution_monitors(demo: tuple[dict, 
     from modelwatch.flows.scheduled import scheduled_monitor
 
     result, out = demo
-    day_two_end = max(e["window_end"] for e in result["executions"])
+    day_two_end = max(e["window_end"] for e in result["executions"] if e["model"] == LOANS)
     execution = scheduled_monitor(model=LOANS, monitor_type=monitor_type, period="P1D",
                                   store=str(out / "store"), window_end=day_two_end, summarize=False)
     assert execution["status"] == "CompletedWithViolations"
@@ -92,7 +92,7 @@ def test_merge_job_is_a_scheduled_deployment(demo: tuple[dict, Path]) -> None:
     code, _ = invoke("groundtruth", "schedule", "--endpoint", "nowhere", "--cron", "30 * * * *",
                      "--store", store)
     assert code == 2
-    day_two_end = max(e["window_end"] for e in result["executions"])
+    day_two_end = max(e["window_end"] for e in result["executions"] if e["model"] == LOANS)
     report = scheduled_merge(endpoint="credit-default-prod", period="P1D", store=store,
                              window_end=day_two_end)
     assert report["captures_matched"] > 2_000 and report["labels_unknown"] == 0
@@ -119,3 +119,15 @@ def test_every_monitor_types_report_opens_with_the_executions_verdict(
                                                                       statuses[:1])
             assert "checks failed" in dom or execution["status"] == "NoData"
             read_report(execution)
+
+
+def test_the_live_endpoint_is_served_captured_and_shown(demo: tuple[dict, Path]) -> None:
+    from modelwatch.demo import LIVE, LIVE_REQUESTS
+
+    result, out = demo
+    [live] = [e for e in result["executions"] if e["model"] == LIVE]
+    assert live["records_read"] == live["rows_profiled"] == LIVE_REQUESTS
+    assert live["records_malformed"] == 0
+    page = (out / "store" / "dashboard" / "endpoints" / f"{LIVE}.html").read_text()
+    assert f'<span class="invocations">{LIVE_REQUESTS}</span> invocations' in page
+    assert f'href="endpoints/{LIVE}.html"' in (out / "store" / "dashboard" / "index.html").read_text()

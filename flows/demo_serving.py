@@ -1,0 +1,137 @@
+"""The demo's live endpoint: a registered model served by a real uvicorn on 127.0.0.1 behind the capture
+middleware, and a bounded load sent to it, so the dashboard's endpoint page shows real telemetry."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+APP_ENV = "MODELWATCH_DEMO_SERVING"  # the app's configuration, JSON, for the server process
+START_SECONDS = 60.0
+REQUEST_SECONDS = 10.0
+
+
+def create_app() -> Any:
+    """The ASGI app (a uvicorn ``--factory``): POST /invocations takes headerless CSV rows of the
+    model's features and answers one probability per row; the model's artifact is loaded only after
+    its SHA-256 matched the registry's."""
+    import joblib
+    import pandas as pd
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from modelwatch.capture import CaptureMiddleware
+    from modelwatch.tasks.registry import get_model, verified_artifact
+    from modelwatch.tasks.store import Store
+
+    config = json.loads(os.environ[APP_ENV])
+    model = get_model(Store(config["store"]), config["model"])
+    version = model.version(config.get("version", "1"))
+    estimator = joblib.load(io.BytesIO(verified_artifact(
+        version.artifact_uri, version.artifact_sha256, f"model {model.name!r} version {version.version}")))
+    features = [f.name for f in model.features]
+
+    async def invocations(request: Request) -> PlainTextResponse:
+        frame = pd.read_csv(io.BytesIO(await request.body()), header=None, names=features)
+        scores = estimator.predict_proba(frame)[:, 1]
+        return PlainTextResponse("".join(f"{s:.6f}\n" for s in scores), media_type="text/csv")
+
+    async def ping(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/invocations", invocations, methods=["POST"]), Route("/ping", ping)])
+    return CaptureMiddleware(app, store=config["store"], endpoint=config["endpoint"], flush_seconds=1.0,
+                             paths=("/invocations",))
+
+
+def serve_live_traffic(store: str, model: str, endpoint: str, rows: list[str], threads: int = 4,
+                       ) -> dict[str, int]:
+    """Start the app under uvicorn, send each CSV row as one request (with an inference id), stop the
+    server gracefully (which flushes its capture) and say how many requests were answered.
+
+    Parameters
+    ----------
+    store : str
+        The store's root URI; capture goes to ``<store>/capture/<endpoint>/``.
+    model, endpoint : str
+        The registered model served and the endpoint's name.
+    rows : list of str
+        Headerless CSV rows of the model's features, one request each.
+    threads : int, default 4
+        Keep-alive connections the load uses.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {**os.environ, APP_ENV: json.dumps({"store": store, "model": model,
+                                                      "endpoint": endpoint})}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "modelwatch.flows.demo_serving:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    answered = {"ok": 0, "failed": 0}
+    try:
+        _wait_until_up(proc, port)
+        lock = threading.Lock()
+        todo = iter(enumerate(rows))
+
+        def worker() -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_SECONDS)
+            while True:
+                with lock:
+                    item = next(todo, None)
+                if item is None:
+                    break
+                i, row = item
+                try:
+                    connection.request("POST", "/invocations", body=row + "\n", headers={
+                        "Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": f"live-{i}"})
+                    response = connection.getresponse()
+                    response.read()
+                    ok = response.status == 200
+                except OSError:
+                    ok = False
+                    connection.close()
+                with lock:
+                    answered["ok" if ok else "failed"] += 1
+            connection.close()
+
+        pool = [threading.Thread(target=worker) for _ in range(threads)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return {"sent": len(rows), "answered": answered["ok"], "failed": answered["failed"]}
+
+
+def _wait_until_up(proc: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the demo's model server exited: {proc.stderr.read().decode()[-1000:]}")
+        with contextlib.suppress(OSError):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+            connection.request("GET", "/ping")
+            if connection.getresponse().status == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"the demo's model server did not answer within {START_SECONDS:.0f} s")
