@@ -43,7 +43,9 @@ from modelwatch.tasks.groundtruth import (
 )
 from modelwatch.tasks.groundtruth_layout import (
     LabelFile,
+    is_merged_part,
     list_ground_truth,
+    merged_hour_prefix,
     merged_key,
     quarantine_key,
     report_key,
@@ -62,6 +64,7 @@ from modelwatch.tasks.groundtruth_records import (
 from modelwatch.tasks.jsonl_layout import read_uri
 from modelwatch.tasks.markdown import escape_markdown
 from modelwatch.tasks.registry import get_endpoint
+from modelwatch.tasks.sources import file_variants
 from modelwatch.tasks.store import Store, check_slug, default_store_uri
 from modelwatch.tasks.windows import check_window, hour_of_path, iso_z, parse_duration
 
@@ -156,21 +159,22 @@ def resolve_labels_task(labels: LabelBatch) -> Labels:
 
 def _flush(store: Store, endpoint: str, held: list[tuple[datetime, pa.Table]], labels: Labels,
            merged: HoursMerged, model: str | None) -> None:
-    """Merge the held hours' records and write each hour's file; remove the file of an hour that
-    has no merged record now (an earlier run may have written one)."""
-    def write(hour: datetime | None, data: memoryview) -> None:
+    """Merge the held hours' records and write each hour's file per variant; remove the merged
+    files of those hours that no merged record has now (an earlier run may have written them)."""
+    def write(hour: datetime | None, variant: str | None, data: memoryview) -> None:
         if hour is None:
             raise ValueError("capture records without an hour folder cannot be filed by hour")
-        key = merged_key(endpoint, hour, model)
+        key = merged_key(endpoint, hour, model, variant)
         merged.written[key] = store.write_bytes(key, data)
 
     tables = [table for _, table in held if table.num_rows]
     merged.parts.append(merge_part(pa.concat_tables(tables) if tables else empty_captures(), labels,
                                    write))
     progress.advance("records merged with a label", merged.parts[-1].matched)
-    for key in (merged_key(endpoint, hour, model) for hour, _ in held):
-        if key not in merged.written:
-            store.delete(key)
+    for hour in sorted({hour for hour, _ in held}):
+        for key in store.list(merged_hour_prefix(endpoint, hour, model)):
+            if is_merged_part(key) and key not in merged.written:
+                store.delete(key)
 
 
 def _capture_records(uri: str, hour: datetime, keep_raw: bool = True) -> CaptureRecords:
@@ -184,22 +188,33 @@ def _capture_records(uri: str, hour: datetime, keep_raw: bool = True) -> Capture
 
 @task(name="merge-capture-hours", cache_policy=NO_CACHE, **STORE_RETRY)
 def merge_hours_task(store_uri: str, endpoint: str, hours: list[HourFiles],
-                     labels: Labels, model: str | None = None) -> HoursMerged:
-    """Merge a run of the window's hours (in order) with the resolved labels and write them (to
-    merged/<endpoint>/models/<model>/ for a model of a multi-model endpoint)."""
+                     labels: Labels, model: str | None = None,
+                     capture_root: str | None = None) -> HoursMerged:
+    """Merge a run of the window's hours (in order) with the resolved labels and write them, one
+    file per hour and production variant (to merged/<endpoint>/models/<model>/ for a model of a
+    multi-model endpoint). The variant is the capture file's folder under `capture_root`."""
     store = Store(store_uri)
     merged = HoursMerged()
     held: list[tuple[datetime, pa.Table]] = []
     size = 0
     for hour, files in hours:
-        batch = concat_captures([_capture_records(uri, hour) for uri in files])
-        merged.lines_read += batch.lines_read
-        merged.files += batch.files
-        merged.blank_lines += batch.blank_lines
-        merged.quarantine += batch.quarantine
-        progress.advance("capture files read", len(files))
-        held.append((hour, batch.table.select(["id", "hour", "raw"])))  # what merge_part uses
-        size += held[-1][1].nbytes
+        variants = file_variants([capture_root], files) if capture_root else [None] * len(files)
+        by_variant: dict[str | None, list[str]] = {}
+        for uri, variant in zip(files, variants, strict=True):
+            by_variant.setdefault(variant, []).append(uri)
+        for variant, group in sorted(by_variant.items(), key=lambda item: item[0] or ""):
+            batch = concat_captures([_capture_records(uri, hour) for uri in group])
+            merged.lines_read += batch.lines_read
+            merged.files += batch.files
+            merged.blank_lines += batch.blank_lines
+            merged.quarantine += batch.quarantine
+            progress.advance("capture files read", len(group))
+            table = batch.table.select(["id", "hour", "raw"])  # what merge_part uses
+            held.append((hour, table.append_column(
+                "variant", pa.array([variant] * table.num_rows, pa.string()))))
+            size += held[-1][1].nbytes
+        if not files:
+            held.append((hour, empty_captures().select(["id", "hour", "raw"])))
         if size >= FLUSH_BYTES:
             _flush(store, endpoint, held, labels, merged, model)
             held, size = [], 0
@@ -357,13 +372,15 @@ def merge_ground_truth(
     labels = concat_labels([f.result() for f in label_futures])
     resolved = resolve_labels_task(labels)
 
-    per_view = [(view.hosted_model, chunked(window_hours(listing.window, start, end), workers))
+    per_view = [(view.hosted_model, view.capture_uri,
+                 chunked(window_hours(listing.window, start, end), workers))
                 for view, listing in zip(views, listings, strict=True)]
     progress.step("merging capture records with their labels")
-    progress.expect("capture files read", sum(len(files) for _, hours in per_view for chunk in hours
-                                               for _, files in chunk))
-    merge_futures = [f for model, hours in per_view for f in merge_hours_task.map(
-        unmapped(store_uri), unmapped(endpoint), hours, unmapped(resolved), unmapped(model))]
+    progress.expect("capture files read", sum(len(files) for _, _, hours in per_view
+                                               for chunk in hours for _, files in chunk))
+    merge_futures = [f for model, capture, hours in per_view for f in merge_hours_task.map(
+        unmapped(store_uri), unmapped(endpoint), hours, unmapped(resolved), unmapped(model),
+        unmapped(capture))]
     context_futures = read_capture_ids_task.map(
         chunked([c for listing in listings for c in listing.context], workers), unmapped(resolved))
     merged = [f.result() for f in merge_futures]

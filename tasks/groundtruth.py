@@ -184,12 +184,21 @@ def label_positions(ids: pa.Array | pa.ChunkedArray, labelled: pa.Array) -> tupl
     return of_distinct[codes], distinct.filter(pa.array(of_distinct < 0))
 
 
-def _hour_runs(hours: pa.ChunkedArray) -> Iterator[tuple[datetime | None, int, int]]:
-    """(hour, start, stop) of each run of equal hours in a column sorted by hour."""
+def _runs(captures: pa.Table) -> Iterator[tuple[datetime | None, str | None, int, int]]:
+    """(hour, variant, start, stop) of each run of records of one capture hour and one variant, in
+    a table sorted by hour (a table without a `variant` column has none)."""
+    hours = captures["hour"]
     values = pc.fill_null(pc.cast(hours, pa.int64()), np.iinfo(np.int64).max).to_numpy()
-    bounds = np.r_[0, np.flatnonzero(values[1:] != values[:-1]) + 1, len(values)]
+    change = values[1:] != values[:-1]
+    variants = captures["variant"] if "variant" in captures.column_names else None
+    if variants is not None:
+        codes = pc.fill_null(pc.cast(pc.dictionary_encode(variants).combine_chunks().indices,
+                                     pa.int64()), -1).to_numpy()
+        change |= codes[1:] != codes[:-1]
+    bounds = np.r_[0, np.flatnonzero(change) + 1, len(values)]
     for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-        yield hours[int(start)].as_py(), int(start), int(stop)
+        variant = variants[int(start)].as_py() if variants is not None else None
+        yield hours[int(start)].as_py(), variant, int(start), int(stop)
 
 
 _OPEN = pa.scalar(b'{"groundTruthData":', BYTES)
@@ -233,22 +242,24 @@ class MergedPart:
     unlabelled_ids: pa.Array
 
 
-HourWriter = Callable[[datetime | None, memoryview], None]
+HourWriter = Callable[[datetime | None, str | None, memoryview], None]  # hour, variant, JSONL
 
 
 def merge_part(captures: pa.Table, labels: Labels, write: HourWriter) -> MergedPart:
-    """Merge capture records (with raw), given in output order: capture hour, file, line. Each
-    capture hour's merged JSONL goes to `write` as soon as it is made, so a part holds one hour of
-    output at a time (an hour without a merged record is not written)."""
+    """Merge capture records (with raw), given in output order: capture hour, variant (when the
+    table has a `variant` column), file, line. Each hour's merged JSONL of a variant goes to `write`
+    as soon as it is made, so a part holds one hour of output at a time (an hour without a merged
+    record is not written)."""
     positions, distinct = label_positions(captures["id"], labels.ids)
     hit = positions >= 0
     counts: dict[datetime | None, int] = {}
-    for hour, start, stop in _hour_runs(captures["hour"]) if captures.num_rows else ():
+    for hour, variant, start, stop in _runs(captures) if captures.num_rows else ():
         found = positions[start:stop]
         if count := int(hit[start:stop].sum()):
             truth = labels.truth.take(pa.array(found, mask=found < 0))
-            write(hour, merged_jsonl(truth, _array(captures["raw"].slice(start, stop - start))))
-            counts[hour] = count
+            write(hour, variant, merged_jsonl(truth, _array(captures["raw"].slice(start,
+                                                                                stop - start))))
+            counts[hour] = counts.get(hour, 0) + count
     return MergedPart(counts, captures.num_rows, int(hit.sum()), positions[hit], distinct)
 
 
@@ -372,7 +383,7 @@ def join_ground_truth(captures: pa.Table, labels: pa.Table,
     resolved = resolve_labels(labels)
     merged: dict[datetime | None, bytes] = {}
     part = merge_part(sorted_table(captures, ["hour", "file", "line"]), resolved,
-                      lambda hour, data: merged.__setitem__(hour, bytes(data)))
+                      lambda hour, _variant, data: merged.__setitem__(hour, bytes(data)))
     window = WindowMerge.of([part], resolved)
     pending_labels, unknown = classify(resolved, window.hits, context)
     return JoinResult(resolved, window, pending_labels, unknown, merged)

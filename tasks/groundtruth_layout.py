@@ -3,8 +3,11 @@ merged hour files, merge reports and running markers; which label files a window
 merges of a window began and never finished.
 
     groundtruth/<endpoint>/YYYY/MM/DD/HH/<name>.jsonl       labels, by the UTC hour they were labelled
-    merged/<endpoint>/YYYY/MM/DD/HH/part-00000.jsonl        capture record + groundTruthData, by the
-                                                            hour folder the capture was written to
+    merged/<endpoint>/YYYY/MM/DD/HH/part-00000.<variant>.jsonl   capture record + groundTruthData, by
+                                                            the hour folder the capture was written
+                                                            to and its production variant
+                                                            (part-00000.jsonl: capture without a
+                                                            variant folder)
     merged/<endpoint>/reports/<window>.json                 the MergeReport, written last
     merged/<endpoint>/reports/<window>.quarantine.jsonl     malformed lines, unknown and superseded labels
     merged/<endpoint>/reports/<window>.running.json         while a merge of the window runs
@@ -12,6 +15,7 @@ merges of a window began and never finished.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from modelwatch.tasks.store import Store, check_slug
@@ -20,6 +24,8 @@ from modelwatch.tasks.windows import iso_z
 GROUNDTRUTH = "groundtruth"
 MERGED = "merged"
 PART_NAME = "part-00000.jsonl"
+# A merged hour file: part-00000.jsonl, or part-00000.<variant>.jsonl (variant names hold no dot).
+_PART = re.compile(r"^part-00000(?:\.([a-zA-Z0-9-]{1,63}))?\.jsonl$")
 STAMP = "%Y%m%dT%H%M%SZ"
 ENCODINGS = ("CSV", "JSON")
 
@@ -39,8 +45,25 @@ def merged_prefix(endpoint: str, model: str | None = None) -> str:
     return prefix if model is None else f"{prefix}/models/{check_slug(model, 'model name')}"
 
 
-def merged_key(endpoint: str, hour: datetime, model: str | None = None) -> str:
-    return f"{merged_prefix(endpoint, model)}/{hour:%Y/%m/%d/%H}/{PART_NAME}"
+def merged_key(endpoint: str, hour: datetime, model: str | None = None,
+               variant: str | None = None) -> str:
+    name = PART_NAME if variant is None else f"part-00000.{variant}.jsonl"
+    return f"{merged_hour_prefix(endpoint, hour, model)}/{name}"
+
+
+def merged_hour_prefix(endpoint: str, hour: datetime, model: str | None = None) -> str:
+    return f"{merged_prefix(endpoint, model)}/{hour:%Y/%m/%d/%H}"
+
+
+def is_merged_part(key: str) -> bool:
+    """Whether a key names a merged hour file the merge writes (and so may replace)."""
+    return _PART.match(key.rsplit("/", 1)[-1]) is not None
+
+
+def part_variant(key: str) -> str | None:
+    """The production variant a merged hour file's name carries (None: none, or not such a file)."""
+    found = _PART.match(key.rsplit("/", 1)[-1])
+    return found.group(1) if found else None
 
 
 def report_key(endpoint: str, start: datetime, end: datetime) -> str:

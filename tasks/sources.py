@@ -52,16 +52,40 @@ def merged_roots(store: Store, model: str, merged: str | list[str] | None) -> li
 
 def merged_files(roots: list[str], start: datetime, end: datetime) -> list[str]:
     """Merged JSONL files of the window's hours (merged data is keyed by the capture hour); the
-    day folders that exist are listed, not every hour of the window."""
-    from modelwatch.tasks.capture import files_in_hours
+    day folders that exist are listed, not every hour of the window. A root whose sub-folders are
+    variants (SageMaker's merge output, merge/<endpoint>/<variant>/YYYY/...) is read per variant."""
+    from modelwatch.tasks.capture import files_in_hours, variant_roots
 
     files: list[str] = []
     for root in roots:
         fs, base = filesystem_for(root)
         protocol = "s3://" if root.startswith("s3://") else ""
-        files += [protocol + path for path, _ in files_in_hours(fs, base.rstrip("/"), start, end)
-                  if path.endswith(".jsonl")]
+        try:
+            folders = variant_roots(fs, base.rstrip("/"), root)
+        except UserError:
+            continue
+        for folder in folders:
+            files += [protocol + path for path, _ in files_in_hours(fs, folder, start, end)
+                      if path.endswith(".jsonl")]
     return sorted(files)
+
+
+def file_variants(roots: list[str], files: list[str]) -> list[str | None]:
+    """The production variant of each capture or merged file under one of `roots`: the folder
+    above its YYYY/MM/DD/HH/ (capture; SageMaker's merge output), else the variant a merged file's
+    name carries (part-00000.<variant>.jsonl); None when neither says (a dataset file, or capture
+    read from a variant's own folder)."""
+    from modelwatch.tasks.groundtruth_layout import part_variant
+
+    bases = sorted((filesystem_for(root)[1].rstrip("/") + "/" for root in roots), key=len,
+                   reverse=True)
+    found: list[str | None] = []
+    for uri in files:
+        path = uri[len("s3://"):] if uri.startswith("s3://") else uri
+        base = next((b for b in bases if path.startswith(b)), None)
+        parts = path[len(base):].split("/") if base else [path.rsplit("/", 1)[-1]]
+        found.append(parts[-6] if len(parts) >= 6 else part_variant(parts[-1]))
+    return found
 
 
 def check_sources(store: Store, model: str, reads: Reads, start: datetime, end: datetime,

@@ -129,7 +129,7 @@ def test_a_merge_killed_midway_is_never_taken_for_finished(store: Store, case, t
     merge = ["groundtruth", "merge", "--endpoint", ENDPOINT, "--start", iso_z(day[0]), "--end",
              iso_z(day[1]), "--lookback", "P1D", "--store", store.root]
     folder = Path(store.path(f"merged/{ENDPOINT}"))
-    kill_when(merge, lambda: any(folder.glob("2026/*/*/*/part-00000.jsonl")))
+    kill_when(merge, lambda: any(folder.glob("2026/*/*/*/part-00000*.jsonl")))
     reports = Path(store.path(f"merged/{ENDPOINT}/reports"))
     # A write the kill cut short leaves a temporary file (swept later, read by nobody): not data.
     assert [p.name.endswith(".running.json") for p in reports.iterdir()

@@ -282,10 +282,11 @@ def test_a_merge_in_parts_adds_up_to_the_merge_at_once() -> None:
     labels = resolve_labels(parse_ground_truth(
         b"".join(label(f"e{i}", str(i % 2)) for i in range(0, 40, 3)) + label("nobody"), "gt").table)
     whole_docs: dict = {}
-    whole = WindowMerge.of([merge_part(captures, labels, whole_docs.__setitem__)], labels)
+    whole = WindowMerge.of([merge_part(captures, labels, lambda h, _v, d: whole_docs.__setitem__(h, d))],
+                           labels)
     part_docs: dict = {}
     parts = [merge_part(captures.filter(pc.equal(captures["hour"], pa.scalar(hours(h), HOUR))),
-                        labels, part_docs.__setitem__) for h in range(4)]
+                        labels, lambda h, _v, d: part_docs.__setitem__(h, d)) for h in range(4)]
     added = WindowMerge.of(parts, labels)
     assert np.array_equal(added.hits, whole.hits)
     assert vars(added) | {"hits": None} == vars(whole) | {"hits": None}

@@ -190,7 +190,7 @@ def test_late_labels_duplicates_and_unknown_ids_through_merges(tmp_path: Path) -
     assert all(merged[i] == v for i, v in latest.items())
     assert merged["ev-5-1"] == "1,0,1"  # the three-row request is one record with three labels
     line = next(json.loads(raw) for raw in Path(store.path(
-        f"merged/{ENDPOINT}/2026/11/23/05/part-00000.jsonl")).read_text().splitlines()
+        f"merged/{ENDPOINT}/2026/11/23/05/part-00000.AllTraffic.jsonl")).read_text().splitlines()
         if '"ev-5-1"' in raw)
     assert line["captureData"] == records["ev-5-1"]["captureData"]
     assert line["eventMetadata"] == records["ev-5-1"]["eventMetadata"]
@@ -275,8 +275,8 @@ def test_s3_store_and_a_rerun_after_labels_are_withdrawn(s3_bucket: str, tmp_pat
             report["labels_unknown"]) == (4, 2, 1, 1)
     assert report["outputs"]["report"].startswith(s3_bucket)
     assert [u[len(s3_bucket) + 1:] for u in report["outputs"]["merged"]] == [
-        f"merged/{ENDPOINT}/2026/11/23/00/part-00000.jsonl",
-        f"merged/{ENDPOINT}/2026/11/23/01/part-00000.jsonl"]
+        f"merged/{ENDPOINT}/2026/11/23/00/part-00000.AllTraffic.jsonl",
+        f"merged/{ENDPOINT}/2026/11/23/01/part-00000.AllTraffic.jsonl"]
     assert len(Store(s3_bucket).read_bytes(report["outputs"]["merged"][0][len(s3_bucket) + 1:])
                .splitlines()) == 2
 
