@@ -47,7 +47,7 @@ from modelwatch.tasks.constraints import (
     evaluate_data_quality,
     violations_of,
 )
-from modelwatch.tasks.documents import Check, ConstraintViolations, Execution
+from modelwatch.tasks.documents import Check, ConstraintViolations, Execution, VariantOutcome
 from modelwatch.tasks.execution_report import data_quality_sections
 from modelwatch.tasks.gx_suites import (
     GX_ROWS,
@@ -65,6 +65,7 @@ from modelwatch.tasks.profile import (
     profile_table,
     to_statistics,
 )
+from modelwatch.tasks.sources import file_variants
 from modelwatch.tasks.store import Store, check_slug, default_store_uri, json_bytes, read_uri_bytes
 from modelwatch.tasks.windows import utc_window
 
@@ -210,6 +211,39 @@ def evidently_task(baseline: Baseline, sample: pd.DataFrame | None, title: str, 
     )
 
 
+def _max_drift(baseline: Baseline, profile: DatasetProfile) -> float | None:
+    """The execution's headline: the largest drift distance of a feature from the baseline."""
+    distances = [v for v in drift_scores(baseline.constraints, baseline.statistics,
+                                         profile).values() if np.isfinite(v)]
+    return max(distances) if distances else None
+
+
+def _check_variants(execution: Execution, baseline: Baseline, part_variants: list[str | None],
+                    results: list[ChunkResult], max_malformed_share: float) -> dict[str, Any]:
+    """Check each production variant's records on their own (when the window holds several):
+    their outcomes go on the execution, their statistics and violations are returned."""
+    documents: dict[str, Any] = {}
+    for variant in dict.fromkeys(v for v in part_variants if v is not None):
+        mine = [r for v, r in zip(part_variants, results, strict=True) if v == variant]
+        profile = merge_profiles([r.profile for r in mine])
+        records = sum(r.records_read for r in mine)
+        malformed = sum(len(r.quarantine) for r in mine)
+        checks = check_task(quote(baseline), quote(profile), records, malformed,
+                            max_malformed_share)
+        violations = violations_of(checks)
+        status = "CompletedWithViolations" if violations.violations else \
+            "NoData" if profile.item_count == 0 else "Completed"
+        execution.variants[variant] = VariantOutcome(
+            records=records, status=status, metric_name="max drift distance",
+            metric=_max_drift(baseline, profile), violation_count=len(violations.violations),
+            violations=[f"{v.feature_name or '-'}: {v.constraint_check_type}"
+                        for v in violations.violations])
+        documents[variant] = {
+            "statistics": to_statistics(profile, order=baseline.features).dump(),
+            "violations": violations.dump(), "records_read": records, "records_malformed": malformed}
+    return documents
+
+
 def _markdown_summary(execution: Execution, violations: ConstraintViolations) -> str:
     lines = [
         *summary_head(execution, f"{execution.rows_profiled} rows from {execution.records_read} "
@@ -276,17 +310,28 @@ def monitor_data_quality(
         if len(captures) == 1 and captures[0].lower().endswith(DATASET_SUFFIXES):
             results = [profile_dataset_task(captures[0], categorical, max(REPORT_ROWS, sample_rows))]
             skipped: list[SkippedFile] = []
+            part_variants = [None]
         else:
             progress.step("listing capture files")
             files, skipped = list_files_task(captures, start, end)
             progress.step("profiling capture files")
             progress.expect("files profiled", len(files))
+            # An A/B test's variants are profiled apart (profiles merge, so the whole costs nothing
+            # more), each to be checked on its own as well.
+            groups: dict[str | None, list[str]] = {}
+            for uri, variant in zip(files, file_variants(captures, files), strict=True):
+                groups.setdefault(variant, []).append(uri)
+            if len(groups) < 2:
+                groups = {None: files}
+            parts = [(variant, chunk) for variant, group in groups.items()
+                     for chunk in chunked(group, chunks)]
             futures = profile_chunk_task.map(
-                chunked(files, chunks), unmapped(input_features), unmapped(categorical),
-                unmapped((start, end)), unmapped(sample_rows),
-                list(range(len(chunked(files, chunks)))), unmapped(untimed),
+                [chunk for _, chunk in parts], unmapped(input_features), unmapped(categorical),
+                unmapped((start, end)), unmapped(sample_rows), list(range(len(parts))),
+                unmapped(untimed),
             )
             results = [f.result() for f in futures]
+            part_variants = [variant for variant, _ in parts]
         note_skipped(execution, skipped + [s for r in results for s in r.skipped])
         profile = merge_profiles([r.profile for r in results])
         quarantine = [q for r in results for q in r.quarantine]
@@ -309,10 +354,11 @@ def monitor_data_quality(
             execution.notes.append(gx.note)
         violations = violations_of(checks)
         statistics = to_statistics(profile, order=baseline.features)
-        distances = [v for name, v in drift_scores(baseline.constraints, baseline.statistics,
-                                                    profile).items() if np.isfinite(v)]
-        metric = max(distances) if distances else None
+        metric = _max_drift(baseline, profile)
+        variant_documents = _check_variants(execution, baseline, part_variants, results,
+                                            max_malformed_share)
         execution.outputs = write_outputs_task(store_uri, run.prefix, {
+            **({"variants.json": json_bytes(variant_documents)} if variant_documents else {}),
             "statistics.json": json_bytes(statistics.dump()),
             "constraint_violations.json": json_bytes(violations.dump()),
             "quarantine.jsonl": _quarantine_jsonl(quarantine),

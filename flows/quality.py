@@ -35,13 +35,16 @@ from modelwatch.tasks.baselines import (
 from modelwatch.tasks.capture import read_dataset
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.markdown import escape_markdown
+from modelwatch.tasks.merged import LEFT_OUT, merged_metrics
 from modelwatch.tasks.monitor_reports import model_quality_sections
+from modelwatch.tasks.sources import file_variants
 from modelwatch.tasks.store import (
     Store,
     check_slug,
     default_store_uri,
     json_dumps,
 )
+from modelwatch.tasks.variants import headline, quality_by_variant
 from modelwatch.tasks.windows import utc_window
 
 MONITOR_TYPE = "model-quality"
@@ -121,67 +124,11 @@ def load_quality_baseline(store: Store, model: str, version: str | None) -> tupl
         {"constraints": source}
 
 
-def _metrics(batch: Any, problem_type: str, threshold: float) -> tuple[Any, dict[str, int]]:
-    """Statistics of a window and the records left out of them, by reason. Labels and predictions
-    arrive as text or JSON values: numbers are compared as numbers ("1" == 1); a binary model that
-    outputs only a score is thresholded."""
-    from modelwatch.tasks.quality import compute_metrics, normalise_problem_type
-
-    problem = normalise_problem_type(problem_type)
-    binary = problem == "BinaryClassification"
-    scores = list(batch.scores) if binary and any(s is not None for s in batch.scores) else None
-    predictions = [_as_number(p) for p in batch.predictions]
-    if scores is not None:
-        # A bare 0 or 1 among scores is a score too (a model that outputs probabilities).
-        for i, (p, s) in enumerate(zip(predictions, scores, strict=True)):
-            if s is None and isinstance(p, int | float) and 0 <= p <= 1:
-                predictions[i], scores[i] = None, float(p)
-    if scores is not None:
-        # Outputs that carry only a score are thresholded; those with a label keep it.
-        predictions = [p if p is not None else (None if s is None else int(s >= threshold))
-                       for p, s in zip(predictions, scores, strict=True)]
-    labels = [_as_number(v) for v in batch.labels]
-    left_out = {"without_label": 0, "without_prediction": 0, "not_a_number": 0}
-    for i, (label, predicted) in enumerate(zip(labels, predictions, strict=True)):
-        if _missing(label):
-            left_out["without_label"] += 1
-        elif _missing(predicted) and (scores is None or scores[i] is None):
-            left_out["without_prediction"] += 1
-        elif problem == "Regression" and not (_finite(label) and _finite(predicted)):
-            left_out["not_a_number"] += 1
-    statistics = compute_metrics(problem_type, labels, predictions, scores, threshold=threshold)
-    # With scores, compute_metrics also needs every row's score: the rest had a label only.
-    left_out["without_score"] = len(labels) - statistics.dataset.item_count - sum(left_out.values())
-    return statistics, left_out
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value) or value == ""
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and \
-        value == value and abs(value) != float("inf")
-
-
-LEFT_OUT = {"without_label": "had no label", "without_prediction": "had no prediction",
-            "not_a_number": "had a label or prediction that is not a finite number",
-            "without_score": "had a predicted label but no score (the scores' AUC needs one)"}
-
-
 def _scores(problem_type: str) -> bool:
     """Whether a model's bare outputs in (0, 1) are scores: binary classification only."""
     from modelwatch.tasks.quality import normalise_problem_type
 
     return normalise_problem_type(problem_type) == "BinaryClassification"
-
-
-def _as_number(value: Any) -> Any:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return value
-    return int(number) if number.is_integer() else number
 
 
 @flow(name="monitor-model-quality", log_prints=True)
@@ -216,7 +163,8 @@ def monitor_model_quality(
         check_merges_finished(the_store, model, merged, start, end)
         files = merged_files(roots, start, end)
         problem_type = manifest.get("problem_type") or _problem_type(the_store, model, None)
-        batch = read_merged_task(files, scored=_scores(problem_type))
+        batch = read_merged_task(files, scored=_scores(problem_type),
+                                 variants=file_variants(roots, files))
         execution.files_read = len(files)
         execution.records_read = batch.records_read
         execution.blank_lines = batch.blank_lines
@@ -228,8 +176,8 @@ def monitor_model_quality(
             execution.notes.append(f"{len(batch.labels)} labelled records in the window; at least "
                                    f"{min_records} are needed for a model-quality verdict")
         else:
-            statistics, left_out = _metrics(
-                batch, problem_type, threshold if threshold is not None else manifest.get("threshold", 0.5))
+            cut = threshold if threshold is not None else manifest.get("threshold", 0.5)
+            statistics, left_out = merged_metrics(batch, problem_type, cut)
             execution.rows_profiled = statistics.dataset.item_count
             for reason, count in left_out.items():
                 if count:
@@ -238,11 +186,14 @@ def monitor_model_quality(
             violations = check(constraints, statistics, min_records=min_records)
             documents["statistics.json"] = json_dumps(statistics.dump()).encode()
             documents["constraint_violations.json"] = json_dumps(violations.dump()).encode()
-            group = statistics.metrics
-            metric_name = "accuracy" if group and group.metric("accuracy") is not None else "rmse"
-            headline = group.metric(metric_name) if group else None
-            metric = headline.value if headline is not None else None
+            metric_name, metric = headline(statistics)
             count_violations(execution, [v.metric_name for v in violations.violations])
+            # An A/B test: each variant checked on its own as well, its documents in variants.json.
+            variants = quality_by_variant(batch, problem_type, cut, constraints, min_records)
+            execution.variants = {name: found.outcome() for name, found in variants.items()}
+            if variants:
+                documents["variants.json"] = json_dumps(
+                    {name: found.document() for name, found in variants.items()}).encode()
             for name in violations.skipped:
                 execution.notes.append(f"constraint on {name} not checked: the window has no "
                                        "finite value of it")

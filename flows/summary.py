@@ -212,7 +212,11 @@ def write_model_page(store: Store, row: DashboardRow, model: Any, endpoints: lis
                      indexes: dict[str, Any], generated_at: datetime,
                      latest_card: Any | None = None) -> None:
     from modelwatch.tasks.dashboard_html import render_model_page
-    from modelwatch.tasks.endpoint_page import endpoint_telemetry, render_endpoint_page
+    from modelwatch.tasks.endpoint_page import (
+        endpoint_telemetry,
+        render_endpoint_page,
+        variant_rows,
+    )
     from modelwatch.tasks.registry import lineage_edges
 
     executions = [e for t in monitor_types() if indexes.get(t) is not None
@@ -227,7 +231,12 @@ def write_model_page(store: Store, row: DashboardRow, model: Any, endpoints: lis
         alert_history=sorted(history, key=lambda h: h.at),
         executions=executions[:200], generated_at=generated_at, columns=dashboard_columns(),
     )
+    finished = {t: next((e for e in reversed(indexes[t].executions) if e.status != "Running"), None)
+                for t in monitor_types() if indexes.get(t) is not None}
+    by_variant = variant_rows(finished)
     views = [endpoint_telemetry(store, e.name, model.name, generated_at) for e in endpoints]
+    for view in views:
+        view.variant_quality = by_variant
     for view in views:
         store.write_text(f"dashboard/endpoints/{view.endpoint}.html",
                          render_endpoint_page(view, model_href=f"../models/{model.name}.html"))

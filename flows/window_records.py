@@ -84,16 +84,8 @@ def check_merges_finished(store: Store, model: str, merged: str | list[str] | No
 
 
 @task(name="read-merged", cache_policy=NO_CACHE, **STORE_RETRY)
-def read_merged_task(files: list[str], features: list[str] | None = None,
-                     scored: bool = True) -> Any:
-    from modelwatch.tasks.capture import UnreadableFile
-    from modelwatch.tasks.merged import MergedBatch, read_merged
+def read_merged_task(files: list[str], features: list[str] | None = None, scored: bool = True,
+                     variants: list[str | None] | None = None) -> Any:
+    from modelwatch.tasks.merged import read_merged_files
 
-    total = MergedBatch()
-    for uri in files:
-        try:
-            total.extend(read_merged(read_uri_bytes(uri), uri, features, scored))
-            progress.advance("merged files read")
-        except UnreadableFile as problem:
-            total.quarantine.append({"file": uri, "line": 0, "reason": str(problem), "record": ""})
-    return total
+    return read_merged_files(files, variants, features, scored)

@@ -11,8 +11,9 @@ from typing import Any
 
 from modelwatch.tasks.errors import UserError
 
-__all__ = ["ExecutionDocuments", "ExecutionFailed", "check_dataset", "merge_ground_truth",
-           "read_execution", "run_monitor", "suggest_baseline", "summarize_fleet", "window"]
+__all__ = ["ExecutionDocuments", "ExecutionFailed", "check_dataset", "compare_variants",
+           "merge_ground_truth", "read_execution", "run_monitor", "suggest_baseline",
+           "summarize_fleet", "window"]
 
 
 class ExecutionFailed(RuntimeError):
@@ -277,6 +278,71 @@ def check_merge_inputs(endpoint: str, start: datetime | str, end: datetime | str
     the_store = _store(store, writable=True)
     get_endpoint(the_store, endpoint)
     return the_store, begin, finish
+
+
+def compare_variants(endpoint: str, metric: str, start: datetime | str, end: datetime | str, *,
+                     variants: tuple[str, str] | None = None, model: str | None = None,
+                     confidence: float = 0.95, threshold: float | None = None,
+                     store: str | None = None) -> dict[str, Any]:
+    """Compare two production variants' model quality over one window (an A/B test).
+
+    Reads the endpoint's merged records of the window (run the ground-truth merge first), computes
+    the metric per variant with its bootstrap standard deviation, and the difference's interval
+    and p-value. Needs no Prefect API.
+
+    Parameters
+    ----------
+    endpoint : str
+        A registered endpoint.
+    metric : str
+        A metric of the model's problem type: ``accuracy``, ``precision``, ``recall``, ``f1``,
+        ``auc``... for classification, ``mae``, ``mse``, ``rmse``, ``r2`` for regression.
+    start, end : datetime or str
+        The window [start, end), ISO-8601 (UTC when no zone is given).
+    variants : (str, str), optional
+        The control and the treatment; the difference is treatment minus control. Default: the
+        window's two variants, in name order (an error when it holds more than two).
+    model : str, optional
+        The model of a multi-model endpoint (default: the endpoint's model).
+    confidence : float, default 0.95
+        Confidence level of the intervals; the difference is significant when p < 1 - confidence.
+    threshold : float, optional
+        Score threshold of a binary model that outputs scores only (default: the baseline's, else
+        0.5).
+    store : str, optional
+        The store root.
+
+    Returns
+    -------
+    dict
+        The VariantComparison: each variant's records, value, standard deviation and interval;
+        ``difference``, ``ci_low``, ``ci_high``, ``p_value``, ``significant`` and ``better``.
+
+    Examples
+    --------
+    >>> compare_variants("churn-ep", "accuracy", "2026-11-23T00:00Z", "2026-11-24T00:00Z",
+    ...                  variants=("control", "candidate"))  # doctest: +SKIP
+    """
+    from modelwatch.tasks import variants as core
+    from modelwatch.tasks.store import check_slug
+
+    check_slug(endpoint, "endpoint name")
+    begin, finish = window(start, end)
+    records = core.endpoint_window(_store(store), endpoint, model, begin, finish)
+    cut = threshold if threshold is not None else records.threshold
+    statistics = core.variant_statistics(records.batch, records.problem_type, cut)
+    statistics.pop(core.UNKNOWN_VARIANT, None)
+    if variants is None:
+        if len(statistics) != 2:
+            raise UserError(f"the window of {endpoint!r} holds {len(statistics)} variant(s) with "
+                            f"labelled records ({', '.join(sorted(statistics)) or 'none'}); name the "
+                            "two to compare with --variants CONTROL TREATMENT")
+        control, treatment = sorted(statistics)
+    else:
+        control, treatment = variants
+    result = core.compare_variants(statistics, control, treatment, metric, confidence=confidence,
+                                   endpoint=endpoint, model=records.model, window=(begin, finish))
+    return result.dump()
 
 
 def summarize_fleet(store: str | None = None) -> dict[str, Any]:

@@ -48,7 +48,8 @@ def _add_command_groups() -> None:
     """Command groups that live in modelwatch/commands/, one module per concern."""
     import importlib
 
-    for module_name in ("registry", "cards", "operations", "groundtruth", "server", "retention"):
+    for module_name in ("registry", "cards", "operations", "groundtruth", "server", "retention",
+                        "variants"):
         try:
             module = importlib.import_module(f"modelwatch.commands.{module_name}")
         except ModuleNotFoundError as missing:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from modelwatch.tasks.documents import OwnDocument
+from modelwatch.tasks.documents import OwnDocument, VariantOutcome
 
 MonitorState = Literal["None", "Inactive", "OK", "Alarm"]
 
@@ -138,6 +138,7 @@ class ExecutionSummary(OwnDocument):
     metric: float | None = None  # one number per execution for the trend chart
     flow_run_id: str | None = None
     failure_reason: str | None = None
+    variants: dict[str, VariantOutcome] = Field(default_factory=dict)  # an A/B test's, per variant
 
 
 class AlertHistoryEntry(OwnDocument):

@@ -201,6 +201,18 @@ class Check(OwnDocument):
 
 # ---- execution.json (ours) ----
 
+class VariantOutcome(OwnDocument):
+    """One production variant's share of an execution: its records, its headline number and the
+    checks it fails on its own (variants.json of the execution holds its documents)."""
+
+    records: int = 0
+    status: ExecutionStatus = "Completed"
+    metric_name: str | None = None
+    metric: float | None = None
+    violation_count: int = 0
+    violations: list[str] = Field(default_factory=list)  # what failed: a feature or metric name
+
+
 class Execution(OwnDocument):
     model: str
     model_version: str
@@ -228,6 +240,8 @@ class Execution(OwnDocument):
     flow_run_id: str | None = None
     metric_name: str | None = None  # the execution's headline number (trend charts, the index)
     metric: float | None = None
+    # Per production variant, when the window's records come from more than one (A/B testing).
+    variants: dict[str, VariantOutcome] = Field(default_factory=dict)
 
 
 def parse_document(model_class: type, data: bytes | str | Any, source: str):

@@ -38,6 +38,32 @@ class TrafficShare(OwnDocument):
     latency_p99_ms: float | None = None
 
 
+class VariantRow(OwnDocument):
+    """A production variant's share of a monitor type's latest execution (an A/B test)."""
+
+    monitor_type: str
+    window_end: datetime
+    variant: str
+    records: int
+    status: str
+    metric_name: str | None = None
+    metric: float | None = None
+    violation_count: int = 0
+
+
+def variant_rows(latest: dict[str, Any]) -> list[VariantRow]:
+    """Per monitor type (name -> its latest finished ExecutionSummary), one row per variant of that
+    execution; a type whose latest execution saw a single variant has none."""
+    rows = []
+    for monitor_type, entry in latest.items():
+        for variant, outcome in (entry.variants if entry is not None else {}).items():
+            rows.append(VariantRow(monitor_type=monitor_type, window_end=entry.window_end,
+                                   variant=variant, records=outcome.records, status=outcome.status,
+                                   metric_name=outcome.metric_name, metric=outcome.metric,
+                                   violation_count=outcome.violation_count))
+    return rows
+
+
 class EndpointTelemetry(OwnDocument):
     """What an endpoint page shows (and the model page's summary of each endpoint)."""
 
@@ -48,6 +74,7 @@ class EndpointTelemetry(OwnDocument):
     week: list[dict[str, Any]] = Field(default_factory=list)  # per WEEK_STEP, the last 7 days
     day_total: dict[str, Any] | None = None
     traffic: list[TrafficShare] = Field(default_factory=list)
+    variant_quality: list[VariantRow] = Field(default_factory=list)  # the model's latest, per variant
 
 
 def endpoint_telemetry(store: Store, endpoint: str, model: str, now: datetime) -> EndpointTelemetry:

@@ -111,6 +111,7 @@ def summarize_execution(execution: Execution, metric: float | None = None) -> Ex
         report_uri=_report(execution.outputs), execution_uri=execution.outputs.get("execution"),
         metric=metric if metric is not None else execution.metric,
         flow_run_id=execution.flow_run_id, failure_reason=execution.failure_reason,
+        variants=execution.variants,
     )
 
 

@@ -43,9 +43,12 @@ class MergedBatch:
     records_read: int = 0
     blank_lines: int = 0
     quarantine: list[dict[str, Any]] = field(default_factory=list)
+    # (variant, first row, row after the last) of the rows read from each file, when known
+    variant_runs: list[tuple[str | None, int, int]] = field(default_factory=list)
 
     def extend(self, other: MergedBatch) -> None:
         offset = len(self.labels)
+        self.variant_runs += [(v, offset + a, offset + b) for v, a, b in other.variant_runs]
         self.labels += other.labels
         self.predictions += other.predictions
         self.scores += other.scores
@@ -56,6 +59,22 @@ class MergedBatch:
         self.records_read += other.records_read
         self.blank_lines += other.blank_lines
         self.quarantine += other.quarantine
+
+    def tag(self, variant: str | None, start: int) -> None:
+        """Say that the rows from position `start` on came from `variant` (one file's rows)."""
+        if len(self.labels) > start:
+            self.variant_runs.append((variant, start, len(self.labels)))
+
+    def by_variant(self) -> dict[str, MergedBatch]:
+        """Labels, predictions and scores of each production variant's rows (rows of no known
+        variant under "-"), in the order the variants were first read."""
+        parts: dict[str, MergedBatch] = {}
+        for variant, start, stop in self.variant_runs:
+            part = parts.setdefault(variant or "-", MergedBatch())
+            part.labels += self.labels[start:stop]
+            part.predictions += self.predictions[start:stop]
+            part.scores += self.scores[start:stop]
+        return parts
 
     def input_frame(self, features: list[str]) -> pd.DataFrame:
         """The captured inputs as a frame in label order (CSV columns typed by Arrow; JSON values
@@ -168,3 +187,99 @@ def read_merged(data: bytes, source: str, features: list[str] | None = None,
         except MalformedRecord as problem:
             batch.quarantine.append(quarantine_entry(source, line_no, str(problem), raw))
     return batch
+
+
+def read_merged_files(files: list[str], variants: list[str | None] | None = None,
+                      features: list[str] | None = None, scored: bool = True) -> MergedBatch:
+    """The merged records of several files, each file's rows tagged with its variant (from
+    `variants`, aligned with `files`); a file that cannot be read at all is one quarantine entry."""
+    from modelwatch.tasks import progress
+    from modelwatch.tasks.capture import UnreadableFile
+    from modelwatch.tasks.store import read_uri_bytes
+
+    total = MergedBatch()
+    for number, uri in enumerate(files):
+        start = len(total.labels)
+        try:
+            total.extend(read_merged(read_uri_bytes(uri), uri, features, scored))
+            progress.advance("merged files read")
+        except UnreadableFile as problem:
+            total.quarantine.append({"file": uri, "line": 0, "reason": str(problem), "record": ""})
+        total.tag(variants[number] if variants else None, start)
+    return total
+
+
+def merged_metrics(batch: MergedBatch, problem_type: str, threshold: float,
+                   bootstrap: int | None = None) -> tuple[Any, dict[str, int]]:
+    """Model-quality statistics of merged records and the records left out of them, by reason.
+
+    Parameters
+    ----------
+    batch : MergedBatch
+        Labels, predictions and scores as read (text or JSON values: numbers are compared as
+        numbers, "1" == 1).
+    problem_type : str
+        BinaryClassification, MulticlassClassification or Regression.
+    threshold : float
+        The score at or above which a binary model that outputs only a score predicts 1.
+    bootstrap : int, optional
+        Resamples behind each metric's standard deviation (default: compute_metrics's, 200).
+
+    Returns
+    -------
+    (ModelQualityStatistics, dict)
+        The statistics, and the count of rows left out per reason (keys of LEFT_OUT).
+    """
+    from modelwatch.tasks.quality import compute_metrics, normalise_problem_type
+
+    problem = normalise_problem_type(problem_type)
+    binary = problem == "BinaryClassification"
+    scores = list(batch.scores) if binary and any(s is not None for s in batch.scores) else None
+    predictions = [_as_number(p) for p in batch.predictions]
+    if scores is not None:
+        # A bare 0 or 1 among scores is a score too (a model that outputs probabilities).
+        for i, (p, s) in enumerate(zip(predictions, scores, strict=True)):
+            if s is None and isinstance(p, int | float) and 0 <= p <= 1:
+                predictions[i], scores[i] = None, float(p)
+    if scores is not None:
+        # Outputs that carry only a score are thresholded; those with a label keep it.
+        predictions = [p if p is not None else (None if s is None else int(s >= threshold))
+                       for p, s in zip(predictions, scores, strict=True)]
+    labels = [_as_number(v) for v in batch.labels]
+    left_out = {"without_label": 0, "without_prediction": 0, "not_a_number": 0}
+    for i, (label, predicted) in enumerate(zip(labels, predictions, strict=True)):
+        if _missing(label):
+            left_out["without_label"] += 1
+        elif _missing(predicted) and (scores is None or scores[i] is None):
+            left_out["without_prediction"] += 1
+        elif problem == "Regression" and not (_finite(label) and _finite(predicted)):
+            left_out["not_a_number"] += 1
+    options = {} if bootstrap is None else {"bootstrap": bootstrap}
+    statistics = compute_metrics(problem_type, labels, predictions, scores, threshold=threshold,
+                                 **options)
+    # With scores, compute_metrics also needs every row's score: the rest had a label only.
+    left_out["without_score"] = len(labels) - statistics.dataset.item_count - sum(left_out.values())
+    return statistics, left_out
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or value == ""
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and \
+        value == value and abs(value) != float("inf")
+
+
+LEFT_OUT = {"without_label": "had no label", "without_prediction": "had no prediction",
+            "not_a_number": "had a label or prediction that is not a finite number",
+            "without_score": "had a predicted label but no score (the scores' AUC needs one)"}
+
+
+
+def _as_number(value: Any) -> Any:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    return int(number) if number.is_integer() else number
