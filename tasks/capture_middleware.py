@@ -117,7 +117,7 @@ class CaptureMiddleware:
         async def observed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 response["status"] = message["status"]
-                for name, value in message.get("headers", ()):
+                for name, value in message.get("headers", ()) if keep else ():
                     if name.lower() == b"content-type":
                         response["type"] = value.decode("latin-1")
             elif message["type"] == "http.response.body" and keep:

@@ -222,6 +222,7 @@ class CaptureWriter:
         self._flush_rounds = 0
         self._disk_full = False
         self._pending: list[Exchange] = []  # taken from the queue, not written yet
+        self._kinds: dict[str | None, Encoding] = {}  # content type -> how its bodies are kept
         self._telemetry_rows: list[dict[str, Any]] = []  # this writer's rows of the current day
         self._thread: threading.Thread | None = None
         self._started = threading.Lock()
@@ -391,7 +392,10 @@ class CaptureWriter:
             prefix = f"models/{model}/" if model else ""
             key = f"{prefix}{self.config.variant}/{hour}/{_file_name()}"
             try:
-                self._capture_store.write_bytes(key, b"".join(self._line(e) for e in exchanges))
+                times: dict[int, str] = {}
+                self._capture_store.write_bytes(key, b"".join(
+                    self._line(e, i, times) for e, i in zip(exchanges, event_ids(len(exchanges)),
+                                                            strict=True)))
             except Exception as problem:  # the store failed after its own retries: keep, try again
                 self.stats.write_errors = [*self.stats.write_errors[-9:], f"{key}: {problem}"]
                 failed += exchanges
@@ -409,24 +413,42 @@ class CaptureWriter:
         for exchange in exchanges:
             self._skipped(exchange.at, exchange.target, "dropped_store_failed")
 
-    def _line(self, exchange: Exchange) -> bytes:
+    def _line(self, exchange: Exchange, event_id: str, times: dict[int, str]) -> bytes:
+        """One record's JSONL line; `times` caches the inference time per second of a file."""
         config = self.config
         sides: dict[str, Any] = {}
         if config.capture in ("both", "input") and exchange.request is not None:
-            sides["endpointInput"] = capture_side("INPUT", exchange.request_type, exchange.request,
-                                                  *_encoding(config, exchange.request_type, exchange.request))
+            sides["endpointInput"] = capture_side("INPUT", exchange.request_type,
+                                                  *self._encoded(exchange.request_type, exchange.request))
         if config.capture in ("both", "output") and exchange.response is not None:
-            sides["endpointOutput"] = capture_side("OUTPUT", exchange.response_type, exchange.response,
-                                                   *_encoding(config, exchange.response_type,
-                                                              exchange.response))
+            sides["endpointOutput"] = capture_side("OUTPUT", exchange.response_type,
+                                                   *self._encoded(exchange.response_type,
+                                                                  exchange.response))
+        second = int(exchange.at)
+        when = times.get(second)
+        if when is None:
+            when = times[second] = format_inference_time(datetime.fromtimestamp(second, UTC))
         attributes = [exchange.custom_attributes] if exchange.custom_attributes else None
         record = endpoint_record(
-            sides, event_id=str(uuid.uuid4()),
-            inference_time=format_inference_time(datetime.fromtimestamp(exchange.at, UTC)),
-            inference_id=exchange.inference_id,
+            sides, event_id=event_id, inference_time=when, inference_id=exchange.inference_id,
             target_model=exchange.target if config.target_model_header else None,
             custom_attributes=attributes)
         return orjson.dumps(record) + b"\n"
+
+    def _encoded(self, content_type: str | None, body: bytes) -> tuple[str | bytes, Encoding]:
+        """A body as its record keeps it: CSV or JSON text by media type (BASE64 when it is not
+        UTF-8 after all), else BASE64 of the bytes. Media types are parsed once each."""
+        kind = self._kinds.get(content_type)
+        if kind is None:
+            media = _media_type(content_type)
+            kind = self._kinds[content_type] = "CSV" if media in self.config.csv_content_types \
+                else "JSON" if media in self.config.json_content_types else "BASE64"
+        if kind == "BASE64":
+            return body, "BASE64"
+        try:
+            return body.decode("utf-8"), kind
+        except UnicodeDecodeError:  # not text after all: kept whole, as bytes
+            return body, "BASE64"
 
     def _write_telemetry(self, everything: bool) -> None:
         if not self.config.telemetry:
@@ -471,15 +493,14 @@ def _merge_rows(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[di
     return sorted(index.values(), key=lambda r: (r["minute"], r["variant"], r["model"]))
 
 
-def _encoding(config: CaptureConfig, content_type: str | None, body: bytes) -> tuple[Encoding]:
-    media = _media_type(content_type)
-    if media in config.csv_content_types or media in config.json_content_types:
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError:  # not text after all: kept whole, as bytes
-            return ("BASE64",)
-        return ("CSV",) if media in config.csv_content_types else ("JSON",)
-    return ("BASE64",)
+def event_ids(n: int) -> list[str]:
+    """n random (version 4) UUIDs as text, from one urandom call for a whole file's records."""
+    raw = bytearray(os.urandom(16 * n))
+    raw[6::16] = bytes((b & 0x0F) | 0x40 for b in raw[6::16])
+    raw[8::16] = bytes((b & 0x3F) | 0x80 for b in raw[8::16])
+    h = raw.hex()
+    return [f"{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-{h[i + 20:i + 32]}"
+            for i in range(0, 32 * n, 32)]
 
 
 def _bytes(body: bytes | str | None) -> bytes | None:

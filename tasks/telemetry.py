@@ -13,6 +13,7 @@ import contextlib
 import io
 import math
 import threading
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,14 @@ def latency_bucket(seconds: float) -> int:
     return min(LATENCY_BUCKETS - 1, 1 + int(math.log(seconds / LATENCY_FLOOR) / _LOG_RATIO))
 
 
+def latency_buckets(seconds: np.ndarray) -> np.ndarray:
+    """`latency_bucket` of many latencies at once."""
+    seconds = np.asarray(seconds, dtype=float)
+    above = np.maximum(seconds, LATENCY_FLOOR) / LATENCY_FLOOR
+    index = np.minimum(LATENCY_BUCKETS - 1, 1 + (np.log(above) / _LOG_RATIO).astype(np.int64))
+    return np.where(seconds <= LATENCY_FLOOR, 0, index)
+
+
 def bucket_seconds(index: np.ndarray) -> np.ndarray:
     """The value a bucket stands for: the geometric middle of its edges (bucket 0: the floor)."""
     index = np.asarray(index, dtype=float)
@@ -68,13 +77,15 @@ class MinuteCounts:
 
 
 class TelemetryAggregator:
-    """Counts per minute and (variant, model), cheap enough for the request path (a lock, two dict
-    updates); `take` hands the finished minutes to the background writer."""
+    """Counts per minute and (variant, model); `take` hands the finished minutes to the background
+    writer. An answered request costs the request path one deque append (atomic, no lock): the
+    answers are folded into minutes, vectorised, by whoever takes them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         # keyed by whole minutes since the epoch: the request path does no datetime work
         self._minutes: dict[tuple[int, str, str], MinuteCounts] = {}
+        self._answers: dict[tuple[str, str], deque[tuple[float, int, float]]] = {}
 
     def _slot(self, minute: int, variant: str, model: str) -> MinuteCounts:
         key = (minute, variant, model)
@@ -85,15 +96,29 @@ class TelemetryAggregator:
 
     def request(self, at: float, variant: str, model: str, status: int, seconds: float) -> None:
         """One answered request: its status and its handler's latency in seconds."""
-        minute = _minute(at)
-        with self._lock:
-            slot = self._slot(minute, variant, model)
-            slot.counts["invocations"] += 1
-            if 400 <= status < 500:
-                slot.counts["errors_4xx"] += 1
-            elif status >= 500:
-                slot.counts["errors_5xx"] += 1
-            slot.latency[latency_bucket(seconds)] += 1
+        answers = self._answers.get((variant, model))
+        if answers is None:
+            answers = self._answers.setdefault((variant, model), deque())
+        answers.append((at, status, seconds))
+
+    def _fold(self) -> None:
+        """Move the queued answers into their minutes (called under the lock)."""
+        for (variant, model), answers in list(self._answers.items()):
+            n = len(answers)
+            if not n:
+                continue
+            taken = np.array([answers.popleft() for _ in range(n)], dtype=float)
+            minutes = (taken[:, 0] // 60).astype(np.int64)
+            status, seconds = taken[:, 1], taken[:, 2]
+            buckets = latency_buckets(seconds)
+            for minute in np.unique(minutes):
+                mine = minutes == minute
+                slot = self._slot(int(minute), variant, model)
+                slot.counts["invocations"] += int(mine.sum())
+                slot.counts["errors_4xx"] += int((mine & (status >= 400) & (status < 500)).sum())
+                slot.counts["errors_5xx"] += int((mine & (status >= 500)).sum())
+                added = np.bincount(buckets[mine], minlength=LATENCY_BUCKETS)
+                slot.latency = (np.asarray(slot.latency, np.int64) + added).tolist()
 
     def count(self, at: float, variant: str, model: str, what: str, n: int = 1) -> None:
         """Add to one of the capture counts (CAPTURE_COUNTS) of a minute."""
@@ -104,6 +129,7 @@ class TelemetryAggregator:
         """Remove and return the minutes that began before `before` (all of them when None)."""
         limit = None if before is None else int(before.timestamp() // 60)
         with self._lock:
+            self._fold()
             keys = [k for k in self._minutes if limit is None or k[0] < limit]
             taken = {k: self._minutes.pop(k) for k in keys}
         return {(datetime.fromtimestamp(k[0] * 60, UTC), k[1], k[2]): v for k, v in taken.items()}

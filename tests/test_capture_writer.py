@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import math
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from modelwatch.tasks.telemetry import (
     TelemetryAggregator,
     histogram_percentile,
     latency_bucket,
+    latency_buckets,
     minute_rows,
     per_minute,
     read_telemetry,
@@ -63,6 +65,23 @@ def test_encodings_follow_the_content_types_and_the_capture_option(tmp_path: Pat
         side = records[ident]["captureData"]["endpointInput"]
         assert side["encoding"] == "BASE64" and base64.b64decode(side["data"]) == raw
     assert w.stats.captured == 3 and w.stats.files_written == 1
+
+
+def test_event_ids_are_distinct_version_4_uuids_and_times_are_each_records(tmp_path: Path) -> None:
+    w = writer(tmp_path)
+    start = NOW.replace(microsecond=0).timestamp()
+    for i in range(500):
+        w.record(b"1,2", b"0", inference_id=str(i), at=start + i * 0.37)
+    assert w.flush()
+    w.close()
+    records = lines_under(tmp_path / "store" / "capture")
+    ids = [uuid.UUID(r["eventMetadata"]["eventId"]) for r in records]
+    assert len(set(ids)) == 500 and {u.version for u in ids} == {4}
+    assert {u.variant for u in ids} == {uuid.RFC_4122}
+    assert [str(u) for u in ids] == [r["eventMetadata"]["eventId"] for r in records]
+    for r in records:
+        at = datetime.fromtimestamp(start + int(r["eventMetadata"]["inferenceId"]) * 0.37, UTC)
+        assert r["eventMetadata"]["inferenceTime"] == at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_uncaptured_types_and_a_full_disk_are_counted_not_written(tmp_path: Path) -> None:
@@ -148,6 +167,9 @@ def test_latency_percentiles_are_within_the_bucket_error_of_numpy(tmp_path: Path
         assert abs(row[f"latency_p{q}_ms"] / exact - 1) <= math.sqrt(LATENCY_RATIO) - 1 + 1e-12
     assert histogram_percentile(np.zeros(200), 50) is None
     assert latency_bucket(1e-9) == 0 and latency_bucket(1e6) == 199
+    # the aggregator folds answers in bulk: the same buckets as one at a time
+    spread = np.concatenate([np.geomspace(1e-7, 1e4, 20_000), [0.0, 1e-5, 1e6]])
+    assert latency_buckets(spread).tolist() == [latency_bucket(s) for s in spread]
 
 
 def test_the_endpoint_page_sums_steps_and_breaks_lines_at_gaps(tmp_path: Path) -> None:
