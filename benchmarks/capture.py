@@ -36,7 +36,6 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -60,6 +59,7 @@ from benchmarks.measure import (
     system_busy_seconds,
     write_results,
 )
+from modelwatch.flows.child_processes import die_with_parent, free_port, stop_child
 
 HOST = "127.0.0.1"
 ENDPOINT = "bench-capture"
@@ -218,20 +218,6 @@ def generate_load(port: int, requests: int, warmup: int, threads: int, prefix: s
 
 
 # --- one run: a server, its load, what it captured ------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def die_with_parent() -> None:
-    """preexec_fn (Linux): the kernel SIGTERMs the server when the benchmark dies."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-
 def answers(port: int) -> bool:
     connection = http.client.HTTPConnection(HOST, port, timeout=1.0)
     try:
@@ -265,14 +251,8 @@ def serving(config: dict[str, Any] | None, log_path: Path) -> Iterator[tuple[int
                 time.sleep(0.1)
             yield port, proc
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(SERVER_STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    log(f"uvicorn (pid {proc.pid}) did not stop within {SERVER_STOP_TIMEOUT_S:.0f} s: killed")
-                    proc.kill()
-                    proc.wait(10)
+            if not stop_child(proc, grace=SERVER_STOP_TIMEOUT_S):
+                log(f"uvicorn (pid {proc.pid}) did not stop within {SERVER_STOP_TIMEOUT_S:.0f} s: killed")
 
 
 def threads_of(pid: int) -> dict[int, tuple[float, int]]:

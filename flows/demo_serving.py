@@ -8,13 +8,14 @@ import http.client
 import io
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from typing import Any
+
+from modelwatch.flows.child_processes import HOST, die_with_parent, free_port, stop_child
+from modelwatch.flows.invocation_load import post_each
 
 APP_ENV = "MODELWATCH_DEMO_SERVING"  # the app's configuration, JSON, for the server process
 START_SECONDS = 60.0
@@ -72,54 +73,26 @@ def serve_live_traffic(store: str, model: str, endpoint: str, rows: list[str], t
     threads : int, default 4
         Keep-alive connections the load uses.
     """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     environment = {**os.environ, APP_ENV: json.dumps({"store": store, "model": model,
                                                       "endpoint": endpoint})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "modelwatch.flows.demo_serving:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+         "--host", HOST, "--port", str(port), "--log-level", "warning"],
+        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent)
     answered = {"ok": 0, "failed": 0}
+    lock = threading.Lock()
+
+    def count(ident: str, status: int | None, answer: str, seconds: float) -> None:
+        with lock:
+            answered["ok" if status == 200 else "failed"] += 1
+
     try:
         _wait_until_up(proc, port)
-        lock = threading.Lock()
-        todo = iter(enumerate(rows))
-
-        def worker() -> None:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_SECONDS)
-            while True:
-                with lock:
-                    item = next(todo, None)
-                if item is None:
-                    break
-                i, row = item
-                try:
-                    connection.request("POST", "/invocations", body=row + "\n", headers={
-                        "Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": f"live-{i}"})
-                    response = connection.getresponse()
-                    response.read()
-                    ok = response.status == 200
-                except OSError:
-                    ok = False
-                    connection.close()
-                with lock:
-                    answered["ok" if ok else "failed"] += 1
-            connection.close()
-
-        pool = [threading.Thread(target=worker) for _ in range(threads)]
-        for thread in pool:
-            thread.start()
-        for thread in pool:
-            thread.join()
+        post_each(HOST, port, ((f"live-{i}", row + "\n") for i, row in enumerate(rows)), count,
+                  threads=threads, timeout=REQUEST_SECONDS)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_child(proc, grace=60.0)
     return {"sent": len(rows), "answered": answered["ok"], "failed": answered["failed"]}
 
 
@@ -129,7 +102,7 @@ def _wait_until_up(proc: subprocess.Popen[bytes], port: int) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"the demo's model server exited: {proc.stderr.read().decode()[-1000:]}")
         with contextlib.suppress(OSError):
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+            connection = http.client.HTTPConnection(HOST, port, timeout=1.0)
             connection.request("GET", "/ping")
             if connection.getresponse().status == 200:
                 return

@@ -6,14 +6,14 @@ threads, each with a unique inference id; prints what was sent and answered as o
 
 from __future__ import annotations
 
-import http.client
 import json
 import sys
 import threading
-import time
 from urllib.parse import urlsplit
 
 import numpy as np
+
+from modelwatch.flows.invocation_load import post_each
 
 TIMEOUT = 10.0  # seconds per request: the load is bounded in time as well as count
 
@@ -28,32 +28,15 @@ def main(url: str, n: int, threads: int = 4, prefix: str = "req") -> None:
     target = urlsplit(url)
     results: dict[str, dict] = {}
     lock = threading.Lock()
-    todo = iter(range(n))
+    bodies = {f"{prefix}-{i}": body(i) for i in range(n)}
 
-    def worker() -> None:
-        connection = http.client.HTTPConnection(target.hostname, target.port, timeout=TIMEOUT)
-        while True:
-            with lock:
-                i = next(todo, None)
-            if i is None:
-                break
-            ident = f"{prefix}-{i}"
-            began = time.perf_counter()
-            connection.request("POST", "/invocations", body=body(i),
-                               headers={"Content-Type": "text/csv",
-                                        "X-Amzn-SageMaker-Inference-Id": ident})
-            response = connection.getresponse()
-            answer = response.read().decode()
-            with lock:
-                results[ident] = {"status": response.status, "body": body(i), "answer": answer,
-                                  "seconds": time.perf_counter() - began}
-        connection.close()
+    def keep(ident: str, status: int | None, answer: str, seconds: float) -> None:
+        with lock:
+            results[ident] = {"status": status, "body": bodies[ident],
+                              "answer": answer, "seconds": seconds}
 
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
+    post_each(target.hostname, target.port, bodies.items(), keep,
+              threads=threads, timeout=TIMEOUT)
     json.dump(results, sys.stdout)
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,17 +41,3 @@ def running_prefect_server() -> Iterator[str]:
         yield start(state, environment=environment, timeout=STARTUP_TIMEOUT).url
     finally:
         stop(state)
-
-
-def stop_group(process: subprocess.Popen, grace: float = 15.0) -> None:
-    """Terminate a process and everything it started (its session), then kill what lingers."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)

@@ -14,7 +14,6 @@ import atexit
 import contextlib
 import functools
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import BinaryIO
+
+from modelwatch.flows.child_processes import die_with_parent, free_port, stop_child
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0  # seconds to wait for the server to answer
@@ -34,23 +35,6 @@ class S3ServerError(RuntimeError):
     """The moto server could not be started."""
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """preexec_fn (Linux): have the kernel SIGTERM the child when its parent dies."""
-    try:
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
-    except Exception:
-        pass  # best effort; the normal path stops the server explicitly
-
-
 def _answers(endpoint: str) -> bool:
     try:
         with urllib.request.urlopen(endpoint + "/", timeout=1.0):
@@ -59,18 +43,6 @@ def _answers(endpoint: str) -> bool:
         return True  # any HTTP status means the server is up
     except OSError:  # URLError, connection refused, timeout
         return False
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate the server, then kill it if it has not exited within STOP_TIMEOUT."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=STOP_TIMEOUT)
 
 
 def _output(log: BinaryIO, limit: int = 2000) -> str:
@@ -97,16 +69,16 @@ def running_s3_server() -> Iterator[str]:
     with tempfile.TemporaryFile() as log:
         failures: list[str] = []
         for _ in range(PORT_ATTEMPTS):
-            port = _free_port()
+            port = free_port()
             endpoint = f"http://{HOST}:{port}"
             proc = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                preexec_fn=die_with_parent,
             )
-            stop = functools.partial(_stop, proc)
+            stop = functools.partial(stop_child, proc, signal.SIGTERM, STOP_TIMEOUT)
             atexit.register(stop)
             try:
                 try:

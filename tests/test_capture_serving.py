@@ -10,7 +10,6 @@ import io
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -25,13 +24,13 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
+from modelwatch.flows.child_processes import die_with_parent, free_port, stop_child
 from modelwatch.tasks.dashboard_html import CONTENT_SECURITY_POLICY
 from modelwatch.tasks.store import Store
 from modelwatch.tasks.telemetry import per_minute, read_telemetry
 from tests.capture_apps import FEATURES
 from tests.cli_run import run
 from tests.s3faults import Faults, faulty_proxy
-from tests.s3server import _die_with_parent, _free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ENDPOINT = "scoring"
@@ -41,7 +40,7 @@ ENDPOINT = "scoring"
 def serving(kind: str, capture: dict, env: dict[str, str] | None = None) -> Iterator[str]:
     """A real server on 127.0.0.1 with the test app behind the middleware; stopped with SIGINT (a
     graceful stop, which flushes the capture) when the block ends."""
-    port = _free_port()
+    port = free_port()
     if kind == "asgi":
         command = [sys.executable, "-m", "uvicorn", "tests.capture_apps:asgi_app", "--host",
                    "127.0.0.1", "--port", str(port), "--log-level", "warning"]
@@ -51,7 +50,7 @@ def serving(kind: str, capture: dict, env: dict[str, str] | None = None) -> Iter
     environment = {**os.environ, **(env or {}), "MODELWATCH_TEST_CAPTURE": json.dumps(capture)}
     log = open(os.devnull, "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.PIPE,
-                            preexec_fn=_die_with_parent)
+                            preexec_fn=die_with_parent)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -64,12 +63,7 @@ def serving(kind: str, capture: dict, env: dict[str, str] | None = None) -> Iter
             time.sleep(0.1)
         yield url
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_child(proc, grace=60.0)
         log.close()
 
 

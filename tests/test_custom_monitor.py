@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -21,12 +22,13 @@ import pandas as pd
 import pytest
 
 from modelwatch.flows import monitor_types
+from modelwatch.flows.child_processes import stop_child
 from modelwatch.flows.demo_data import capture_file_name, capture_hour_dir
 from modelwatch.tasks.capture_records import capture_line, capture_record
 from modelwatch.tasks.store import Store
 from modelwatch.tasks.windows import iso_z
 from tests.cli_run import invoke, run
-from tests.prefect_server import server_env, stop_group
+from tests.prefect_server import server_env
 from tests.report_pages import read_report
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -206,7 +208,7 @@ def test_a_registered_type_is_scheduled_served_and_shown_as_its_own_column(
         assert state == "COMPLETED", f"{state}: {log.read_text()[-4000:]}"
         assert name == "CompletedWithViolations"  # the scheduled run carries its execution's verdict
     finally:
-        stop_group(serve)
+        stop_child(serve, signal.SIGTERM, 15.0, group=True)
         with contextlib.suppress(Exception):
             log.unlink()
     the_store = Store(store)

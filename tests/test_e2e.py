@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.prefect_server import running_prefect_server, server_env, stop_group
+from modelwatch.flows.child_processes import stop_child
+from tests.prefect_server import running_prefect_server, server_env
 
 MODEL = "credit-default"
 ENDPOINT = "credit-default-prod"
@@ -137,7 +139,7 @@ def test_scheduled_drift_raises_alert_and_retrains(prefect_server: str, s3_bucke
                 "filter": {"event": {"name": ["modelwatch.alert.raised"]}}, "limit": 10
             })["events"]) == 1
         finally:
-            stop_group(serve)
+            stop_child(serve, signal.SIGTERM, 15.0, group=True)
 
     from modelwatch.tasks.cards import latest_card
     from modelwatch.tasks.registry import get_model
