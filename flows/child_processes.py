@@ -74,3 +74,29 @@ def stop_child(proc: subprocess.Popen, signum: int = signal.SIGINT, grace: float
         send(signal.SIGKILL)
         proc.wait(10)
         return False
+
+
+def wait_until_answers(proc: subprocess.Popen, url: str, timeout: float = 60.0,
+                       what: str = "the server") -> None:
+    """Poll ``url`` (GET) until it answers 200; RuntimeError when the child exits first or
+    ``timeout`` seconds pass.
+
+    Examples
+    --------
+    >>> wait_until_answers(proc, "http://127.0.0.1:8080/ping", 30, "uvicorn")  # doctest: +SKIP
+    """
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError, urllib.error.HTTPError):
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited (code {proc.returncode}) before answering {url}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not answer {url} within {timeout:.0f} s")
+        time.sleep(0.1)

@@ -3,18 +3,21 @@ middleware, and a bounded load sent to it, so the dashboard's endpoint page show
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import io
 import json
 import os
 import subprocess
 import sys
 import threading
-import time
 from typing import Any
 
-from modelwatch.flows.child_processes import HOST, die_with_parent, free_port, stop_child
+from modelwatch.flows.child_processes import (
+    HOST,
+    die_with_parent,
+    free_port,
+    stop_child,
+    wait_until_answers,
+)
 from modelwatch.flows.invocation_load import post_each
 
 APP_ENV = "MODELWATCH_DEMO_SERVING"  # the app's configuration, JSON, for the server process
@@ -97,14 +100,9 @@ def serve_live_traffic(store: str, model: str, endpoint: str, rows: list[str], t
 
 
 def _wait_until_up(proc: subprocess.Popen[bytes], port: int) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the demo's model server exited: {proc.stderr.read().decode()[-1000:]}")
-        with contextlib.suppress(OSError):
-            connection = http.client.HTTPConnection(HOST, port, timeout=1.0)
-            connection.request("GET", "/ping")
-            if connection.getresponse().status == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"the demo's model server did not answer within {START_SECONDS:.0f} s")
+    try:
+        wait_until_answers(proc, f"http://{HOST}:{port}/ping", START_SECONDS, "the demo's model server")
+    except RuntimeError as problem:
+        if proc.poll() is None:
+            raise
+        raise RuntimeError(f"{problem}: {proc.stderr.read().decode()[-1000:]}") from None

@@ -116,6 +116,25 @@ def set_schedules_active(info: ScheduleInfo, active: bool) -> None:
             client.request("POST", f"/deployments/{info.deployment_id}/resume_deployment")
 
 
+def set_schedule_cron(info: ScheduleInfo, cron: str) -> None:
+    """Give a monitor's schedules a new cron (UTC). A window period that followed the old cron (the
+    default: PT1H for an hourly-or-faster cron, else P1D) follows the new one."""
+    from modelwatch.flows.scheduled import period_for_cron
+
+    with _client() as client:
+        for schedule in info.schedules:
+            timing = {**(schedule.get("schedule") or {}), "cron": cron}
+            timing.setdefault("timezone", "UTC")
+            client.request(
+                "PATCH", f"/deployments/{info.deployment_id}/schedules/{schedule['id']}",
+                json={"schedule": timing, "active": bool(schedule.get("active", True)),
+                      "parameters": schedule.get("parameters") or {}})
+        period = info.parameters.get("period")
+        if info.cron and period == period_for_cron(info.cron) != period_for_cron(cron):
+            client.request("PATCH", f"/deployments/{info.deployment_id}", json={
+                "parameters": {**info.parameters, "period": period_for_cron(cron)}})
+
+
 def delete_deployment(deployment_id: str) -> None:
     with _client() as client:
         client.request("DELETE", f"/deployments/{deployment_id}")

@@ -56,6 +56,7 @@ def monitor_cell(schedule: Any | None, alert: Alert) -> MonitorCell:
         last_execution_at=last.window_end if last else None,
         last_status=last.status if last else None,
         last_violation_count=last.violation_count if last else None,
+        last_metric=last.metric if last else None,
         schedule=schedule.cron if schedule else None,
     )
     if alert.state == "ALARM":
@@ -207,16 +208,12 @@ def _said(problem: Exception) -> str:
     return f"{type(problem).__name__}: {problem}"[:500]
 
 
-def write_model_page(store: Store, row: DashboardRow, model: Any, endpoints: list[Any],
-                     jobs: list[Any], card: Any | None, alerts: dict[str, Alert],
-                     indexes: dict[str, Any], generated_at: datetime,
-                     latest_card: Any | None = None) -> None:
-    from modelwatch.tasks.dashboard_html import render_model_page
-    from modelwatch.tasks.endpoint_page import (
-        endpoint_telemetry,
-        render_endpoint_page,
-        variant_rows,
-    )
+def model_page(store: Store, row: DashboardRow, model: Any, endpoints: list[Any],
+               jobs: list[Any], card: Any | None, alerts: dict[str, Alert],
+               indexes: dict[str, Any], generated_at: datetime,
+               latest_card: Any | None = None) -> tuple[ModelPage, list[Any]]:
+    """What a model's page shows, and the telemetry views of its endpoints."""
+    from modelwatch.tasks.endpoint_page import endpoint_telemetry, variant_rows
     from modelwatch.tasks.registry import lineage_edges
 
     executions = [e for t in monitor_types() if indexes.get(t) is not None
@@ -237,11 +234,39 @@ def write_model_page(store: Store, row: DashboardRow, model: Any, endpoints: lis
     views = [endpoint_telemetry(store, e.name, model.name, generated_at) for e in endpoints]
     for view in views:
         view.variant_quality = by_variant
+    return document, views
+
+
+def write_model_page(store: Store, row: DashboardRow, model: Any, endpoints: list[Any],
+                     jobs: list[Any], card: Any | None, alerts: dict[str, Alert],
+                     indexes: dict[str, Any], generated_at: datetime,
+                     latest_card: Any | None = None) -> None:
+    from modelwatch.tasks.dashboard_html import render_model_page
+    from modelwatch.tasks.endpoint_page import render_endpoint_page
+
+    document, views = model_page(store, row, model, endpoints, jobs, card, alerts, indexes,
+                                 generated_at, latest_card)
     for view in views:
         store.write_text(f"dashboard/endpoints/{view.endpoint}.html",
                          render_endpoint_page(view, model_href=f"../models/{model.name}.html"))
     store.write_text(f"dashboard/models/{row.model}.html",
                      render_model_page(document, store_root=store.uri(""), endpoints=views))
+
+
+def read_model_page(store: Store, row: DashboardRow,
+                    generated_at: datetime | None = None) -> tuple[ModelPage, list[Any]]:
+    """A model's page as the store holds it now, for a dashboard row, without writing anything
+    (the console's model page: alerts are read, never re-evaluated)."""
+    from modelwatch.tasks.executions import read_index
+    from modelwatch.tasks.registry import endpoints_of, get_model, list_batch_jobs
+
+    model = get_model(store, row.model)
+    endpoints = endpoints_of(store, row.model)
+    card, latest = row_cards(store, row.model, endpoints)
+    alerts = {t: read_alert(store, row.model, t) for t in monitor_types()}
+    indexes = {t: read_index(store, row.model, t) for t in monitor_types()}
+    return model_page(store, row, model, endpoints, list_batch_jobs(store, row.model), card, alerts,
+                      indexes, generated_at or datetime.now(UTC), latest)
 
 
 @task(name="summarize-models", cache_policy=NO_CACHE)

@@ -49,7 +49,7 @@ def _add_command_groups() -> None:
     import importlib
 
     for module_name in ("registry", "cards", "operations", "groundtruth", "server", "retention",
-                        "variants"):
+                        "variants", "console"):
         try:
             module = importlib.import_module(f"modelwatch.commands.{module_name}")
         except ModuleNotFoundError as missing:

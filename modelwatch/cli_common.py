@@ -80,6 +80,23 @@ def needs_api() -> str:
     return ensure_api()
 
 
+IDENTITY_ENV = "MODELWATCH_IDENTITY"
+
+
+def cli_identity() -> str:
+    """Who the CLI acts as, for card reviews and the audit log: $MODELWATCH_IDENTITY (a configured
+    identity, e.g. a CI job's service name), else the operating-system user."""
+    import getpass
+
+    configured = os.environ.get(IDENTITY_ENV, "").strip()
+    if configured:
+        return configured
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return f"uid-{os.getuid()}"
+
+
 def emit_json(document: Any) -> None:
     """Print one JSON document on stdout (the only thing a JSON-printing command writes there)."""
     from modelwatch.tasks.store import json_dumps

@@ -41,8 +41,8 @@ from modelwatch.tasks.store import Store, check_slug, json_dumps
 __all__ = [
     "ALLOWED_MOVES", "RISK_RATINGS", "STATUSES", "STATUS_EVENT", "CardContentError", "ModelCard",
     "StatusChange", "card_for_version", "card_to_html", "card_to_markdown", "card_versions",
-    "create_card", "get_card", "latest_card", "list_card_models",
-    "merge_patch", "risk_rating", "set_status", "status_event", "update_card", "validate_content",
+    "create_card", "get_card", "latest_card", "list_card_models", "merge_patch", "review_authors",
+    "risk_rating", "set_status", "status_event", "update_card", "validate_content",
 ]
 
 CardStatus = Literal["Draft", "PendingReview", "Approved", "Archived"]
@@ -355,6 +355,10 @@ def set_status(store: Store, model: str, status: str, by: str | None, note: str 
                         f"{latest.status} and cannot move to {status}; allowed moves from "
                         f"{latest.status}: {moves}")
     who, note = _who(by), _check_note(note)
+    if status == "Approved" and who in (authors := review_authors(store, latest)):
+        raise UserError(
+            f"{who} cannot approve card v{latest.card_version} of model {model!r}: they "
+            f"{authors[who]} it, and the approver must be someone else (separation of duties)")
     at = now()
     number = latest.card_version + 1
     history = [*latest.status_history, StatusChange(
@@ -367,6 +371,24 @@ def set_status(store: Store, model: str, status: str, by: str | None, note: str 
     if send_event is not None:
         send_event(card, latest.status)
     return card
+
+
+def review_authors(store: Store, card: ModelCard) -> dict[str, str]:
+    """Who put a PendingReview card's content up for review: the person who submitted it and everyone
+    who changed the content since, each with what they did ("submitted" or "edited")."""
+    authors: dict[str, str] = {}
+    if card.status != "PendingReview":
+        return authors
+    submitted = next((h for h in reversed(card.status_history) if h.status == "PendingReview"), None)
+    if submitted is None or submitted.card_version is None:
+        return authors
+    if submitted.by:
+        authors[submitted.by] = "submitted"
+    for number in range(submitted.card_version + 1, card.card_version + 1):
+        version = _read(store, card.model, number)
+        if version.created_by and version.created_by not in authors:
+            authors[version.created_by] = "edited"
+    return authors
 
 
 # ---- events ----

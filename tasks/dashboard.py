@@ -47,6 +47,7 @@ class MonitorCell(OwnDocument):
     last_execution_at: datetime | None = None  # window end of the latest execution
     last_status: str | None = None  # Completed, CompletedWithViolations, NoData, Failed
     last_violation_count: int | None = None
+    last_metric: float | None = None  # the latest execution's headline metric (MonitorColumn.metric)
     schedule: str | None = None  # the cron expression, when scheduled
 
     @property

@@ -141,6 +141,10 @@ def render_index(
     generated_at: datetime,
     model_page_href: Callable[[str], str] = _default_model_href,
     columns: list[MonitorColumn] | None = None,
+    *,
+    endpoint_href: Callable[[str], str] = lambda e: f"endpoints/{e}.html",
+    template: str = "index.html",
+    **extra: Any,
 ) -> str:
     """The dashboard's index page: one row per model, a column per monitor type, sortable and
     filterable.
@@ -148,7 +152,8 @@ def render_index(
     `model_page_href(model)` gives each model's link (default ``models/<model>.html``); `columns` the
     monitor types shown (default: those present in the rows). Stable hooks for tests and scripts:
     table ``#models``, rows ``tr.model-row`` (``data-model``, ``data-risk``, ``data-statuses``),
-    selects ``#status-filter`` / ``#risk-filter``, count ``#visible-count``.
+    selects ``#status-filter`` / ``#risk-filter``, count ``#visible-count``. `template` (one that
+    extends index.html) and `extra` context serve the console's fleet page.
     """
     columns = columns if columns is not None else columns_of(rows)
     types = [c.name for c in columns]
@@ -160,7 +165,8 @@ def render_index(
         "monitors": [_monitor(row, c) for c in columns],
     } for row in rows]
     return render(
-        "index.html", **page_context("modelwatch — model dashboard"), rows=shown,
+        template, **{**page_context("modelwatch — model dashboard"), **extra}, rows=shown,
+        endpoint_href=endpoint_href,
         generated_at=generated_at, columns=columns, states=STATES, risks=RISKS,
         noun="model" if len(rows) == 1 else "models",
         in_alarm=sum(1 for r in rows if any(_cell(r, t).in_alarm for t in types)),
@@ -401,6 +407,10 @@ def render_model_page(
     store_root: str | None = None,
     store_href: str = "../../",
     endpoints: list[Any] | None = None,
+    endpoint_href: Callable[[str], str] = lambda e: f"../endpoints/{e}.html",
+    violations: Callable[[ExecutionSummary], list[dict[str, Any]]] | None = None,
+    template: str = "model.html",
+    **extra: Any,
 ) -> str:
     """One model's page: status, model card, lineage graph, trends, alert history, executions, and
     the last day's telemetry of each endpoint in `endpoints` (EndpointTelemetry documents).
@@ -408,6 +418,8 @@ def render_model_page(
     Report links: when `store_root` (the store's root URI) is given, a report under it is linked as
     `store_href` + its key; the default fits pages written to <root>/dashboard/models/. Reports
     elsewhere, or without `store_root`, are shown as text: the page never links out to a store.
+    `violations(execution)` lists an execution's violations under its count (the console's page);
+    `template` (one that extends model.html) and `extra` context serve the console.
     """
     from modelwatch.tasks.card_render import card_view
     from modelwatch.tasks.endpoint_page import panels
@@ -419,10 +431,12 @@ def render_model_page(
               for a in sorted(page.alert_history, key=lambda a: utc(a.at), reverse=True)]
     executions = [{"entry": e, "window": _window_text(e),
                    "label": labels.get(e.monitor_type) or default_label(e.monitor_type),
-                   "report_href": _report_href(e.report_uri, store_root, store_href)}
+                   "report_href": _report_href(e.report_uri, store_root, store_href),
+                   "violations": violations(e) if violations and e.violation_count else []}
                   for e in page.executions[:RECENT_EXECUTIONS]]
     return render(
-        "model.html", **page_context(f"modelwatch — {row.model}"), page=page, row=row,
+        template, **{**page_context(f"modelwatch — {row.model}"), **extra}, page=page, row=row,
+        endpoint_href=endpoint_href,
         index_href=index_href, monitors=[_monitor(row, c) for c in columns],
         card_view=card_view(page.card, row.risk_rating) if page.card else None,
         latest_card_view=card_view(page.latest_card, _card_risk(page.latest_card))
@@ -430,5 +444,5 @@ def render_model_page(
         lineage_graph=_lineage_graph(page.lineage, row),
         trends=[_trend(c, page.executions) for c in columns], alerts=alerts,
         executions=executions, endpoint_views=[
-            {"view": v, "href": f"../endpoints/{v.endpoint}.html", "charts": panels(v, "day")[:2]}
+            {"view": v, "href": endpoint_href(v.endpoint), "charts": panels(v, "day")[:2]}
             for v in endpoints or []])

@@ -163,11 +163,13 @@ def panels(view: EndpointTelemetry, period: str) -> list[dict[str, Any]]:
 
 
 def render_endpoint_page(view: EndpointTelemetry, model_href: str, index_href: str = "../index.html",
-                         ) -> str:
-    """The endpoint's page: the day's totals, traffic per variant and model, day and week charts."""
+                         *, template: str = "endpoint.html", **extra: Any) -> str:
+    """The endpoint's page: the day's totals, traffic per variant and model, day and week charts
+    (`template`, one that extends endpoint.html, and `extra` context serve the console)."""
     from modelwatch.tasks.dashboard_html import page_context
     from modelwatch.tasks.html_templates import render
 
-    return render("endpoint.html", **page_context(f"modelwatch — endpoint {view.endpoint}"), view=view,
+    return render(template, **{**page_context(f"modelwatch — endpoint {view.endpoint}"), **extra},
+                  view=view,
                   day=panels(view, "day"), week=panels(view, "week"), model_href=model_href,
                   index_href=index_href)

@@ -360,6 +360,16 @@ class Store:
                                        f"after {time.monotonic() - began:.0f} s: {problem}") from None
         return self
 
+    def version(self, key: str) -> str | None:
+        """A token that changes whenever the file does (local: modification time and size; S3: its
+        ETag), None when it does not exist: lets a reader keep a parsed copy until it changes."""
+        try:
+            info = self.fs.info(self.path(key))
+        except FileNotFoundError:
+            return None
+        tag = info.get("ETag") or info.get("etag")
+        return str(tag) if tag else f"{info.get('mtime')}:{info.get('size')}"
+
     @_bounded("list")
     def list(self, prefix: str) -> list[str]:
         """Keys of the files directly under a prefix, sorted (empty when the prefix is absent)."""

@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import escape
@@ -24,7 +23,12 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from modelwatch.flows.child_processes import die_with_parent, free_port, stop_child
+from modelwatch.flows.child_processes import (
+    die_with_parent,
+    free_port,
+    stop_child,
+    wait_until_answers,
+)
 from modelwatch.tasks.dashboard_html import CONTENT_SECURITY_POLICY
 from modelwatch.tasks.store import Store
 from modelwatch.tasks.telemetry import per_minute, read_telemetry
@@ -53,14 +57,10 @@ def serving(kind: str, capture: dict, env: dict[str, str] | None = None) -> Iter
                             preexec_fn=die_with_parent)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(url + "/ping", timeout=1):
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{kind} server did not start: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.1)
+        try:
+            wait_until_answers(proc, url + "/ping", 60, f"{kind} server")
+        except RuntimeError as problem:
+            raise RuntimeError(f"{problem}: {proc.stderr.read().decode()[-2000:]}") from None
         yield url
     finally:
         stop_child(proc, grace=60.0)

@@ -419,14 +419,17 @@ evaluation_details:
 
 
 def test_yaml_create_then_update_list_show_and_export(store: Store, sent: Recorder,
-                                                      tmp_path: Path) -> None:
+                                                      tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELWATCH_IDENTITY", "alice")
     (tmp_path / "card.yaml").write_text(CARD_YAML)
     code, out = invoke("cards", "create", "--model", MODEL, "--from-yaml",
-                       str(tmp_path / "card.yaml"), "--risk-rating", "medium", "--by", "alice",
+                       str(tmp_path / "card.yaml"), "--risk-rating", "medium",
                        "--store", store.root)
     assert code == 0, out
     created = json.loads(out)
     assert created["card_version"] == 1 and created["status"] == "Draft"
+    assert created["created_by"] == "alice"
     assert created["content"]["intended_uses"]["risk_rating"] == "Medium"  # the option wins
     assert created["content"]["evaluation_details"][0]["metric_groups"][0]["metric_data"][0][
         "value"] == 0.91
@@ -439,10 +442,22 @@ def test_yaml_create_then_update_list_show_and_export(store: Store, sent: Record
     assert updated["content"]["additional_information"]["custom_details"] == {"ticket": "RISK-12"}
     assert "model_owner" not in updated["content"]["model_overview"]  # an empty --set removes
 
-    code, out = invoke("cards", "status", "--model", MODEL, "--to", "PendingReview", "--by",
-                       "alice", "--note", "ready", "--store", store.root)
+    code, out = invoke("cards", "status", "--model", MODEL, "--to", "PendingReview",
+                       "--note", "ready", "--store", store.root)
     assert code == 0 and json.loads(out)["status"] == "PendingReview"
     assert sent.events[-1]["to"] == "PendingReview"
+    code, _ = invoke("cards", "status", "--model", MODEL, "--to", "Approved", "--store", store.root)
+    assert code == 2  # alice submitted it: she cannot approve it (separation of duties)
+    code, _ = invoke("cards", "status", "--model", MODEL, "--to", "Approved", "--by", "bob",
+                     "--store", store.root)
+    assert code == 2  # no free-text identity any more
+    from modelwatch.tasks.audit import read_audit
+
+    assert [(e.who, e.via, e.action, e.after["status"]) for e in read_audit(store)] == [
+        ("alice", "cli", "card.create", "Draft"), ("alice", "cli", "card.update", "Draft"),
+        ("alice", "cli", "card.status", "PendingReview")]
+    assert read_audit(store)[1].after["changed"] == [
+        "additional_information.custom_details.ticket", "model_overview.model_owner"]
 
     code, out = invoke("cards", "list", "--json", "--store", store.root)
     assert code == 0

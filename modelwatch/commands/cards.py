@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelwatch.cli_common import StoreOption, emit_json, open_store, say
+from modelwatch.cli_common import StoreOption, cli_identity, emit_json, open_store, say
 from modelwatch.tasks.errors import UserError
 
 ModelOption = Annotated[str, typer.Option("--model", help="Model name (a registered model).")]
@@ -27,8 +27,6 @@ RiskOption = Annotated[str | None, typer.Option(
     "--risk-rating", help="High, Medium, Low or Unknown (intended_uses.risk_rating).")]
 DescriptionOption = Annotated[str | None, typer.Option(
     "--description", help="model_overview.model_description.")]
-ByOption = Annotated[str | None, typer.Option(
-    "--by", help="Who makes the change \\[default: $USER].")]
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why, for the status history.")]
 
 
@@ -177,6 +175,12 @@ def _status(value: str) -> str:
 
 # ---- commands ----
 
+def _actor():
+    from modelwatch.flows.actions import Actor
+
+    return Actor(cli_identity(), None, "cli")
+
+
 def cards_create(
     model: ModelOption,
     from_yaml: YamlOption = None,
@@ -184,19 +188,21 @@ def cards_create(
     description: DescriptionOption = None,
     model_version: Annotated[str | None, typer.Option(
         "--model-version", help="Model version the card describes \\[default: the latest].")] = None,
-    by: ByOption = None,
+    note: NoteOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Create a Draft card for a model version and print it (JSON)."""
-    from modelwatch.tasks.cards import CardContentError, create_card
+    """Create a Draft card for a model version and print it (JSON). The card, its history and the
+    audit log record $MODELWATCH_IDENTITY, else the operating-system user, as its author."""
+    from modelwatch.flows.actions import create_card
+    from modelwatch.tasks.cards import CardContentError
     from modelwatch.tasks.store import check_slug
 
     check_slug(model, "model name")
     source = YamlSource(from_yaml) if from_yaml else None
     content = _content_from(source, risk_rating, description)
     try:
-        card = create_card(open_store(store, writable=True), model, content, by=by,
-                           model_version=model_version)
+        card = create_card(open_store(store, writable=True), _actor(), model, content,
+                           model_version=model_version, note=note)
     except CardContentError as problem:
         raise _located(problem, source) from None
     emit_json(card.dump())
@@ -210,12 +216,11 @@ def cards_update(
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="section.field=value, repeatable; a value starting with [ or { is JSON, "
                       "an empty value removes the field.")] = None,
-    by: ByOption = None,
     note: NoteOption = None,
     store: StoreOption = None,
 ) -> None:
     """Merge changes into the latest card as a new version (an Approved card returns to Draft)."""
-    from modelwatch.flows.cards import update_card
+    from modelwatch.flows.actions import update_card
     from modelwatch.tasks.cards import CardContentError
     from modelwatch.tasks.store import check_slug
 
@@ -230,7 +235,7 @@ def cards_update(
 
     before = get_card(the_store, model)
     try:
-        card = update_card(the_store, model, patch, by=by, note=note)
+        card = update_card(the_store, _actor(), model, patch, note=note)
     except CardContentError as problem:
         raise _located(problem, source) from None
     if card.card_version == before.card_version:
@@ -341,12 +346,12 @@ def cards_status(
     model: ModelOption,
     to: Annotated[str, typer.Option(
         "--to", help="Draft, PendingReview, Approved or Archived.")],
-    by: ByOption = None,
     note: NoteOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Move a card to a new review status (a new version) and emit modelwatch.card.status-changed."""
-    from modelwatch.flows.cards import set_status
+    """Move a card to a new review status (a new version) and emit modelwatch.card.status-changed.
+    Whoever submitted the version under review, or edited it since, cannot approve it."""
+    from modelwatch.flows.actions import move_card
 
-    card = set_status(open_store(store, writable=True), model, _status(to), by=by, note=note)
+    card = move_card(open_store(store, writable=True), _actor(), model, _status(to), note)
     emit_json(card.dump())

@@ -14,6 +14,7 @@ from modelwatch.cli_common import (
     StoreOption,
     TypeOption,
     check_type,
+    cli_identity,
     emit_json,
     needs_api,
     open_store,
@@ -72,27 +73,49 @@ def schedule_create(
                "cron": cron, "parameters": deployment.parameters})
 
 
-def _set_active(model: str, monitor_type: str, active: bool) -> None:
-    from modelwatch.flows.prefect_api import set_schedules_active
+def _set_active(model: str, monitor_type: str, active: bool, store: str | None) -> None:
+    from modelwatch.flows.actions import set_schedule_active
 
-    info = _schedule(model, check_type(monitor_type))
-    set_schedules_active(info, active)
-    emit_json({"deployment": f"scheduled-monitor/{info.deployment_name}",
-               "active": active, "cron": info.cron})
+    check_type(monitor_type)
+    the_store = open_store(store, writable=True)
+    info = _schedule(model, monitor_type)
+    state = set_schedule_active(the_store, _actor(), model, monitor_type, active)
+    emit_json({"deployment": f"scheduled-monitor/{info.deployment_name}", **state})
+
+
+def _actor():
+    from modelwatch.flows.actions import Actor
+
+    return Actor(cli_identity(), None, "cli")
 
 
 @schedule_app.command("pause")
 def schedule_pause(model: Annotated[str, typer.Option()], monitor_type: TypeOption = "data-quality",
-                   ) -> None:
-    """Pause a schedule (the dashboard shows Inactive)."""
-    _set_active(model, monitor_type, False)
+                   store: StoreOption = None) -> None:
+    """Pause a schedule (the dashboard shows Inactive); recorded in the audit log."""
+    _set_active(model, monitor_type, False, store)
 
 
 @schedule_app.command("resume")
 def schedule_resume(model: Annotated[str, typer.Option()], monitor_type: TypeOption = "data-quality",
-                    ) -> None:
-    """Resume a paused schedule."""
-    _set_active(model, monitor_type, True)
+                    store: StoreOption = None) -> None:
+    """Resume a paused schedule; recorded in the audit log."""
+    _set_active(model, monitor_type, True, store)
+
+
+@schedule_app.command("set-cron")
+def schedule_set_cron(model: Annotated[str, typer.Option()],
+                      cron: Annotated[str, typer.Option(help="Cron expression, UTC.")],
+                      monitor_type: TypeOption = "data-quality", store: StoreOption = None) -> None:
+    """Give a schedule a new cron (a window period that followed the old cron follows the new one);
+    recorded in the audit log."""
+    from modelwatch.flows.actions import set_schedule_cron
+
+    check_type(monitor_type)
+    the_store = open_store(store, writable=True)
+    info = _schedule(model, monitor_type)
+    state = set_schedule_cron(the_store, _actor(), model, monitor_type, cron)
+    emit_json({"deployment": f"scheduled-monitor/{info.deployment_name}", **state})
 
 
 @schedule_app.command("delete")
@@ -130,16 +153,14 @@ def alerts_set(
     monitor_type: TypeOption = "data-quality",
     store: StoreOption = None,
 ) -> None:
-    """Set alert criteria; the next monitor run or summary re-evaluates (and emits on a change)."""
-    from modelwatch.tasks.alerts import AlertCriteria, set_criteria
-    from modelwatch.tasks.registry import get_model
+    """Set alert criteria; the next monitor run or summary re-evaluates (and emits on a change).
+    Recorded in the audit log."""
+    from modelwatch.flows.actions import set_alert_criteria
 
     check_type(monitor_type)
-    criteria = AlertCriteria(datapoints_to_alert=datapoints_to_alert,
-                             evaluation_period=evaluation_period).validate_values()
     the_store = open_store(store, writable=True)
-    get_model(the_store, model)
-    emit_json(set_criteria(the_store, model, monitor_type, criteria).dump())
+    emit_json(set_alert_criteria(the_store, _actor(), model, monitor_type, datapoints_to_alert,
+                                 evaluation_period).dump())
 
 
 @alerts_app.command("show")
