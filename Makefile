@@ -42,6 +42,7 @@ bench: install
 	.venv/bin/python -m benchmarks.attribution_drift
 	.venv/bin/python -m benchmarks.cli
 	.venv/bin/python -m benchmarks.capture
+	.venv/bin/python -m benchmarks.console
 
 clean:
 	rm -rf .venv $(TOOLS) demo-output modelwatch-store .pytest_cache

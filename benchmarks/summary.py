@@ -79,7 +79,7 @@ from benchmarks.measure import (
 
 END = datetime(2026, 11, 24, tzinfo=UTC)  # window end of every monitor's newest execution
 SEED = 20261124
-DATA_VERSION = 1  # bump when the generated store changes, so cached stores are rebuilt
+DATA_VERSION = 2  # bump when the generated store changes, so cached stores are rebuilt
 MONITOR_TYPES: tuple[str, ...] = (
     "data-quality", "model-quality", "bias-drift", "feature-attribution-drift",
 )  # checked against the monitor registry at setup
@@ -227,7 +227,9 @@ def _card(store: Any, i: int, rng: random.Random) -> None:
         ("Archived",), ("PendingReview", "Draft"),
     )[rng.randrange(6)]
     for status in moves:
-        set_status(store, name, status, by="reviewer", note=f"bench: {status}",
+        # The submitter may not approve (separation of duties): a reviewer decides.
+        who = "reviewer" if status in ("Approved", "Draft") else "submitter"
+        set_status(store, name, status, by=who, note=f"bench: {status}",
                    send_event=_no_event)
 
 
