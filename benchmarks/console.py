@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> str:
     setup = setup_store(out, args.models, args.days, args.fresh, max(1, len(os.sched_getaffinity(0))))
     root = str(store_path(out, args.models, args.days))
     _, api_url = start_ephemeral_api()
+    os.environ["PREFECT_API_URL"] = api_url  # the summary's schedule lookup asks this API, not a new one
     log("summary flow: building the dashboard")
     summarize_fleet(store=root, publish=False)
     store = Store(root)
