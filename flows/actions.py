@@ -26,6 +26,11 @@ class Actor:
     role: str | None = None
     via: str = "console"
 
+    def may(self, permission: str) -> bool:
+        from modelwatch.tasks.accounts import PERMISSIONS
+
+        return self.role is None or permission in PERMISSIONS.get(self.role, ())
+
     def require(self, permission: str) -> None:
         from modelwatch.tasks.accounts import PERMISSIONS
 
@@ -174,3 +179,67 @@ def update_card(store: Store, actor: Actor, model: str, patch: dict[str, Any],
         _audit(store, actor, "card.update", model, f"card v{card.card_version}", _card_state(before),
                {**_card_state(card), "changed": _changed_paths(before.content, card.content)}, note)
     return card
+
+
+# ---- console accounts ----
+
+def _account_state(account: Any) -> dict[str, Any]:
+    return {"role": account.role, "disabled": account.disabled,
+            "password": account.password_hash is not None}
+
+
+def _keep_an_admin(store: Store, name: str, *, role: str | None = None,
+                   disabled: bool | None = None, removed: bool = False) -> None:
+    """Refuse a change that would leave the store without an enabled admin (nobody could manage the
+    accounts from the console any more)."""
+    from modelwatch.tasks.accounts import list_accounts
+
+    def is_admin(account: Any) -> bool:
+        return account.role == "admin" and not account.disabled
+
+    accounts = list_accounts(store)
+    if not any(is_admin(a) for a in accounts):
+        return
+    changes = {k: v for k, v in (("role", role), ("disabled", disabled)) if v is not None}
+    after = [a.model_copy(update=changes) if a.name == name else a
+             for a in accounts if not (removed and a.name == name)]
+    if not any(is_admin(a) for a in after):
+        raise UserError(f"{name} is the last enabled admin: make another admin first")
+
+
+def add_user(store: Store, actor: Actor, name: str, role: str, password: str | None) -> Any:
+    """Create a console account (see modelwatch.tasks.accounts.add_account)."""
+    from modelwatch.tasks.accounts import add_account
+
+    actor.require("users.manage")
+    account = add_account(store, name, role, password, by=actor.name)
+    _audit(store, actor, "users.add", None, name, None, _account_state(account))
+    return account
+
+
+def change_user(store: Store, actor: Actor, name: str, *, role: str | None = None,
+                password: str | None = None, disabled: bool | None = None) -> Any:
+    """Change an account's role, password or disabled flag (audited; never the hash itself)."""
+    from modelwatch.tasks.accounts import change_account, check_role, get_account
+
+    actor.require("users.manage")
+    if role is not None:
+        check_role(role)
+    before = get_account(store, name)
+    _keep_an_admin(store, name, role=role, disabled=disabled)
+    after = change_account(store, name, role=role, password=password, disabled=disabled)
+    action = ("users.set-password" if password is not None else "users.set-role" if role is not None
+              else "users.disable" if disabled else "users.enable")
+    _audit(store, actor, action, None, name, _account_state(before), _account_state(after))
+    return after
+
+
+def remove_user(store: Store, actor: Actor, name: str) -> Any:
+    from modelwatch.tasks.accounts import get_account, remove_account
+
+    actor.require("users.manage")
+    get_account(store, name)
+    _keep_an_admin(store, name, removed=True)
+    account = remove_account(store, name)
+    _audit(store, actor, "users.remove", None, name, _account_state(account), None)
+    return account

@@ -496,3 +496,31 @@ def test_in_chromium_card_payloads_run_nothing(console: dict, chromium: Any) -> 
     assert XSS in page.inner_text("body")  # shown as text
     page.goto(console["url"] + "/?q=" + "%3Cscript%3Edocument.title%3D%27q%27%3C%2Fscript%3E")
     assert page.title() == "modelwatch — model dashboard" and dialogs == []
+
+
+def test_admins_manage_users_and_a_change_ends_that_users_sessions(console: dict) -> None:
+    engineer = signed_in(console, "eng")
+    assert engineer.get("/users", headers={"Accept": "text/html"}).status_code == 403
+    assert post(engineer, "/users", {"name": "newbie", "role": "admin", "password": PASSWORD},
+                page="/").status_code == 403
+    admin = signed_in(console, "root")
+    page = admin.get("/users").text
+    assert set(re.findall(r'<tr class="user-row" data-user="([^"]+)"', page)) >= set(USERS)
+    assert "scrypt" not in page
+    added = post(admin, "/users", {"name": "newbie", "role": "engineer", "password": PASSWORD},
+                 page="/users")
+    assert added.status_code == 303
+    newbie = signed_in(console, "newbie")
+    assert "(engineer)" in newbie.get("/").text
+    assert post(admin, "/users/newbie", {"action": "set-role", "role": "viewer"},
+                page="/users").status_code == 303
+    assert newbie.get("/", headers={"Accept": "text/html"}).status_code == 303  # signed out
+    assert "(viewer)" in signed_in(console, "newbie").get("/").text
+    last = post(admin, "/users/root", {"action": "disable"}, page="/users")
+    assert last.status_code == 400 and "last enabled admin" in last.text
+    assert post(admin, "/users/newbie", {"action": "remove"}, page="/users").status_code == 303
+    entries = [(e.who, e.via, e.action, e.target) for e in read_audit(console["store"])
+               if e.action.startswith("users.")]
+    assert entries == [("root", "console", "users.add", "newbie"),
+                       ("root", "console", "users.set-role", "newbie"),
+                       ("root", "console", "users.remove", "newbie")]

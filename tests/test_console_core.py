@@ -205,10 +205,15 @@ def test_users_commands_audit_and_never_print_hashes(store: Store, monkeypatch: 
     assert code == 0 and "scrypt" not in out
     assert [a["name"] for a in json.loads(out)] == ["ana", "sso-user"]
     assert [(e.who, e.via, e.action, e.target, e.after) for e in read_audit(store)] == [
-        ("it-admin", "cli", "users.add", "ana", {"role": "engineer"}),
-        ("it-admin", "cli", "users.add", "sso-user", {"role": "viewer"}),
-        ("it-admin", "cli", "users.set-role", "ana", {"role": "approver", "disabled": False}),
-        ("it-admin", "cli", "users.disable", "ana", {"role": "approver", "disabled": True})]
+        ("it-admin", "cli", "users.add", "ana", {"role": "engineer", "disabled": False,
+                                                  "password": True}),
+        ("it-admin", "cli", "users.add", "sso-user", {"role": "viewer", "disabled": False,
+                                                       "password": False}),
+        ("it-admin", "cli", "users.set-role", "ana", {"role": "approver", "disabled": False,
+                                                       "password": True}),
+        ("it-admin", "cli", "users.disable", "ana", {"role": "approver", "disabled": True,
+                                                      "password": True})]
+    assert "scrypt" not in json.dumps([e.dump() for e in read_audit(store)], default=str)
     code, out = invoke("audit", "export", "--format", "csv", "--store", store.root)
     assert code == 0 and len(list(csv.DictReader(io.StringIO(out)))) == 4
 

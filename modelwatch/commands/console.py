@@ -24,11 +24,10 @@ def _password(stdin: bool) -> str:
     return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
-def _audit_cli(store: object, action: str, target: str, before: object, after: object) -> None:
-    from modelwatch.tasks.audit import AuditEntry, append_audit
+def _actor():
+    from modelwatch.flows.actions import Actor
 
-    append_audit(store, AuditEntry(who=cli_identity(), via="cli", action=action, target=target,
-                                   before=before, after=after))
+    return Actor(cli_identity(), None, "cli")
 
 
 def _public(account: object) -> dict:
@@ -48,15 +47,14 @@ def users_add(
     store: StoreOption = None,
 ) -> None:
     """Add a console account (the password is asked for, twice, unless --sso-only)."""
-    from modelwatch.tasks.accounts import add_account, check_name, check_role
+    from modelwatch.flows.actions import add_user
+    from modelwatch.tasks.accounts import check_name, check_role
 
     check_name(name)
     check_role(role)
     the_store = open_store(store, writable=True)
     password = None if sso_only else _password(password_stdin)
-    account = add_account(the_store, name, role, password, by=cli_identity())
-    _audit_cli(the_store, "users.add", name, None, {"role": account.role})
-    emit_json(_public(account))
+    emit_json(_public(add_user(the_store, _actor(), name, role, password)))
 
 
 @users_app.command("list")
@@ -67,15 +65,10 @@ def users_list(store: StoreOption = None) -> None:
     emit_json([_public(a) for a in list_accounts(open_store(store))])
 
 
-def _change(name: str, store: str | None, action: str, **changes: object) -> None:
-    from modelwatch.tasks.accounts import change_account, get_account
+def _change(name: str, store: str | None, **changes: object) -> None:
+    from modelwatch.flows.actions import change_user
 
-    the_store = open_store(store, writable=True)
-    before = get_account(the_store, name)
-    after = change_account(the_store, name, **changes)
-    shown = {k: getattr(after, k) for k in ("role", "disabled")}
-    _audit_cli(the_store, action, name, {k: getattr(before, k) for k in shown}, shown)
-    emit_json(_public(after))
+    emit_json(_public(change_user(open_store(store, writable=True), _actor(), name, **changes)))
 
 
 @users_app.command("set-role")
@@ -84,7 +77,7 @@ def users_set_role(name: NameArgument, role: Annotated[str, typer.Argument(
     """Change a user's role (their console sessions take it within 10 seconds)."""
     from modelwatch.tasks.accounts import check_role
 
-    _change(name, store, "users.set-role", role=check_role(role))
+    _change(name, store, role=check_role(role))
 
 
 @users_app.command("set-password")
@@ -92,29 +85,27 @@ def users_set_password(name: NameArgument, password_stdin: Annotated[bool, typer
         "--password-stdin", help="Read the password from the first line of stdin.")] = False,
         store: StoreOption = None) -> None:
     """Set a user's password."""
-    _change(name, store, "users.set-password", password=_password(password_stdin))
+    _change(name, store, password=_password(password_stdin))
 
 
 @users_app.command("disable")
 def users_disable(name: NameArgument, store: StoreOption = None) -> None:
     """Disable an account: it can no longer sign in, and its sessions end within 10 seconds."""
-    _change(name, store, "users.disable", disabled=True)
+    _change(name, store, disabled=True)
 
 
 @users_app.command("enable")
 def users_enable(name: NameArgument, store: StoreOption = None) -> None:
     """Enable a disabled account again."""
-    _change(name, store, "users.enable", disabled=False)
+    _change(name, store, disabled=False)
 
 
 @users_app.command("remove")
 def users_remove(name: NameArgument, store: StoreOption = None) -> None:
     """Remove an account (the audit log keeps what it did)."""
-    from modelwatch.tasks.accounts import remove_account
+    from modelwatch.flows.actions import remove_user
 
-    the_store = open_store(store, writable=True)
-    account = remove_account(the_store, name)
-    _audit_cli(the_store, "users.remove", name, {"role": account.role}, None)
+    remove_user(open_store(store, writable=True), _actor(), name)
     emit_json({"removed": name})
 
 

@@ -160,6 +160,10 @@ class Console:
         self._checked[name] = (moment, account)
         return account
 
+    def forget_account(self, name: str) -> None:
+        """Re-read this account on its next request (this console just changed it)."""
+        self._checked.pop(name, None)
+
     def session_of(self, request: Request) -> tuple[Session | None, bool]:
         """The request's live session, and whether it was just made (proxy sign-in)."""
         session = self.sessions.get(request.cookies.get(SESSION_COOKIE))

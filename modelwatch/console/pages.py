@@ -308,6 +308,8 @@ def actions() -> list[tuple[re.Pattern[str], Any]]:
         (re.compile(f"/models/{_MODEL}/alerts/{_TYPE}"), set_alert),
         (re.compile(f"/models/{_MODEL}/schedules/{_TYPE}"), set_schedule),
         (re.compile(f"/models/{_MODEL}/card/status"), move_card),
+        (re.compile("/users"), add_user),
+        (re.compile(r"/users/(?P<name>[A-Za-z0-9][A-Za-z0-9._@+-]{0,127})"), change_user),
     ]
 
 
@@ -334,6 +336,10 @@ def register_pages(app: FastAPI, console: Console) -> None:
     @app.get("/models/{model}/audit.{kind}")
     def model_audit(model: str, kind: str) -> Response:
         return audit_export(console, check_slug(model, "model name"), kind)
+
+    @app.get("/users")
+    def users(request: Request) -> Response:
+        return users_page(console, request)
 
     @app.get("/audit")
     def audit(request: Request) -> Response:
@@ -364,3 +370,50 @@ def register_pages(app: FastAPI, console: Console) -> None:
         view = console.dashboard()
         return PlainTextResponse(metrics_text(view["rows"], view["columns"], view["generated_at"]),
                                  media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+# ---- users (admins) ----
+
+def users_page(console: Console, request: Request) -> Response:
+    from modelwatch.tasks.accounts import ROLES, list_accounts
+
+    session = _session(request)
+    if not Actor(session.user, session.role).may("users.manage"):
+        raise Refused(403, f"{session.user} ({session.role}) may not manage users")
+    return _html(render("console/users.html", **console.context(session), title="modelwatch — users",
+                        accounts=list_accounts(console.store), roles=ROLES))
+
+
+def _users_done(console: Console, session: Session, name: str, message: str) -> Response:
+    console.sessions.end_user(name)  # a changed account signs in again with what it is now
+    console.forget_account(name)
+    session.flash.append(("done", message))
+    return RedirectResponse("/users", status_code=303)
+
+
+def add_user(console: Console, request: Request, session: Session, actor: Actor,
+             form: dict[str, str]) -> Response:
+    from modelwatch.flows.actions import add_user as add
+
+    account = add(console.store, actor, form.get("name", "").strip(), form.get("role", ""),
+                  form.get("password") or None)
+    session.flash.append(("done", f"{account.name} added as {account.role}"))
+    return RedirectResponse("/users", status_code=303)
+
+
+def change_user(console: Console, request: Request, session: Session, actor: Actor,
+                form: dict[str, str], name: str) -> Response:
+    from modelwatch.flows.actions import change_user as change
+    from modelwatch.flows.actions import remove_user
+
+    action = form.get("action")
+    if action == "set-role":
+        account = change(console.store, actor, name, role=form.get("role", ""))
+        return _users_done(console, session, name, f"{name} is now {account.role}")
+    if action in ("disable", "enable"):
+        change(console.store, actor, name, disabled=action == "disable")
+        return _users_done(console, session, name, f"{name} {action}d")
+    if action == "remove":
+        remove_user(console.store, actor, name)
+        return _users_done(console, session, name, f"{name} removed")
+    raise UserError(f"user action {action!r}: expected set-role, disable, enable or remove")
