@@ -43,8 +43,9 @@ _WHAT = {
     "cards.edit": "create or edit model cards", "cards.submit": "submit cards for review",
     "cards.review": "approve or reject model cards", "users.manage": "manage users",
 }
-# Which permission each card move needs.
-CARD_MOVES = {"PendingReview": "cards.submit", "Approved": "cards.review", "Archived": "cards.edit"}
+# Which permission each card move needs; sending a card under review back to Draft is a reviewer's call.
+CARD_MOVES = {"PendingReview": "cards.submit", "Approved": "cards.review", "Draft": "cards.review",
+              "Archived": "cards.edit"}
 
 
 def _audit(store: Store, actor: Actor, action: str, model: str | None, target: str | None,
@@ -127,8 +128,7 @@ def move_card(store: Store, actor: Actor, model: str, status: str, note: str | N
     from modelwatch.tasks.cards import get_card
 
     latest = get_card(store, model)
-    # Sending a card under review back to Draft is the reviewer's call; a Draft going nowhere else.
-    actor.require("cards.review" if status == "Draft" else CARD_MOVES.get(status, "cards.edit"))
+    actor.require(CARD_MOVES.get(status, "cards.edit"))
     card = set_status(store, model, status, actor.name, note)
     _audit(store, actor, "card.status", model, f"card v{card.card_version}",
            {"status": latest.status, "card_version": latest.card_version},

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from modelwatch.tasks.documents import OwnDocument, parse_document
-from modelwatch.tasks.store import Store, json_dumps
+from modelwatch.tasks.store import Store, check_slug, json_dumps
 
 AUDIT_PREFIX = "audit"
 
@@ -39,8 +39,11 @@ class AuditEntry(OwnDocument):
 
 
 def _key(entry: AuditEntry) -> str:
+    """The entry's file; its model is in the name (``...-<id>@<model>.json``), so one model's entries
+    are found without reading the others."""
     at = entry.at.astimezone(UTC)
-    return f"{AUDIT_PREFIX}/{at:%Y/%m/%d}/{at:%H%M%S.%f}-{entry.id}.json"
+    about = f"@{check_slug(entry.model, 'model name')}" if entry.model else ""
+    return f"{AUDIT_PREFIX}/{at:%Y/%m/%d}/{at:%H%M%S.%f}-{entry.id}{about}.json"
 
 
 def append_audit(store: Store, entry: AuditEntry) -> str:
@@ -82,7 +85,8 @@ def read_audit(store: Store, *, model: str | None = None, start: datetime | None
     else:
         keys = [k for prefix in _every_day(store) for k in store.list(prefix)]
     entries = []
-    for key in sorted(k for k in keys if k.endswith(".json")):
+    suffix = f"@{model}.json" if model is not None else ".json"
+    for key in sorted(k for k in keys if k.endswith(suffix)):
         entry = parse_document(AuditEntry, store.read_bytes(key), store.uri(key))
         if model is not None and entry.model != model:
             continue

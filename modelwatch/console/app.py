@@ -63,9 +63,7 @@ class Viewer:
     can_sign_out: bool
 
     def may(self, permission: str) -> bool:
-        from modelwatch.tasks.accounts import PERMISSIONS
-
-        return permission in PERMISSIONS.get(self.role, ())
+        return Actor(self.name, self.role).may(permission)
 
     @property
     def may_edit_alerts(self) -> bool:

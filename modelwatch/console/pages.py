@@ -150,15 +150,14 @@ def _violations(console: Console, model: str) -> Any:
 
 def _card_state(console: Console, model: str, session: Session) -> dict[str, Any] | None:
     from modelwatch.flows.actions import CARD_MOVES
-    from modelwatch.tasks.accounts import PERMISSIONS
     from modelwatch.tasks.cards import ALLOWED_MOVES, latest_card, review_authors
 
     card = latest_card(console.store, model)
     if card is None:
         return None
-    held = PERMISSIONS.get(session.role, frozenset())
+    actor = Actor(session.user, session.role)
     moves = [{"status": s, "label": MOVE_LABELS[s]} for s in ALLOWED_MOVES[card.status]
-             if ("cards.review" if s == "Draft" else CARD_MOVES.get(s, "cards.edit")) in held]
+             if actor.may(CARD_MOVES.get(s, "cards.edit"))]
     return {"card_version": card.card_version, "status": card.status, "moves": moves,
             "authors": review_authors(console.store, card)}
 
