@@ -40,7 +40,7 @@ from modelwatch.tasks.store import Store, check_slug, json_dumps
 
 __all__ = [
     "ALLOWED_MOVES", "RISK_RATINGS", "STATUSES", "STATUS_EVENT", "CardContentError", "ModelCard",
-    "StatusChange", "card_for_version", "card_to_html", "card_to_markdown", "card_versions",
+    "StatusChange", "card_for_version", "card_to_html", "card_to_markdown", "card_to_pdf", "card_versions",
     "create_card", "get_card", "latest_card", "list_card_models", "merge_patch", "review_authors",
     "risk_rating", "set_status", "status_event", "update_card", "validate_content",
 ]
@@ -418,3 +418,10 @@ def card_to_markdown(card: ModelCard) -> str:
     from modelwatch.tasks.card_render import card_to_markdown as render
 
     return render(card)
+
+
+def card_to_pdf(card: ModelCard, font: str | None = None) -> bytes:
+    """The card as a PDF document (see modelwatch.tasks.card_pdf)."""
+    from modelwatch.tasks.card_pdf import card_to_pdf as render
+
+    return render(card, font)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -527,3 +528,98 @@ def test_status_change_event_reaches_the_prefect_api(tmp_path: Path) -> None:
     assert event.resource["modelwatch.card.version"] == str(card.card_version)
     assert event.payload == {"from": "Draft", "to": "PendingReview", "by": "bob",
                              "model_version": "2"}
+
+
+# ---- PDF ----
+
+def _pdf_text(data: bytes) -> str:
+    """The PDF's text as pypdf reads it back, whitespace collapsed (lines wrap anywhere)."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data))
+    return " ".join(" ".join(page.extract_text() for page in reader.pages).split())
+
+
+def _leaves(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _leaves(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _leaves(v)]
+    return [] if isinstance(value, bool | int | float) else [str(value)]
+
+
+def test_pdf_export_shows_every_field_and_runs_nothing(store: Store, sent: Recorder) -> None:
+    content = json.loads(json.dumps(CONTENT))
+    content["additional_information"]["ethical_considerations"] = \
+        f"{XSS} <img src=x onerror=alert(1)> Zürich " + "long words wrap " * 60
+    create_card(store, MODEL, content, by="alice")
+    card = set_status(store, MODEL, "PendingReview", by="bob", note="please | review")
+
+    data = cards.card_to_pdf(card)
+    assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    text = _pdf_text(data)
+    assert text.startswith("Model card: churn")
+    for leaf in _leaves(content):  # every string the author wrote, whole, even across wrapped lines
+        assert " ".join(leaf.split()) in text, leaf
+    for label in ("Card version 2", "Status PendingReview", "owner: ml-platform", "reviewer: model-risk",
+                  "Model description: Predicts churn", "Line of business: Telecom",
+                  "Risk rating Medium", "Model version 2",
+                  "Status history", "Draft alice", "PendingReview bob", "please | review",
+                  "accuracy number 0.91", "confusion_matrix matrix [[50, 3], [4, 43]]",
+                  "global_shap bar_chart tenure: 0.4, plan: 0.1", "logloss 0.31"):
+        assert label in text, label
+    # Text is only drawn: no script, launch or URI action anywhere; opening only shows page 1.
+    for marker in (b"/JavaScript", b"/JS", b"/Launch", b"/AA", b"/URI", b"/S /"):
+        assert marker not in data
+    assert re.findall(rb"/OpenAction\s*(.)", data) == [b"["]  # a destination, not an action
+    # The same card version gives the same text (the metadata carries the card's own time).
+    assert _pdf_text(cards.card_to_pdf(card)) == text
+
+
+def test_pdf_without_a_unicode_font_refuses_what_it_cannot_show(
+        store: Store, sent: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelwatch.tasks import card_pdf
+
+    monkeypatch.delenv(card_pdf.FONT_ENV, raising=False)
+    monkeypatch.setattr(card_pdf, "SYSTEM_FONTS", ())
+    card = create_card(store, MODEL, {"model_overview": {"model_description": "Zürich, naïve"}},
+                       by="alice")
+    assert "Zürich, naïve" in _pdf_text(cards.card_to_pdf(card))  # Latin-1: the built-in Helvetica
+    card = update_card(store, MODEL, {"intended_uses": {"purpose_of_model": "Ω-scores"}}, by="alice")
+    with pytest.raises(UserError, match=r"'Ω-scores' holds U\+03A9 'Ω', which the built-in Helvetica "
+                                        r"\(Latin-1 only\) cannot show: set MODELWATCH_PDF_FONT"):
+        cards.card_to_pdf(card)
+    with pytest.raises(UserError, match="PDF font /nowhere/x.ttf: no such file"):
+        cards.card_to_pdf(card, font="/nowhere/x.ttf")
+
+
+def test_pdf_with_a_truetype_font_shows_unicode(store: Store, sent: Recorder) -> None:
+    from modelwatch.tasks import card_pdf
+
+    font = card_pdf.find_font()
+    if font is None:
+        pytest.skip("no TrueType system font (DejaVu, Liberation, Arial) on this machine")
+    card = create_card(store, MODEL, {"model_overview": {"model_description": "Ω-scores – Łódź"}},
+                       by="zoë")
+    text = _pdf_text(cards.card_to_pdf(card))
+    assert "Ω-scores – Łódź" in text and "by zoë" in text
+    # A character the font has no glyph for is named, not dropped.
+    card = update_card(store, MODEL, {"intended_uses": {"purpose_of_model": "\u4e2d"}}, by="zoë")
+    with pytest.raises(UserError, match=r"U\+4E2D"):
+        cards.card_to_pdf(card)
+
+
+def test_cards_export_pdf_command(store: Store, sent: Recorder, tmp_path: Path) -> None:
+    create_card(store, MODEL, CONTENT, by="alice")
+    target = tmp_path / "out" / "churn.pdf"
+    code, out = invoke("cards", "export", "--model", MODEL, "--format", "pdf", "--output",
+                       str(target), "--store", store.root)
+    assert code == 0, out
+    assert json.loads(out) == {"model": MODEL, "card_version": 1, "format": "pdf",
+                               "output": str(target), "bytes": target.stat().st_size}
+    assert "Predicts churn" in _pdf_text(target.read_bytes())
+    assert invoke("cards", "export", "--model", MODEL, "--format", "pdf", "--font", "/nowhere.ttf",
+                  "--output", str(target), "--store", store.root)[0] == 2
+    assert invoke("cards", "export", "--model", MODEL, "--format", "html", "--font", "/x.ttf",
+                  "--store", store.root)[0] == 2
+    assert invoke("cards", "export", "--model", MODEL, "--format", "docx", "--store", store.root)[0] == 2

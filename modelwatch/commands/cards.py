@@ -308,25 +308,41 @@ def cards_list(
 
 def cards_export(
     model: ModelOption,
-    format_: Annotated[str, typer.Option("--format", help="html or markdown.")],
+    format_: Annotated[str, typer.Option("--format", help="pdf, html or markdown.")],
     output: Annotated[str | None, typer.Option(
         "--output", help="File or URI to write \\[default: stdout].")] = None,
     version: Annotated[int | None, typer.Option(
         "--version", min=1, help="Card version \\[default: the latest].")] = None,
+    font: Annotated[str | None, typer.Option(
+        "--font", help="PDF only: a TrueType font file for the text \\[default: "
+                       "$MODELWATCH_PDF_FONT, else DejaVu Sans, Liberation Sans or Arial where "
+                       "installed, else Helvetica (Latin-1 only)].")] = None,
     store: StoreOption = None,
 ) -> None:
-    """Export a card as a self-contained HTML page or as Markdown."""
-    from modelwatch.tasks.cards import card_to_html, card_to_markdown, get_card
+    """Export a card as a PDF document, a self-contained HTML page or Markdown."""
+    from modelwatch.tasks.cards import card_to_html, card_to_markdown, card_to_pdf, get_card
 
-    kind = format_.strip().lower()
-    renderers = {"html": card_to_html, "markdown": card_to_markdown, "md": card_to_markdown}
-    if kind not in renderers:
-        raise UserError(f"--format {format_!r}: expected html or markdown")
+    kind = {"md": "markdown"}.get(format_.strip().lower(), format_.strip().lower())
+    if kind not in ("pdf", "html", "markdown"):
+        raise UserError(f"--format {format_!r}: expected pdf, html or markdown")
+    if font is not None and kind != "pdf":
+        raise UserError(f"--font is for --format pdf, not {kind}")
+    if kind == "pdf" and output is None and sys.stdout.isatty():
+        raise UserError("--format pdf: give --output FILE (a PDF is not written to a terminal)")
     card = get_card(open_store(store), model, version)
-    text = renderers[kind](card)
+    if kind == "pdf":
+        data = card_to_pdf(card, font)
+    else:
+        text = (card_to_html if kind == "html" else card_to_markdown)(card)
+        if output is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        data = text.encode("utf-8")
     if output is None:
-        sys.stdout.write(text)
         sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
         return
     from modelwatch.tasks.store import filesystem_for
 
@@ -335,11 +351,11 @@ def cards_export(
         if "file" in fs.protocol:  # object stores have no folders to create
             fs.makedirs(path.rsplit("/", 1)[0] or "/", exist_ok=True)
         with fs.open(path, "wb") as handle:
-            handle.write(text.encode("utf-8"))
+            handle.write(data)
     except OSError as problem:
         raise UserError(f"--output {output}: cannot write ({problem})") from None
-    emit_json({"model": card.model, "card_version": card.card_version,
-               "format": "html" if kind == "html" else "markdown", "output": output})
+    emit_json({"model": card.model, "card_version": card.card_version, "format": kind,
+               "output": output, "bytes": len(data)})
 
 
 def cards_status(
