@@ -136,17 +136,6 @@ def move_card(store: Store, actor: Actor, model: str, status: str, note: str | N
     return card
 
 
-def _changed_paths(before: Any, after: Any, path: str = "") -> list[str]:
-    """Dotted paths of the fields that differ between two card contents."""
-    if isinstance(before, dict | None) and isinstance(after, dict | None) and (before or after):
-        before, after = before or {}, after or {}
-        found: list[str] = []
-        for key in sorted(set(before) | set(after), key=str):
-            found += _changed_paths(before.get(key), after.get(key), f"{path}.{key}" if path else key)
-        return found
-    return [] if before == after else [path]
-
-
 def _card_state(card: Any) -> dict[str, Any] | None:
     return None if card is None else {"card_version": card.card_version, "status": card.status}
 
@@ -170,15 +159,52 @@ def update_card(store: Store, actor: Actor, model: str, patch: dict[str, Any],
     """Merge a patch into the latest card as its next version (see
     modelwatch.flows.cards.update_card); nothing is written or audited when nothing changes."""
     from modelwatch.flows.cards import update_card as update
-    from modelwatch.tasks.cards import get_card
+    from modelwatch.tasks.cards import card_changes, get_card
 
     actor.require("cards.edit")
     before = get_card(store, model)
     card = update(store, model, patch, actor.name, note=note)
     if card.card_version != before.card_version:
         _audit(store, actor, "card.update", model, f"card v{card.card_version}", _card_state(before),
-               {**_card_state(card), "changed": _changed_paths(before.content, card.content)}, note)
+               {**_card_state(card), "changed": [c.path for c in card_changes(before.content, card.content)]},
+               note)
     return card
+
+
+def save_card(store: Store, actor: Actor, model: str, content: dict[str, Any],
+              model_version: str | None = None, note: str | None = None) -> Any:
+    """A card's whole content as edited in a form: the next version of the latest card, or a new
+    Draft card when the model has none or its card is Archived (then for `model_version`)."""
+    from modelwatch.tasks.cards import latest_card, patch_between
+
+    latest = latest_card(store, model)
+    if latest is None or latest.status == "Archived":
+        return create_card(store, actor, model, content, model_version, note)
+    return update_card(store, actor, model, patch_between(latest.content, content), note)
+
+
+def clone_card(store: Store, actor: Actor, model: str, to_model: str, note: str | None = None) -> Any:
+    """A new Draft card for `to_model` (its latest version) holding a copy of `model`'s latest card:
+    what names the source model (model name, id, version) is left for the target to fill."""
+    import copy
+
+    from modelwatch.tasks.cards import get_card
+    from modelwatch.tasks.store import check_slug
+
+    check_slug(to_model, "target model name")
+    if to_model == model:
+        raise UserError(f"clone: the target must be another model than {model!r}")
+    source = get_card(store, model)
+    content = copy.deepcopy(source.content)
+    overview = content.get("model_overview") or {}
+    for field in ("model_name", "model_id", "model_version"):
+        overview.pop(field, None)
+    if overview:
+        content["model_overview"] = overview
+    else:
+        content.pop("model_overview", None)
+    return create_card(store, actor, to_model, content, None,
+                       note or f"cloned from {model} card v{source.card_version}")
 
 
 # ---- console accounts ----

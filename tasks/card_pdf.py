@@ -15,8 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from modelwatch.tasks.card_render import card_view
-from modelwatch.tasks.cards import RISK_RATINGS, ModelCard
+from modelwatch.tasks.card_render import view_of
+from modelwatch.tasks.cards import ModelCard
 from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.html_templates import fmt_time, humanize, plain_text, utc
 
@@ -200,7 +200,7 @@ class _Writer:
                         for m in metrics], (30, 14, 40, 26))
 
     def write(self) -> bytes:
-        view = _view(self.card)
+        view = view_of(self.card)
         pdf = self.pdf
         pdf.set_title(self.text(f"Model card: {view['model']}"))
         pdf.set_author(self.text(view["updated_by"] or "unknown"))
@@ -237,12 +237,6 @@ class _Writer:
                    [[h.get("status", ""), h.get("by", ""), _when(h.get("at")), h.get("card_version", ""),
                      h.get("note") or ""] for h in view["history"]], (18, 20, 26, 12, 34))
         return bytes(pdf.output())
-
-
-def _view(card: ModelCard) -> dict[str, Any]:
-    uses = card.content.get("intended_uses")
-    rating = uses.get("risk_rating") if isinstance(uses, dict) else None
-    return card_view(card.dump(), rating if rating in RISK_RATINGS else "Unknown")
 
 
 def _when(value: Any) -> str:

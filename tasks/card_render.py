@@ -50,7 +50,8 @@ def card_view(card: dict[str, Any], risk_fallback: str = "Unknown") -> dict[str,
     }
 
 
-def _export_view(card: ModelCard) -> dict[str, Any]:
+def view_of(card: ModelCard) -> dict[str, Any]:
+    """card_view of a stored card, its own risk rating shown when valid."""
     rating = card.content.get("intended_uses", {}).get("risk_rating") \
         if isinstance(card.content.get("intended_uses"), dict) else None
     return card_view(card.dump(), rating if rating in RISK_RATINGS else "Unknown")
@@ -59,13 +60,13 @@ def _export_view(card: ModelCard) -> dict[str, Any]:
 def card_to_html(card: ModelCard) -> str:
     """The card as one self-contained HTML page: inline stylesheet, no script at all (a CSP meta
     forbids any), every user-written string escaped, metric groups and status history as tables."""
-    return render("card.html", view=_export_view(card), csp=EXPORT_CSP,
+    return render("card.html", view=view_of(card), csp=EXPORT_CSP,
                   style=trusted(static_text("card.css")), exported=datetime.now(UTC))
 
 
 def card_to_markdown(card: ModelCard) -> str:
     """The card as a Markdown document: summary, every section, metric groups as tables, and the
     status history. User text is HTML-escaped so a renderer never runs markup from a card."""
-    text = render("card.md", view=_export_view(card))
+    text = render("card.md", view=view_of(card))
     lines = "\n".join(line.rstrip() for line in text.splitlines())
     return re.sub(r"\n{3,}", "\n\n", lines).strip() + "\n"

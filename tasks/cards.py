@@ -39,10 +39,11 @@ from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.store import Store, check_slug, json_dumps
 
 __all__ = [
-    "ALLOWED_MOVES", "RISK_RATINGS", "STATUSES", "STATUS_EVENT", "CardContentError", "ModelCard",
-    "StatusChange", "card_for_version", "card_to_html", "card_to_markdown", "card_to_pdf", "card_versions",
-    "create_card", "get_card", "latest_card", "list_card_models", "merge_patch", "review_authors",
-    "risk_rating", "set_status", "status_event", "update_card", "validate_content",
+    "ALLOWED_MOVES", "RISK_RATINGS", "STATUSES", "STATUS_EVENT", "CardContentError", "Change", "ModelCard",
+    "StatusChange", "card_changes", "card_for_version", "card_to_html", "card_to_markdown", "card_to_pdf",
+    "card_versions", "create_card", "get_card", "latest_card", "list_card_models", "merge_patch",
+    "patch_between", "review_authors", "risk_rating", "set_status", "status_event", "update_card",
+    "validate_content",
 ]
 
 CardStatus = Literal["Draft", "PendingReview", "Approved", "Archived"]
@@ -79,6 +80,53 @@ def merge_patch(target: Any, patch: Any) -> Any:
             result[key] = merge_patch(result.get(key), value)
     return result
 
+
+
+def patch_between(before: Any, after: Any) -> dict[str, Any]:
+    """The merge patch that turns content `before` into `after` (fields `after` lacks become null),
+    so a whole edited content goes through update_card like any other change."""
+    before = before if isinstance(before, dict) else {}
+    patch: dict[str, Any] = {}
+    for key in before.keys() | after.keys():
+        if key not in after:
+            patch[key] = None
+        elif isinstance(after[key], dict) and isinstance(before.get(key), dict):
+            inner = patch_between(before[key], after[key])
+            if inner:
+                patch[key] = inner
+        elif after[key] != before.get(key):
+            patch[key] = copy.deepcopy(after[key])
+    return patch
+
+
+class Change(Document):
+    """One field that differs between two card versions (None: absent on that side)."""
+
+    path: str
+    before: Any = None
+    after: Any = None
+
+    @property
+    def kind(self) -> str:
+        return "added" if self.before is None else "removed" if self.after is None else "changed"
+
+
+def card_changes(before: Any, after: Any, path: tuple[str | int, ...] = ()) -> list[Change]:
+    """The fields that differ between two contents, field by field: objects key by key (an object
+    only one side has, field by field too), lists item by item where they hold objects or keep their
+    length (``evaluation_details[0].metric_groups[0].metric_data[1].value``), other lists whole."""
+    if before == after:
+        return []
+    if isinstance(before, dict | None) and isinstance(after, dict | None):
+        before, after = before or {}, after or {}
+        return [c for key in sorted(before.keys() | after.keys(), key=str)
+                for c in card_changes(before.get(key), after.get(key), (*path, key))]
+    if isinstance(before, list) and isinstance(after, list) and (
+            len(before) == len(after) or all(isinstance(v, dict) for v in before + after)):
+        return [c for index in range(max(len(before), len(after)))
+                for c in card_changes(before[index] if index < len(before) else None,
+                                      after[index] if index < len(after) else None, (*path, index))]
+    return [Change(path=format_path(path) or "content", before=before, after=after)]
 
 # ---- documents ----
 

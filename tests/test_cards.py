@@ -623,3 +623,48 @@ def test_cards_export_pdf_command(store: Store, sent: Recorder, tmp_path: Path) 
     assert invoke("cards", "export", "--model", MODEL, "--format", "html", "--font", "/x.ttf",
                   "--store", store.root)[0] == 2
     assert invoke("cards", "export", "--model", MODEL, "--format", "docx", "--store", store.root)[0] == 2
+
+
+# ---- the form and the differences between versions ----
+
+def test_the_card_form_covers_every_schema_field_and_round_trips() -> None:
+    from modelwatch.tasks import card_form
+    from modelwatch.tasks.card_schema import CardContent
+
+    placed = {(f.section, f.field) for f in card_form.FIELDS} | {card_form.FIXED}
+    expected = {("evaluation_details", None)}
+    for section, info in CardContent.model_fields.items():
+        if section != "evaluation_details":
+            model = next(t for t in info.annotation.__args__ if t is not type(None))
+            expected |= {(section, field) for field in model.model_fields}
+    assert placed == expected
+    content = validate_content(json.loads(json.dumps(CONTENT)))
+    fixed = {card_form.FIXED: "2"}
+    back = card_form.content_from_form(card_form.form_values(content), fixed)
+    assert validate_content(back) == {**content, "model_overview": {**content["model_overview"],
+                                                                   "model_version": "2"}}
+    with pytest.raises(UserError, match=r"training_details.objective_function: not valid JSON "
+                                        r"\(Expecting property name enclosed in double quotes at line 1"):
+        card_form.content_from_form({"training_details.objective_function": "{'a': 1}"})
+
+
+def test_card_changes_and_the_patch_between_two_contents() -> None:
+    before = json.loads(json.dumps(CONTENT))
+    after = json.loads(json.dumps(CONTENT))
+    after["intended_uses"]["risk_rating"] = "High"
+    del after["business_details"]
+    after["evaluation_details"][0]["metric_groups"][0]["metric_data"][0]["value"] = 0.93
+    after["evaluation_details"].append({"name": "fresh"})
+    after["model_overview"]["model_artifact"] = ["s3://a", "s3://b"]
+    changes = [(c.kind, c.path, c.before, c.after) for c in cards.card_changes(before, after)]
+    assert changes == [
+        ("removed", "business_details.business_problem", "Churn", None),
+        ("removed", "business_details.line_of_business", "Telecom", None),
+        ("changed", "evaluation_details[0].metric_groups[0].metric_data[0].value", 0.91, 0.93),
+        ("added", "evaluation_details[1].name", None, "fresh"),
+        ("changed", "intended_uses.risk_rating", "Medium", "High"),
+        ("changed", "model_overview.model_artifact", ["s3://models/churn/2/model.tar.gz"],
+         ["s3://a", "s3://b"]),
+    ]
+    assert merge_patch(before, cards.patch_between(before, after)) == after
+    assert cards.patch_between(after, after) == {} and cards.card_changes(after, after) == []

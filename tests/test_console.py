@@ -456,9 +456,16 @@ def test_in_chromium_a_card_is_submitted_refused_to_its_submitter_and_approved(
         console: dict, chromium: Any) -> None:
     run("models", "register", "--model", BROWSER_MODEL, "--problem-type", "binary", "--feature",
         "tenure:Integral", "--store", console["uri"])
-    create_card(console["store"], BROWSER_MODEL, {"intended_uses": {"risk_rating": "Medium"}},
-                by="erin")
     engineer = browser_session(chromium, console, "eng")
+    engineer.goto(console["url"] + f"/models/{BROWSER_MODEL}")
+    engineer.click("#edit-card")  # the card is created in the form
+    engineer.fill('textarea[name="model_overview.model_description"]', "Churn scores for offers")
+    engineer.select_option('select[name="intended_uses.risk_rating"]', "Medium")
+    engineer.fill('textarea[name="evaluation_details"]', json.dumps([{"name": "holdout", "metric_groups": [
+        {"name": "quality", "metric_data": [{"name": "auc", "type": "number", "value": 0.84}]}]}]))
+    engineer.click("#save-card")
+    engineer.wait_for_url(console["url"] + f"/models/{BROWSER_MODEL}/card/v1")
+    assert get_card(console["store"], BROWSER_MODEL).content["intended_uses"] == {"risk_rating": "Medium"}
     engineer.goto(console["url"] + f"/models/{BROWSER_MODEL}")
     assert engineer.locator('#card-move button[data-move="Approved"]').count() == 0  # not theirs
     engineer.fill("#card-move input[name=note]", "ready for review")
@@ -481,7 +488,19 @@ def test_in_chromium_a_card_is_submitted_refused_to_its_submitter_and_approved(
     card = get_card(console["store"], BROWSER_MODEL)
     assert card.status == "Approved" and card.status_history[-1].by == "apu"
     assert [(e.who, e.after["status"]) for e in read_audit(console["store"], model=BROWSER_MODEL)] == [
-        ("eng", "PendingReview"), ("apo", "Draft"), ("apo", "PendingReview"), ("apu", "Approved")]
+        ("eng", "Draft"), ("eng", "PendingReview"), ("apo", "Draft"), ("apo", "PendingReview"),
+        ("apu", "Approved")]
+    # The approved card exported as PDF from its page: the text is the card's.
+    other.goto(console["url"] + f"/models/{BROWSER_MODEL}/card")
+    with other.expect_download() as download:
+        other.click("#export-pdf")
+    path = download.value.path()
+    assert download.value.suggested_filename == f"{BROWSER_MODEL}-card-v{card.card_version}.pdf"
+    text = _pdf_text(Path(path).read_bytes())
+    for expected in (f"Model card: {BROWSER_MODEL}", "Status Approved", "Risk rating Medium",
+                     "Model description: Churn scores for offers", "auc number 0.84",
+                     "PendingReview eng", "Approved apu"):
+        assert expected in text, expected
 
 
 def test_in_chromium_card_payloads_run_nothing(console: dict, chromium: Any) -> None:
@@ -524,3 +543,124 @@ def test_admins_manage_users_and_a_change_ends_that_users_sessions(console: dict
     assert entries == [("root", "console", "users.add", "newbie"),
                        ("root", "console", "users.set-role", "newbie"),
                        ("root", "console", "users.remove", "newbie")]
+
+
+FORM_MODEL, CLONE_TARGET = "card-form", "card-clone-target"
+
+
+def _pdf_text(data: bytes) -> str:
+    from pypdf import PdfReader
+
+    return " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(data)).pages).split())
+
+
+def test_card_form_creates_edits_with_a_diff_clones_archives_and_exports(console: dict) -> None:
+    from modelwatch.tasks.card_form import FIELDS
+    from modelwatch.tasks.cards import card_versions
+
+    for name in (FORM_MODEL, CLONE_TARGET):
+        run("models", "register", "--model", name, "--problem-type", "binary", "--feature",
+            "tenure:Integral", "--version", "7", "--store", console["uri"])
+    engineer, viewer = signed_in(console, "eng"), signed_in(console, "vera")
+    assert engineer.get(f"/models/{FORM_MODEL}/card").headers["location"] == \
+        f"/models/{FORM_MODEL}/card/edit"
+    form_path = f"/models/{FORM_MODEL}/card/edit"
+    page = engineer.get(form_path).text
+    assert set(re.findall(r'name="([a-z_.]+)"', page)) >= {f.name for f in FIELDS} | {"model_version"}
+    assert viewer.get(form_path, headers={"Accept": "text/html"}).status_code == 403
+
+    evaluation = [{"name": "holdout", "metric_groups": [{"name": "quality", "metric_data": [
+        {"name": "auc", "type": "number", "value": 0.87}]}]}]
+    typed = {"model_overview.model_description": "Churn <b>risk</b>\r\nsecond line",
+             "model_overview.model_owner": "retention", "model_overview.model_id": "churn-7",
+             "model_overview.model_artifact": "s3://m/a.tar.gz\r\n\r\n s3://m/b.tar.gz ",
+             "intended_uses.risk_rating": "Medium", "business_details.line_of_business": "Telecom",
+             "evaluation_details": json.dumps(evaluation),
+             "additional_information.custom_details": '{"reviewer": "model-risk"}',
+             "model_version": "7", "note": "first draft"}
+    # A broken JSON field: refused with its name, nothing written, everything typed kept.
+    broken = post(engineer, f"/models/{FORM_MODEL}/card", {**typed, "evaluation_details": "[{"},
+                  page=form_path)
+    assert broken.status_code == 400
+    assert "Not saved: evaluation_details: not valid JSON" in broken.text
+    assert escape("Churn <b>risk</b>", quote=False) in broken.text and "[{</textarea>" in broken.text
+    assert card_versions(console["store"], FORM_MODEL) == []
+    assert post(viewer, f"/models/{FORM_MODEL}/card", typed, page="/").status_code == 403
+
+    created = post(engineer, f"/models/{FORM_MODEL}/card", typed, page=form_path)
+    assert created.status_code == 303 and created.headers["location"] == f"/models/{FORM_MODEL}/card/v1"
+    card = get_card(console["store"], FORM_MODEL)
+    assert (card.card_version, card.status, card.created_by, card.model_version) == (1, "Draft", "eng", "7")
+    assert card.content == {
+        "model_overview": {"model_description": "Churn <b>risk</b>\nsecond line",
+                           "model_owner": "retention", "model_id": "churn-7",
+                           "model_artifact": ["s3://m/a.tar.gz", "s3://m/b.tar.gz"],
+                           "model_version": "7", "model_name": FORM_MODEL},
+        "intended_uses": {"risk_rating": "Medium"}, "business_details": {"line_of_business": "Telecom"},
+        "evaluation_details": evaluation,
+        "additional_information": {"custom_details": {"reviewer": "model-risk"}}}
+
+    # The form shows the card as stored; saving it changed writes v2 and lists exactly what changed.
+    page = engineer.get(form_path).text
+    assert "s3://m/a.tar.gz\ns3://m/b.tar.gz</textarea>" in page
+    assert '<option value="Medium" selected>' in page
+    edited = {**typed, "model_overview.model_name": FORM_MODEL,  # as the form holds it
+              "model_overview.model_owner": "", "intended_uses.risk_rating": "High",
+              "evaluation_details": json.dumps([{**evaluation[0], "metric_groups": [{"name": "quality",
+                  "metric_data": [{"name": "auc", "type": "number", "value": 0.91}]}]}]),
+              "note": "new holdout"}
+    assert post(engineer, f"/models/{FORM_MODEL}/card", edited, page=form_path).headers["location"] \
+        == f"/models/{FORM_MODEL}/card/v2"
+    assert get_card(console["store"], FORM_MODEL, 1).content == card.content  # v1 never rewritten
+    page = engineer.get(f"/models/{FORM_MODEL}/card/v2").text
+    rows = re.findall(r'<tr class="change (\w+)" data-path="([^"]+)">', page)
+    assert rows == [("changed", "evaluation_details[0].metric_groups[0].metric_data[0].value"),
+                    ("changed", "intended_uses.risk_rating"), ("removed", "model_overview.model_owner")]
+    assert "Changes from v1" in page and 'id="no-previous"' in engineer.get(
+        f"/models/{FORM_MODEL}/card/v1").text
+    update = [e for e in read_audit(console["store"], model=FORM_MODEL) if e.action == "card.update"]
+    assert [(e.who, e.after["changed"], e.note) for e in update] == [("eng", [r[1] for r in rows],
+                                                                      "new holdout")]
+    # The same content again writes nothing.
+    post(engineer, f"/models/{FORM_MODEL}/card", edited, page=form_path)
+    assert len(card_versions(console["store"], FORM_MODEL)) == 2
+
+    # Exports of a version: PDF (its text read back), HTML under its own policy, Markdown.
+    pdf = engineer.get(f"/models/{FORM_MODEL}/card/v2.pdf")
+    assert pdf.headers["content-type"] == "application/pdf"
+    text = _pdf_text(pdf.content)
+    assert "Model card: card-form" in text and "Risk rating High" in text and "auc number 0.91" in text
+    html = engineer.get(f"/models/{FORM_MODEL}/card/v1.html")
+    assert html.headers["content-security-policy"].startswith("default-src 'none'")
+    assert "Churn &lt;b&gt;risk&lt;/b&gt;" in html.text
+    assert engineer.get(f"/models/{FORM_MODEL}/card/v2.md").text.startswith("# Model card: card-form")
+    assert engineer.get(f"/models/{FORM_MODEL}/card/v9.pdf").status_code == 404
+
+    # Clone to another model: a Draft card there, without what named the source model.
+    cloned = post(engineer, f"/models/{FORM_MODEL}/card/clone", {"to": CLONE_TARGET},
+                  page=f"/models/{FORM_MODEL}/card")
+    assert cloned.headers["location"] == f"/models/{CLONE_TARGET}/card/v1"
+    copy = get_card(console["store"], CLONE_TARGET)
+    source = get_card(console["store"], FORM_MODEL)
+    assert copy.status == "Draft" and copy.created_by == "eng"
+    assert copy.content["model_overview"] == {
+        k: v for k, v in source.content["model_overview"].items()
+        if k not in ("model_name", "model_id", "model_version")} | {"model_name": CLONE_TARGET,
+                                                                   "model_version": "7"}
+    assert {k: v for k, v in copy.content.items() if k != "model_overview"} == \
+        {k: v for k, v in source.content.items() if k != "model_overview"}
+    assert copy.status_history[-1].note == "cloned from card-form card v2"
+    again = post(engineer, f"/models/{FORM_MODEL}/card/clone", {"to": CLONE_TARGET},
+                 page=f"/models/{FORM_MODEL}/card")
+    assert again.status_code == 400 and "already has a card" in again.text
+
+    # Archive: the card cannot change any more; the form then creates a new card from its content.
+    assert post(engineer, f"/models/{FORM_MODEL}/card/status", {"to": "Archived"}).status_code == 303
+    page = engineer.get(form_path).text
+    assert "New model card for card-form" in page and "The Archived card v3" in page
+    assert post(engineer, f"/models/{FORM_MODEL}/card", {**edited, "note": ""}, page=form_path
+                ).headers["location"] == f"/models/{FORM_MODEL}/card/v4"
+    assert get_card(console["store"], FORM_MODEL).status == "Draft"
+    actions = [(e.action, e.target) for e in read_audit(console["store"], model=FORM_MODEL)]
+    assert actions == [("card.create", "card v1"), ("card.update", "card v2"),
+                       ("card.status", "card v3"), ("card.create", "card v4")]

@@ -148,7 +148,7 @@ def _violations(console: Console, model: str) -> Any:
     return listed
 
 
-def _card_state(console: Console, model: str, session: Session) -> dict[str, Any] | None:
+def card_state(console: Console, model: str, session: Session) -> dict[str, Any] | None:
     from modelwatch.flows.actions import CARD_MOVES
     from modelwatch.tasks.cards import ALLOWED_MOVES, latest_card, review_authors
 
@@ -186,7 +186,7 @@ def model_page(console: Console, request: Request, model: str) -> Response:
         document, "/", store_root=console.store.uri(""), store_href="/store/", endpoints=views,
         endpoint_href=lambda e: f"/endpoints/{e}", violations=_violations(console, model),
         template="console/model.html", **console.context(session), monitor_forms=monitor_forms,
-        max_period=MAX_ENTRIES, card_state=_card_state(console, model, session), audit=audit)
+        max_period=MAX_ENTRIES, card_state=card_state(console, model, session), audit=audit)
     return _html(page)
 
 
@@ -244,9 +244,10 @@ def store_file(console: Console, key: str) -> Response:
 
 # ---- actions (POST) ----
 
-def _done(console: Console, session: Session, model: str, message: str) -> Response:
+def done(console: Console, session: Session, model: str, message: str,
+         to: str | None = None) -> Response:
     """After a change: the model's dashboard row rebuilt (so the fleet shows it), a note for the next
-    page, and back to the model's page."""
+    page, and back to the model's page (or `to`)."""
     from modelwatch.flows.summary import refresh_model_row
 
     try:
@@ -256,7 +257,7 @@ def _done(console: Console, session: Session, model: str, message: str) -> Respo
                                        f"rebuilt ({type(problem).__name__}: {problem})"))
     console.changed()
     session.flash.append(("done", message))
-    return RedirectResponse(f"/models/{model}", status_code=303)
+    return RedirectResponse(to or f"/models/{model}", status_code=303)
 
 
 def _int(form: dict[str, str], name: str) -> int:
@@ -273,7 +274,7 @@ def set_alert(console: Console, request: Request, session: Session, actor: Actor
 
     alert = set_alert_criteria(console.store, actor, model, monitor_type,
                                _int(form, "datapoints_to_alert"), _int(form, "evaluation_period"))
-    return _done(console, session, model, f"{monitor_type} alert: {alert.criteria.datapoints_to_alert} "
+    return done(console, session, model, f"{monitor_type} alert: {alert.criteria.datapoints_to_alert} "
                  f"of the last {alert.criteria.evaluation_period} executions")
 
 
@@ -289,7 +290,7 @@ def set_schedule(console: Console, request: Request, session: Session, actor: Ac
                                   form.get("cron", "").strip())
     else:
         raise UserError(f"schedule action {action!r}: expected pause, resume or cron")
-    return _done(console, session, model, f"{monitor_type} schedule: "
+    return done(console, session, model, f"{monitor_type} schedule: "
                  f"{'active' if state['active'] else 'paused'}, cron {state['cron']}")
 
 
@@ -298,11 +299,13 @@ def move_card(console: Console, request: Request, session: Session, actor: Actor
     from modelwatch.flows.actions import move_card as move
 
     card = move(console.store, actor, model, form.get("to", ""), form.get("note") or None)
-    return _done(console, session, model, f"card v{card.card_version}: {card.status}")
+    return done(console, session, model, f"card v{card.card_version}: {card.status}")
 
 
 def actions() -> list[tuple[re.Pattern[str], Any]]:
-    return [
+    from modelwatch.console import card_pages
+
+    return [*card_pages.actions(),
         (re.compile("/sign-out"), sign_out),
         (re.compile(f"/models/{_MODEL}/alerts/{_TYPE}"), set_alert),
         (re.compile(f"/models/{_MODEL}/schedules/{_TYPE}"), set_schedule),
@@ -315,7 +318,10 @@ def actions() -> list[tuple[re.Pattern[str], Any]]:
 # ---- routes ----
 
 def register_pages(app: FastAPI, console: Console) -> None:
+    from modelwatch.console import card_pages
     from modelwatch.console.metrics import metrics_text
+
+    card_pages.register(app, console)
 
     @app.get("/")
     def index(request: Request, q: str = "") -> Response:
