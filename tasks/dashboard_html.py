@@ -24,6 +24,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from markupsafe import Markup
+
 from modelwatch.tasks.csp import script_hash
 from modelwatch.tasks.dashboard import (
     DashboardRow,
@@ -35,6 +37,7 @@ from modelwatch.tasks.dashboard import (
     default_label,
 )
 from modelwatch.tasks.html_templates import (
+    environment,
     fmt_number,
     fmt_time,
     iso,
@@ -52,6 +55,7 @@ __all__ = [
     "STYLE",
     "render_index",
     "render_model_page",
+    "render_rows",
     "safe_href",
     "script_hash",
 ]
@@ -136,6 +140,31 @@ def _states(row: DashboardRow, types: list[str]) -> list[str]:
     return [s for s in STATES if s in present]
 
 
+def _row_view(row: DashboardRow, href: str, columns: list[MonitorColumn]) -> dict[str, Any]:
+    """What the table's row of a model shows (the `model_row` macro of _model_row.html)."""
+    return {
+        "row": row, "href": href, "statuses": " ".join(_states(row, [c.name for c in columns])),
+        "version_sort": _version_sort(row.latest_version),
+        "risk_rank": RISK_RANK.get(row.risk_rating, 0),
+        "batch_sort": iso(row.latest_batch_job.finished_at) if row.latest_batch_job else "",
+        "monitors": [_monitor(row, c) for c in columns],
+    }
+
+
+def render_rows(
+    rows: list[DashboardRow],
+    model_page_href: Callable[[str], str],
+    columns: list[MonitorColumn],
+    *,
+    endpoint_href: Callable[[str], str],
+) -> dict[str, Markup]:
+    """Each model's table row as HTML, keyed by model: a server renders them once per dashboard
+    version and hands them to `render_index` (``fragments``) for every page and search after."""
+    model_row = environment().get_template("_model_row.html").module.model_row  # type: ignore[attr-defined]
+    return {row.model: Markup(model_row(_row_view(row, model_page_href(row.model), columns), endpoint_href))
+            for row in rows}
+
+
 def render_index(
     rows: list[DashboardRow],
     generated_at: datetime,
@@ -144,6 +173,7 @@ def render_index(
     *,
     endpoint_href: Callable[[str], str] = lambda e: f"endpoints/{e}.html",
     template: str = "index.html",
+    fragments: dict[str, Markup] | None = None,
     **extra: Any,
 ) -> str:
     """The dashboard's index page: one row per model, a column per monitor type, sortable and
@@ -153,20 +183,16 @@ def render_index(
     monitor types shown (default: those present in the rows). Stable hooks for tests and scripts:
     table ``#models``, rows ``tr.model-row`` (``data-model``, ``data-risk``, ``data-statuses``),
     selects ``#status-filter`` / ``#risk-filter``, count ``#visible-count``. `template` (one that
-    extends index.html) and `extra` context serve the console's fleet page.
+    extends index.html) and `extra` context serve the console's fleet page; `fragments` (from
+    `render_rows`, with the same hrefs and columns) are the rows already rendered.
     """
     columns = columns if columns is not None else columns_of(rows)
     types = [c.name for c in columns]
-    shown = [{
-        "row": row, "href": model_page_href(row.model), "statuses": " ".join(_states(row, types)),
-        "version_sort": _version_sort(row.latest_version),
-        "risk_rank": RISK_RANK.get(row.risk_rating, 0),
-        "batch_sort": iso(row.latest_batch_job.finished_at) if row.latest_batch_job else "",
-        "monitors": [_monitor(row, c) for c in columns],
-    } for row in rows]
+    shown = [{"row": row} if fragments else _row_view(row, model_page_href(row.model), columns)
+             for row in rows]
     return render(
         template, **{**page_context("modelwatch — model dashboard"), **extra}, rows=shown,
-        endpoint_href=endpoint_href,
+        endpoint_href=endpoint_href, fragments=fragments,
         generated_at=generated_at, columns=columns, states=STATES, risks=RISKS,
         noun="model" if len(rows) == 1 else "models",
         in_alarm=sum(1 for r in rows if any(_cell(r, t).in_alarm for t in types)),

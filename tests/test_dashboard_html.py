@@ -282,6 +282,23 @@ def test_index_has_rows_columns_and_hooks() -> None:
     assert doc.find(id="count-alarm").text.startswith("2")
 
 
+
+def test_rows_rendered_once_give_the_same_page() -> None:
+    from modelwatch.tasks.dashboard import columns_of
+    from modelwatch.tasks.dashboard_html import render_rows
+
+    rows = _rows()
+    fragments = render_rows(rows, lambda m: f"/models/{m}", columns_of(rows),
+                            endpoint_href=lambda e: f"/endpoints/{e}")
+    assert set(fragments) == {r.model for r in rows}
+    whole = render_index(rows, T0, lambda m: f"/models/{m}", endpoint_href=lambda e: f"/endpoints/{e}")
+    assert render_index(rows, T0, lambda m: f"/models/{m}", endpoint_href=lambda e: f"/endpoints/{e}",
+                        fragments=fragments) == whole
+    # A subset (a search's result) joins the same fragments.
+    subset = render_index(rows[1:], T0, lambda m: f"/models/{m}", endpoint_href=lambda e: f"/endpoints/{e}",
+                          fragments=fragments)
+    assert [r.attrs["data-model"] for r in parse(subset).find_all("tr", "model-row")] == ORDER[1:]
+
 def test_csp_pins_the_one_script_by_hash() -> None:
     for page in (render_index(_rows(), T0), render_model_page(_hostile_page())):
         scripts = re.findall(r"<script>(.*?)</script>", page, flags=re.S)

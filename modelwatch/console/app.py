@@ -98,6 +98,8 @@ class Console:
         self._lock = threading.Lock()
         self._dashboard: tuple[str | None, dict[str, Any]] | None = None
         self._index: tuple[str | None, list[Any]] | None = None
+        self._rows_html: tuple[dict[str, Any], dict[str, Any]] | None = None
+        self._rendering = threading.Lock()  # one render of the rows at a time; the others wait for it
         self._checked: dict[str, tuple[float, Any]] = {}
 
     # ---- the dashboard document and the search index ----
@@ -123,6 +125,30 @@ class Console:
             self._dashboard = (version, view)
         return view
 
+    def fleet_view(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The dashboard view and each of its models' fleet-table row as HTML, rendered once per
+        dashboard document (a fleet page or a search then only joins them)."""
+        from modelwatch.tasks.dashboard_html import render_rows
+
+        with self._rendering:
+            view = self.dashboard()
+            cached = self._rows_html
+            if cached is not None and cached[0] is view:
+                return cached
+            fragments = render_rows(view["rows"], lambda m: f"/models/{m}", view["columns"],
+                                    endpoint_href=lambda e: f"/endpoints/{e}")
+            self._rows_html = (view, fragments)
+            return view, fragments
+
+    def warm(self) -> None:
+        """Read the dashboard, render its rows and build the search index before the first request
+        needs them (run in the background when the console starts)."""
+        try:
+            self.fleet_view()
+            self.search_index()
+        except Exception:  # noqa: BLE001 - the request that needs them reports the problem
+            pass
+
     def search_index(self) -> list[Any]:
         from modelwatch.flows.summary import DASHBOARD_JSON
         from modelwatch.tasks.fleet_search import build_index
@@ -139,7 +165,7 @@ class Console:
     def changed(self) -> None:
         """Forget the cached views after this console changed something (cards feed the search)."""
         with self._lock:
-            self._dashboard = self._index = None
+            self._dashboard = self._index = self._rows_html = None
 
     # ---- who is asking ----
 
@@ -248,6 +274,7 @@ def create_app(config: ConsoleConfig) -> FastAPI:
     from modelwatch.console import pages
 
     console = Console(config)
+    threading.Thread(target=console.warm, name="console-warm-up", daemon=True).start()
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.console = console
 

@@ -95,7 +95,7 @@ def fleet(console: Console, request: Request, query: str) -> Response:
     from modelwatch.tasks.dashboard_html import render_index
     from modelwatch.tasks.fleet_search import search
 
-    view = console.dashboard()
+    view, fragments = console.fleet_view()
     rows = view["rows"]
     matches: dict[str, list[str]] = {}
     if query.strip():
@@ -106,6 +106,7 @@ def fleet(console: Console, request: Request, query: str) -> Response:
     page = render_index(
         rows, view["generated_at"] or datetime.now().astimezone(), lambda m: f"/models/{m}",
         view["columns"], endpoint_href=lambda e: f"/endpoints/{e}", template="console/fleet.html",
+        fragments=fragments,
         **console.context(_session(request)), query=query, matches=matches,
         alarm_by_risk=alarm_by_risk, generated_at_known=view["generated_at"] is not None)
     return _html(page)
