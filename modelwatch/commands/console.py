@@ -166,9 +166,11 @@ def ui_command(
     if host not in LOOPBACK and tls_cert is None:
         say(f"warning: serving on {host} without TLS: put a TLS proxy in front, or pass --tls-cert "
             "and --tls-key")
+    app = create_app(config)
+    app.state.console.warm()  # the first page is then as quick as the next ones
     say(f"modelwatch console on {'https' if tls_cert else 'http'}://{host}:{port}/ "
         f"(store {the_store.root}, sign-in: {auth})")
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning",
+    uvicorn.run(app, host=host, port=port, log_level="warning",
                 ssl_certfile=tls_cert, ssl_keyfile=tls_key, proxy_headers=False)
 
 

@@ -99,7 +99,9 @@ class Console:
         self._dashboard: tuple[str | None, dict[str, Any]] | None = None
         self._index: tuple[str | None, list[Any]] | None = None
         self._rows_html: tuple[dict[str, Any], dict[str, Any]] | None = None
-        self._rendering = threading.Lock()  # one render of the rows at a time; the others wait for it
+        # One render of the rows, one build of the index at a time: the other requests wait for it.
+        self._rendering = threading.Lock()
+        self._indexing = threading.Lock()
         self._checked: dict[str, tuple[float, Any]] = {}
 
     # ---- the dashboard document and the search index ----
@@ -135,32 +137,43 @@ class Console:
             cached = self._rows_html
             if cached is not None and cached[0] is view:
                 return cached
-            fragments = render_rows(view["rows"], lambda m: f"/models/{m}", view["columns"],
-                                    endpoint_href=lambda e: f"/endpoints/{e}")
+            # A new summary rewrites models.json but changes few rows: the unchanged rows keep their HTML.
+            kept: dict[str, Any] = {}
+            if cached is not None and cached[0]["columns"] == view["columns"]:
+                before = {r.model: r for r in cached[0]["rows"]}
+                kept = {r.model: cached[1][r.model] for r in view["rows"] if before.get(r.model) == r}
+            fresh = render_rows([r for r in view["rows"] if r.model not in kept], lambda m: f"/models/{m}",
+                                view["columns"], endpoint_href=lambda e: f"/endpoints/{e}")
+            fragments = {r.model: kept.get(r.model) or fresh[r.model] for r in view["rows"]}
             self._rows_html = (view, fragments)
             return view, fragments
 
     def warm(self) -> None:
-        """Read the dashboard, render its rows and build the search index before the first request
-        needs them (run in the background when the console starts)."""
+        """Read the dashboard, render its rows, build the search index and compile the pages'
+        templates before the first request needs them (`modelwatch ui` does so before serving)."""
+        from modelwatch.tasks.html_templates import environment
+
         try:
             self.fleet_view()
             self.search_index()
         except Exception:  # noqa: BLE001 - the request that needs them reports the problem
             pass
+        for template in ("console/fleet.html", "console/model.html", "console/sign_in.html"):
+            environment().get_template(template)
 
     def search_index(self) -> list[Any]:
         from modelwatch.flows.summary import DASHBOARD_JSON
         from modelwatch.tasks.fleet_search import build_index
 
-        version = self.store.version(DASHBOARD_JSON)
-        with self._lock:
-            if self._index is not None and self._index[0] == version:
-                return self._index[1]
-        index = build_index(self.store, self.dashboard()["rows"])
-        with self._lock:
-            self._index = (version, index)
-        return index
+        with self._indexing:
+            version = self.store.version(DASHBOARD_JSON)
+            with self._lock:
+                if self._index is not None and self._index[0] == version:
+                    return self._index[1]
+            index = build_index(self.store, self.dashboard()["rows"])
+            with self._lock:
+                self._index = (version, index)
+            return index
 
     def changed(self) -> None:
         """Forget the cached views after this console changed something (cards feed the search)."""
@@ -274,7 +287,6 @@ def create_app(config: ConsoleConfig) -> FastAPI:
     from modelwatch.console import pages
 
     console = Console(config)
-    threading.Thread(target=console.warm, name="console-warm-up", daemon=True).start()
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.console = console
 
