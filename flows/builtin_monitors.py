@@ -129,10 +129,11 @@ class DataQuality(Monitor):
             store: str | None, version: str | None, options: Any,
             return_state: bool = False) -> Any:
         from modelwatch.flows.monitor import monitor_data_quality
+        from modelwatch.flows.scale_out import on_cluster
         from modelwatch.tasks.sources import capture_roots
 
         captures = source or capture_roots(Store(store or default_store_uri()), model, None)
-        return monitor_data_quality(
+        return on_cluster(monitor_data_quality)(
             model=model, capture=captures, start=start, end=end, store=store, version=version,
             max_malformed_share=options.max_malformed_share, report=options.report,
             evidently=options.evidently,

@@ -76,10 +76,11 @@ def scheduled_monitor(
           f"endpoints {', '.join(e.name for e in endpoints)}")
     if monitor.reads == "merged":
         from modelwatch.flows.merge import merge_ground_truth
+        from modelwatch.flows.scale_out import on_cluster
 
         # Merged data: join the window's capture with the labels that arrived so far.
         for endpoint in endpoints:
-            merge_ground_truth(endpoint=endpoint.name, start=start, end=end, store=store_uri)
+            on_cluster(merge_ground_truth)(endpoint=endpoint.name, start=start, end=end, store=store_uri)
         source = None
     else:
         source = [e.capture_uri.rstrip("/") for e in endpoints]
@@ -108,7 +109,8 @@ def scheduled_merge(
     """The ground-truth merge job of an endpoint: merge the window before this run with the labels
     that arrived within the lookback (re-running a window rewrites the same merged files)."""
     from modelwatch.flows.merge import merge_ground_truth
+    from modelwatch.flows.scale_out import on_cluster
 
     start, end = run_window(period, window_end)
-    return merge_ground_truth(endpoint=endpoint, start=start, end=end, lookback=lookback,
+    return on_cluster(merge_ground_truth)(endpoint=endpoint, start=start, end=end, lookback=lookback,
                               store=store or default_store_uri())

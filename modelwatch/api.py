@@ -258,10 +258,12 @@ def merge_ground_truth(endpoint: str, start: datetime | str, end: datetime | str
     >>> modelwatch.merge_ground_truth("churn-live", "2026-11-24", "2026-11-25")  # doctest: +SKIP
     """
     from modelwatch.flows.merge import merge_ground_truth as merge
+    from modelwatch.flows.scale_out import on_cluster
 
     the_store, begin, finish = check_merge_inputs(endpoint, start, end, lookback, store)
     _api()
-    return merge(endpoint=endpoint, start=begin, end=finish, lookback=lookback, store=the_store.root)
+    return on_cluster(merge)(endpoint=endpoint, start=begin, end=finish, lookback=lookback,
+                             store=the_store.root)
 
 
 def check_merge_inputs(endpoint: str, start: datetime | str, end: datetime | str, lookback: str,

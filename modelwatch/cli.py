@@ -11,12 +11,14 @@ import typer
 
 from modelwatch.cli_common import (
     TYPE_HELP,
+    DaskOption,
     StoreOption,
     check_type,
     emit_json,
     open_store,
     say,
     set_quiet,
+    use_dask,
     working,
 )
 from modelwatch.cli_type_options import with_type_options
@@ -149,6 +151,7 @@ def monitor_run(
     allow_empty: Annotated[bool, typer.Option(
         "--allow-empty", help="Record a NoData execution when the window's hour folders hold no "
                               "file (else that is an error, exit code 2).")] = False,
+    dask: DaskOption = None,
     store: StoreOption = None,
     **type_options: Any,
 ) -> None:
@@ -157,13 +160,16 @@ def monitor_run(
     from modelwatch.api import ExecutionFailed, run_monitor
     from modelwatch.flows.monitor_types import get_monitor
 
+    address = use_dask(dask, monitor_type)
     reads = get_monitor(monitor_type).reads
     given, unwanted, flag = (capture, merged, "--merged") if reads == "capture" else \
         (merged, capture, "--capture")
     if unwanted:
         raise UserError(f"{flag} does not apply to --type {monitor_type}: it reads {reads} records")
+    from modelwatch.flows.scale_out import cluster
+
     try:
-        with working():
+        with working(), cluster(address):
             document = run_monitor(model, start, end, monitor_type=monitor_type, source=given,
                                    version=version, store=store, allow_empty=allow_empty,
                                    **type_options)

@@ -25,6 +25,27 @@ def _type_help() -> str:
 
 
 TYPE_HELP = _type_help()
+DaskOption = Annotated[str | None, typer.Option(
+    "--dask", help="Run the partitions on this Dask cluster (scheduler address, tcp://HOST:8786) "
+                   "through prefect-dask \\[default: $MODELWATCH_DASK, else in this process]")]
+# The monitor types whose executions fan their partitions out to a Dask cluster.
+DASK_TYPES = ("data-quality",)
+
+
+def use_dask(address: str | None, monitor_type: str | None = None) -> str | None:
+    """--dask: the address checked and its scheduler asked for workers before any work starts; the
+    command runs its flows within `flows.scale_out.cluster(<the address>)`."""
+    from modelwatch.flows.scale_out import check_cluster, dask_address
+    from modelwatch.tasks.errors import UserError
+
+    chosen = dask_address(address)
+    if chosen is None:
+        return None
+    if monitor_type is not None and monitor_type not in DASK_TYPES:
+        raise UserError(f"--dask: --type {monitor_type} runs in this process for now; on a cluster: "
+                        f"{', '.join(DASK_TYPES)} and `groundtruth merge`")
+    check_cluster(chosen)
+    return chosen
 TypeOption = Annotated[str, typer.Option("--type", help=TYPE_HELP)]
 
 

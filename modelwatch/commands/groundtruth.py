@@ -12,10 +12,12 @@ from typing import Annotated, Any
 import typer
 
 from modelwatch.cli_common import (
+    DaskOption,
     StoreOption,
     emit_json,
     needs_api,
     open_store,
+    use_dask,
     working,
 )
 from modelwatch.tasks.errors import UserError
@@ -69,17 +71,22 @@ def groundtruth_merge(
     lookback: Annotated[str, typer.Option(
         help="How late labels may arrive, and how far around the window capture ids are searched: "
              "ISO-8601 PnD, PTnH or PTnM.")] = "P7D",
+    dask: DaskOption = None,
     store: StoreOption = None,
 ) -> None:
     """Merge the window's capture records with their ground truth and print the merge report."""
     from modelwatch.api import check_merge_inputs
 
+    address = use_dask(dask)
     the_store, begin, finish = check_merge_inputs(endpoint, start, end, lookback, store)
     needs_api()
-    with working():
-        from modelwatch.flows.merge import merge_ground_truth
+    from modelwatch.flows.scale_out import cluster
 
-        state = merge_ground_truth(endpoint=endpoint, start=begin, end=finish, lookback=lookback,
+    with working(), cluster(address):
+        from modelwatch.flows.merge import merge_ground_truth
+        from modelwatch.flows.scale_out import on_cluster
+
+        state = on_cluster(merge_ground_truth)(endpoint=endpoint, start=begin, end=finish, lookback=lookback,
                                    store=the_store.root, return_state=True)
         report = _report_of(state, endpoint)
     emit_json(report)
