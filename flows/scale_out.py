@@ -18,7 +18,7 @@ from modelwatch.tasks.errors import UserError
 
 DASK_ENV = "MODELWATCH_DASK"
 CONNECT_SECONDS = 10.0
-_ADDRESS = re.compile(r"(tcp|tls|ucx|inproc)://[^\s/]+(:\d+)?")
+_ADDRESS = re.compile(r"(tcp|tls|ucx|inproc)://[^\s/]+")
 
 F = TypeVar("F")
 _CHOSEN: ContextVar[str | None] = ContextVar("modelwatch_dask", default=None)
@@ -82,10 +82,10 @@ def check_cluster(address: str) -> int:
     return workers
 
 
-def on_cluster(flow: F, address: str | None = None) -> F:
-    """`flow` with its tasks sent to the Dask cluster named by `address` or ``$MODELWATCH_DASK``;
-    `flow` itself when neither is set."""
-    chosen = dask_address(address)
+def on_cluster(flow: F) -> F:
+    """`flow` with its tasks sent to the Dask cluster `dask_address()` names (the command's `cluster`,
+    else ``$MODELWATCH_DASK``); `flow` itself when none is."""
+    chosen = dask_address()
     if chosen is None:
         return flow
     from prefect_dask import DaskTaskRunner

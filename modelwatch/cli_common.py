@@ -25,6 +25,7 @@ def _type_help() -> str:
 
 
 TYPE_HELP = _type_help()
+TypeOption = Annotated[str, typer.Option("--type", help=TYPE_HELP)]
 DaskOption = Annotated[str | None, typer.Option(
     "--dask", help="Run the partitions on this Dask cluster (scheduler address, tcp://HOST:8786) "
                    "through prefect-dask \\[default: $MODELWATCH_DASK, else in this process]")]
@@ -46,7 +47,6 @@ def use_dask(address: str | None, monitor_type: str | None = None) -> str | None
                         f"{', '.join(DASK_TYPES)} and `groundtruth merge`")
     check_cluster(chosen)
     return chosen
-TypeOption = Annotated[str, typer.Option("--type", help=TYPE_HELP)]
 
 
 QUIET = {"on": False}  # set by the global --quiet option

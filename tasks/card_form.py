@@ -34,44 +34,40 @@ class FormField:
         return text[:1].upper() + text[1:]
 
 
-def _f(section: str, field: str | None, kind: Kind, hint: str = "",
-       choices: tuple[str, ...] = ()) -> FormField:
-    return FormField(section, field, kind, hint, choices)
-
-
 _LIST = "one per line"
 # In SageMaker's section order. model_overview.model_version is not here: it is chosen when a card is
 # created and kept by every later version.
 FIELDS: tuple[FormField, ...] = (
-    _f("model_overview", "model_description", "long"),
-    _f("model_overview", "model_owner", "text"),
-    _f("model_overview", "model_creator", "text"),
-    _f("model_overview", "model_name", "text", "default: the model's name"),
-    _f("model_overview", "model_id", "text"),
-    _f("model_overview", "algorithm_type", "text"),
-    _f("model_overview", "problem_type", "text"),
-    _f("model_overview", "model_artifact", "lines", _LIST),
-    _f("model_overview", "inference_environment", "json", 'JSON, e.g. {"container_image": ["..."]}'),
-    _f("intended_uses", "purpose_of_model", "long"),
-    _f("intended_uses", "intended_uses", "long"),
-    _f("intended_uses", "factors_affecting_model_efficiency", "long"),
-    _f("intended_uses", "risk_rating", "choice", choices=RISK_RATINGS),
-    _f("intended_uses", "explanations_for_risk_rating", "long"),
-    _f("business_details", "business_problem", "long"),
-    _f("business_details", "business_stakeholders", "long"),
-    _f("business_details", "line_of_business", "text"),
-    _f("training_details", "objective_function", "json",
-       'JSON, e.g. {"function": {"function": "Minimize", "facet": "loss"}, "notes": "..."}'),
-    _f("training_details", "training_observations", "long"),
-    _f("training_details", "training_job_details", "json",
-       "JSON: training_arn, training_datasets, training_environment, training_metrics, "
-       "hyper_parameters, ..."),
-    _f("evaluation_details", None, "json",
-       'JSON list of evaluations: [{"name": "...", "metric_groups": [{"name": "...", "metric_data": '
-       '[{"name": "auc", "type": "number", "value": 0.9}]}]}]'),
-    _f("additional_information", "ethical_considerations", "long"),
-    _f("additional_information", "caveats_and_recommendations", "long"),
-    _f("additional_information", "custom_details", "json", 'JSON object of texts, e.g. {"reviewer": "..."}'),
+    FormField("model_overview", "model_description", "long"),
+    FormField("model_overview", "model_owner", "text"),
+    FormField("model_overview", "model_creator", "text"),
+    FormField("model_overview", "model_name", "text", "default: the model's name"),
+    FormField("model_overview", "model_id", "text"),
+    FormField("model_overview", "algorithm_type", "text"),
+    FormField("model_overview", "problem_type", "text"),
+    FormField("model_overview", "model_artifact", "lines", _LIST),
+    FormField("model_overview", "inference_environment", "json", 'JSON, e.g. {"container_image": ["..."]}'),
+    FormField("intended_uses", "purpose_of_model", "long"),
+    FormField("intended_uses", "intended_uses", "long"),
+    FormField("intended_uses", "factors_affecting_model_efficiency", "long"),
+    FormField("intended_uses", "risk_rating", "choice", choices=RISK_RATINGS),
+    FormField("intended_uses", "explanations_for_risk_rating", "long"),
+    FormField("business_details", "business_problem", "long"),
+    FormField("business_details", "business_stakeholders", "long"),
+    FormField("business_details", "line_of_business", "text"),
+    FormField("training_details", "objective_function", "json",
+              'JSON, e.g. {"function": {"function": "Minimize", "facet": "loss"}, "notes": "..."}'),
+    FormField("training_details", "training_observations", "long"),
+    FormField("training_details", "training_job_details", "json",
+              "JSON: training_arn, training_datasets, training_environment, training_metrics, "
+              "hyper_parameters, ..."),
+    FormField("evaluation_details", None, "json",
+              'JSON list of evaluations: [{"name": "...", "metric_groups": [{"name": "...", "metric_data": '
+              '[{"name": "auc", "type": "number", "value": 0.9}]}]}]'),
+    FormField("additional_information", "ethical_considerations", "long"),
+    FormField("additional_information", "caveats_and_recommendations", "long"),
+    FormField("additional_information", "custom_details", "json",
+              'JSON object of texts, e.g. {"reviewer": "..."}'),
 )
 FIXED = ("model_overview", "model_version")  # shown, never edited
 

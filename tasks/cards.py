@@ -41,9 +41,9 @@ from modelwatch.tasks.store import Store, check_slug, json_dumps
 __all__ = [
     "ALLOWED_MOVES", "RISK_RATINGS", "STATUSES", "STATUS_EVENT", "CardContentError", "Change", "ModelCard",
     "StatusChange", "card_changes", "card_for_version", "card_to_html", "card_to_markdown", "card_to_pdf",
-    "card_versions", "create_card", "get_card", "latest_card", "list_card_models", "merge_patch",
-    "patch_between", "review_authors", "risk_rating", "set_status", "status_event", "update_card",
-    "validate_content",
+    "card_versions", "create_card", "export_card", "get_card", "latest_card", "list_card_models",
+    "merge_patch", "patch_between", "review_authors", "risk_rating", "set_status", "status_event",
+    "update_card", "validate_content",
 ]
 
 CardStatus = Literal["Draft", "PendingReview", "Approved", "Archived"]
@@ -473,3 +473,13 @@ def card_to_pdf(card: ModelCard, font: str | None = None) -> bytes:
     from modelwatch.tasks.card_pdf import card_to_pdf as render
 
     return render(card, font)
+
+
+EXPORT_FORMATS = ("pdf", "html", "markdown")
+
+
+def export_card(card: ModelCard, kind: str, font: str | None = None) -> bytes:
+    """The card as a file of one of EXPORT_FORMATS (`font` for PDF only)."""
+    if kind == "pdf":
+        return card_to_pdf(card, font)
+    return (card_to_html if kind == "html" else card_to_markdown)(card).encode("utf-8")

@@ -621,9 +621,12 @@ def test_card_form_creates_edits_with_a_diff_clones_archives_and_exports(console
     update = [e for e in read_audit(console["store"], model=FORM_MODEL) if e.action == "card.update"]
     assert [(e.who, e.after["changed"], e.note) for e in update] == [("eng", [r[1] for r in rows],
                                                                       "new holdout")]
-    # The same content again writes nothing.
-    post(engineer, f"/models/{FORM_MODEL}/card", edited, page=form_path)
+    # The same content again writes nothing, and says only that.
+    same = post(engineer, f"/models/{FORM_MODEL}/card", edited, page=form_path)
     assert len(card_versions(console["store"], FORM_MODEL)) == 2
+    flashes = re.findall(r'<p class="flash done" role="status">([^<]*)</p>',
+                         engineer.get(same.headers["location"]).text)
+    assert flashes == ["card v2 already has this content; nothing saved"]
 
     # Exports of a version: PDF (its text read back), HTML under its own policy, Markdown.
     pdf = engineer.get(f"/models/{FORM_MODEL}/card/v2.pdf")

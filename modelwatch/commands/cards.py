@@ -320,25 +320,21 @@ def cards_export(
     store: StoreOption = None,
 ) -> None:
     """Export a card as a PDF document, a self-contained HTML page or Markdown."""
-    from modelwatch.tasks.cards import card_to_html, card_to_markdown, card_to_pdf, get_card
+    from modelwatch.tasks.cards import EXPORT_FORMATS, export_card, get_card
 
     kind = {"md": "markdown"}.get(format_.strip().lower(), format_.strip().lower())
-    if kind not in ("pdf", "html", "markdown"):
+    if kind not in EXPORT_FORMATS:
         raise UserError(f"--format {format_!r}: expected pdf, html or markdown")
     if font is not None and kind != "pdf":
         raise UserError(f"--font is for --format pdf, not {kind}")
     if kind == "pdf" and output is None and sys.stdout.isatty():
         raise UserError("--format pdf: give --output FILE (a PDF is not written to a terminal)")
     card = get_card(open_store(store), model, version)
-    if kind == "pdf":
-        data = card_to_pdf(card, font)
-    else:
-        text = (card_to_html if kind == "html" else card_to_markdown)(card)
-        if output is None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-            return
-        data = text.encode("utf-8")
+    data = export_card(card, kind, font)
+    if output is None and kind != "pdf":
+        sys.stdout.write(data.decode("utf-8"))
+        sys.stdout.flush()
+        return
     if output is None:
         sys.stdout.flush()
         sys.stdout.buffer.write(data)

@@ -17,8 +17,9 @@ from modelwatch.tasks.errors import UserError
 from modelwatch.tasks.html_templates import render
 from modelwatch.tasks.store import check_slug
 
-EXPORTS = {"pdf": "application/pdf", "html": "text/html; charset=utf-8",
-           "md": "text/markdown; charset=utf-8"}
+# File suffix -> (export format, media type).
+EXPORTS = {"pdf": ("pdf", "application/pdf"), "html": ("html", "text/html; charset=utf-8"),
+           "md": ("markdown", "text/markdown; charset=utf-8")}
 
 
 def _session(request: Request) -> Session:
@@ -110,10 +111,10 @@ def save(console: Console, request: Request, session: Session, actor: Actor, for
         return form_page(console, request, model, typed, note or "", model_version, str(problem), 400)
     from modelwatch.console.pages import done
 
-    if latest is not None and card.card_version == latest.card_version:
-        session.flash.append(("done", f"card v{card.card_version} already has this content; nothing saved"))
-    return done(console, session, model, f"card v{card.card_version} saved ({card.status})",
-                f"/models/{model}/card/v{card.card_version}")
+    unchanged = latest is not None and card.card_version == latest.card_version
+    message = (f"card v{card.card_version} already has this content; nothing saved" if unchanged
+               else f"card v{card.card_version} saved ({card.status})")
+    return done(console, session, model, message, f"/models/{model}/card/v{card.card_version}")
 
 
 def clone(console: Console, request: Request, session: Session, actor: Actor, form: dict[str, str],
@@ -128,20 +129,19 @@ def clone(console: Console, request: Request, session: Session, actor: Actor, fo
 
 
 def export(console: Console, model: str, version: int, kind: str) -> Response:
-    from modelwatch.tasks.cards import card_to_html, card_to_markdown, card_to_pdf
+    from modelwatch.tasks.cards import export_card
 
     if kind not in EXPORTS:
         raise Refused(404, "card exports are .pdf, .html or .md")
     card = _card(console, model, version)
-    data = card_to_pdf(card) if kind == "pdf" else \
-        (card_to_html if kind == "html" else card_to_markdown)(card).encode("utf-8")
+    data = export_card(card, EXPORTS[kind][0])
     name = f"{model}-card-v{card.card_version}.{kind}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if kind == "html":  # the export's own policy: no script, nothing loaded
         from modelwatch.tasks.card_render import EXPORT_CSP
 
         headers["Content-Security-Policy"] = EXPORT_CSP
-    return Response(data, media_type=EXPORTS[kind], headers=headers)
+    return Response(data, media_type=EXPORTS[kind][1], headers=headers)
 
 
 def actions() -> list[tuple[re.Pattern[str], Any]]:
